@@ -1,0 +1,159 @@
+"""Save and load routers as YAML or JSON: routes, encoder spec, Qdrant location; never secrets.
+
+Files are parsed with ``yaml.safe_load`` / ``json.loads`` only (no object construction), size-
+capped, and validated by pydantic before anything is built.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ._exceptions import ConfigurationError
+from ._routes import Route, validate_routes
+from .encoders import encoder_from_config
+
+if TYPE_CHECKING:
+    from ._router import SemanticRouter
+
+__all__ = ["RouterConfig", "load_router_kwargs", "read_config", "save_router"]
+
+CONFIG_VERSION = 1
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+
+
+class IndexConfig(BaseModel):
+    """Where the Qdrant collection lives (no API key: pass ``api_key=`` when loading)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str = "semrouter"
+    path: str | None = None
+    url: str | None = None
+    prefer_grpc: bool = False
+    timeout: float = 5.0
+
+
+class RouterConfig(BaseModel):
+    """The content of a router file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = CONFIG_VERSION
+    routes: list[dict[str, Any]]
+    encoder: dict[str, Any] = Field(default_factory=lambda: {"type": "local"})
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    threshold: float | None = None
+    aggregation: Literal["mean", "max"] = "mean"
+    top_k: int = 5
+    calibration: dict[str, Any] | None = None
+
+
+def _format(path: Path) -> Literal["yaml", "json"]:
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return "yaml"
+    if suffix == ".json":
+        return "json"
+    raise ConfigurationError(f"{path}: use a .yaml, .yml or .json file")
+
+
+def read_config(path: Path) -> RouterConfig:
+    """Parse and validate a router file."""
+    fmt = _format(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigurationError(f"{path} is {size} bytes; the limit is {MAX_CONFIG_BYTES}")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"{path} is not UTF-8 text") from exc
+    try:
+        data = yaml.safe_load(text) if fmt == "yaml" else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError, RecursionError) as exc:
+        raise ConfigurationError(f"{path} is not valid {fmt.upper()}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path} must hold a mapping at the top level")
+    try:
+        config = RouterConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigurationError(f"{path}: {exc}") from exc
+    if config.version != CONFIG_VERSION:
+        raise ConfigurationError(f"{path}: config version {config.version} is not supported")
+    return config
+
+
+def load_router_kwargs(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for ``SemanticRouter`` from a file, with ``overrides`` on top."""
+    config = read_config(path)
+    routes = validate_routes([Route.from_dict(r) for r in config.routes])
+    kwargs: dict[str, Any] = {
+        "routes": routes,
+        "collection": config.index.collection,
+        "threshold": config.threshold,
+        "aggregation": config.aggregation,
+        "top_k": config.top_k,
+        "timeout": config.index.timeout,
+        "prefer_grpc": config.index.prefer_grpc,
+    }
+    if not any(key in overrides for key in ("path", "url", "client")):
+        if config.index.url:
+            kwargs["url"] = config.index.url
+        elif config.index.path:
+            kwargs["path"] = _relative_to(path, config.index.path)
+    if "encoder" not in overrides:
+        kwargs["encoder"] = encoder_from_config(config.encoder)
+    kwargs.update(overrides)
+    return kwargs
+
+
+def _relative_to(config_file: Path, stored: str) -> str:
+    candidate = Path(stored)
+    return str(candidate if candidate.is_absolute() else config_file.parent / candidate)
+
+
+def save_router(router: SemanticRouter, path: Path) -> None:
+    """Write ``router`` to ``path`` (format from the suffix)."""
+    fmt = _format(path)
+    location = router.location
+    index = IndexConfig(
+        collection=router.collection,
+        url=location["url"],
+        prefer_grpc=location["prefer_grpc"],
+        timeout=location["timeout"],
+        path=_stored_path(path, location["path"]),
+    )
+    config = RouterConfig(
+        routes=[route.model_dump(mode="json", exclude_defaults=True) for route in router.routes],
+        encoder=router.encoder.to_config(),
+        index=index,
+        threshold=router.threshold,
+        aggregation=router.aggregation,
+        top_k=router.top_k,
+    )
+    data = config.model_dump(mode="json", exclude_none=True)
+    text = (
+        yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        if fmt == "yaml"
+        else json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _stored_path(config_file: Path, index_path: str | None) -> str | None:
+    if index_path is None:
+        return None
+    target = Path(index_path).resolve()
+    try:
+        return str(target.relative_to(config_file.resolve().parent))
+    except ValueError:
+        return str(target)

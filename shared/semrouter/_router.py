@@ -1,0 +1,410 @@
+"""SemanticRouter: route texts to routes by meaning, on a Qdrant-backed route index."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._exceptions import (
+    ConfigurationError,
+    InvalidQueryError,
+    QueryTypeError,
+    RouteNotFoundError,
+    backend_errors,
+)
+from ._index import Aggregation, RouteIndex, RouteScores, SearchMode, SyncReport
+from ._routes import Route, RouteMatch, validate_routes
+from ._stores import ClientStore, EdgeStore, Store
+from .encoders import Encoder
+
+__all__ = ["SemanticRouter"]
+
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class SemanticRouter:
+    """Routes a text to the route whose example utterances it is closest to.
+
+    The route vectors live in a Qdrant collection: embedded in the process by default (in a
+    temporary folder, or persistent with ``path=``), or on a Qdrant server with ``url=``. On
+    every start the declared routes are diffed against the collection, so only new utterances
+    are encoded.
+
+    Args:
+        routes: the routes to serve.
+        encoder: embeds utterances and queries; default :class:`~semrouter.LocalEncoder`.
+        path: a folder for a persistent embedded collection.
+        url: a Qdrant server, e.g. ``"http://localhost:6333"``.
+        api_key: the server's API key (never saved or shown).
+        prefer_grpc: talk gRPC to the server.
+        timeout: seconds to wait for the server.
+        client: a ready ``QdrantClient`` to use instead of ``path``/``url``.
+        aclient: a ready ``AsyncQdrantClient`` for the async methods, beside ``client``.
+        collection: the collection name.
+        threshold: the minimum score for a match when a route sets none (default: the
+            encoder's ``default_threshold``).
+        aggregation: how a route's hits become its score: ``"mean"`` of its best ``top_k``
+            hits, or its ``"max"`` hit.
+        top_k: hits per route averaged by ``"mean"``.
+        candidates: nearest utterances fetched per query before aggregation.
+        rebuild: replace a collection made by another encoder instead of raising
+            :class:`~semrouter.IndexMismatchError`.
+        search: ``"auto"`` (exact in-process search up to ``exact_limit`` utterances, Qdrant's
+            HNSW index above), ``"exact"`` or ``"qdrant"``.
+        exact_limit: see ``search``.
+
+    Example:
+        >>> from semrouter import Route, SemanticRouter
+        >>> from semrouter.encoders import FakeEncoder
+        >>> router = SemanticRouter(
+        ...     [Route("greet", ["hello there", "hi how are you"]),
+        ...      Route("bye", ["goodbye now", "see you later"])],
+        ...     encoder=FakeEncoder(),
+        ... )
+        >>> router.route("hello, how are you?").name
+        'greet'
+    """
+
+    def __init__(
+        self,
+        routes: Sequence[Route] = (),
+        *,
+        encoder: Encoder | None = None,
+        path: str | Path | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        prefer_grpc: bool = False,
+        timeout: float = 5.0,
+        client: Any = None,
+        aclient: Any = None,
+        collection: str = "semrouter",
+        threshold: float | None = None,
+        aggregation: Aggregation = "mean",
+        top_k: int = 5,
+        candidates: int = 32,
+        rebuild: bool = False,
+        search: SearchMode = "auto",
+        exact_limit: int = 20_000,
+    ) -> None:
+        declared = validate_routes(routes)
+        _check_options(collection, threshold, aggregation, top_k, candidates, search, path, url, client)
+        if encoder is None:
+            from .encoders._local import LocalEncoder
+
+            encoder = LocalEncoder()
+        if not isinstance(encoder, Encoder):
+            raise ConfigurationError("encoder must be a semrouter.encoders.Encoder")
+        self.encoder = encoder
+        self.threshold = threshold
+        self.aggregation: Aggregation = aggregation
+        self.top_k = top_k
+        self.candidates = candidates
+        self.collection = collection
+        self._location: dict[str, Any] = {
+            "path": str(path) if path is not None else None,
+            "url": url,
+            "prefer_grpc": prefer_grpc,
+            "timeout": timeout,
+        }
+        self._owned_clients: list[Any] = []
+        store = self._make_store(path, url, api_key, prefer_grpc, timeout, client, aclient)
+        self._lock = threading.RLock()
+        self._routes: dict[str, Route] = {}
+        try:
+            self._index = RouteIndex(
+                store, encoder, rebuild=rebuild, exact_limit=exact_limit, search=search
+            )
+            self.last_sync = self._set(declared)
+        except BaseException:
+            store.close()
+            self._close_clients()
+            raise
+
+    # -- construction helpers ----------------------------------------------------------------
+    def _make_store(
+        self,
+        path: str | Path | None,
+        url: str | None,
+        api_key: str | None,
+        prefer_grpc: bool,
+        timeout: float,
+        client: Any,
+        aclient: Any,
+    ) -> Store:
+        if client is not None:
+            return ClientStore(client, self.collection, aclient=aclient, timeout=timeout)
+        if url is not None:
+            from qdrant_client import AsyncQdrantClient, QdrantClient
+
+            options = {"url": url, "api_key": api_key, "prefer_grpc": prefer_grpc, "timeout": int(timeout) or 1}
+            with backend_errors(url):
+                sync_client = QdrantClient(**options, check_compatibility=False)
+                async_client = AsyncQdrantClient(**options, check_compatibility=False)
+            self._owned_clients += [sync_client, async_client]
+            return ClientStore(
+                sync_client, self.collection, aclient=async_client, target=url, timeout=timeout
+            )
+        return EdgeStore(path, self.collection)
+
+    def _close_clients(self) -> None:
+        for owned in self._owned_clients:
+            close = getattr(owned, "close", None)
+            if close is not None and not _is_async(close):
+                close()
+        self._owned_clients.clear()
+
+    # -- the route set --------------------------------------------------------------------------
+    @property
+    def routes(self) -> list[Route]:
+        """The routes served, in declaration order."""
+        return list(self._routes.values())
+
+    @property
+    def route_names(self) -> list[str]:
+        """The names of the routes served."""
+        return list(self._routes)
+
+    def get(self, name: str) -> Route:
+        """The route called ``name``."""
+        try:
+            return self._routes[name]
+        except KeyError:
+            raise RouteNotFoundError(f"no route named {name!r}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._routes
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    def _set(self, routes: list[Route]) -> SyncReport:
+        with self._lock:
+            report = self._index.sync(routes)
+            self._routes = {route.name: route for route in routes}
+            return report
+
+    def set_routes(self, routes: Sequence[Route]) -> SyncReport:
+        """Replace the whole route set, encoding only utterances that are new.
+
+        A no-op (nothing encoded, nothing written) when the routes are unchanged.
+        """
+        declared = validate_routes(routes)
+        with self._lock:
+            if declared == list(self._routes.values()):
+                return SyncReport(kept=self._index.size)
+            self.last_sync = self._set(declared)
+            return self.last_sync
+
+    def add(self, route: Route) -> SyncReport:
+        """Add a route; its name must be new."""
+        with self._lock:
+            if route.name in self._routes:
+                raise ConfigurationError(f"duplicate route name: {route.name!r}; use update()")
+            return self._set([*self._routes.values(), route])
+
+    def update(self, route: Route) -> SyncReport:
+        """Replace the route of the same name (only changed utterances are re-encoded)."""
+        with self._lock:
+            self.get(route.name)
+            return self._set([route if r.name == route.name else r for r in self._routes.values()])
+
+    def remove(self, name: str) -> SyncReport:
+        """Remove a route; once this returns, routing never answers ``name``."""
+        with self._lock:
+            self.get(name)
+            return self._set([r for r in self._routes.values() if r.name != name])
+
+    # -- routing -------------------------------------------------------------------------------
+    def route(self, text: str) -> RouteMatch:
+        """The best route for ``text``, or a match with ``name=None`` when none passes."""
+        return self.route_many([text])[0]
+
+    async def aroute(self, text: str) -> RouteMatch:
+        """Asynchronous :meth:`route`; never blocks the event loop on encoding or I/O."""
+        return (await self.aroute_many([text]))[0]
+
+    def route_many(self, texts: Sequence[str]) -> list[RouteMatch]:
+        """Route many texts with one encoder batch and one batched index query."""
+        return [m[0] for m in self._decide_all(self._score(texts), limit=1, apply_threshold=True)]
+
+    async def aroute_many(self, texts: Sequence[str]) -> list[RouteMatch]:
+        """Asynchronous :meth:`route_many`."""
+        scored = await self._ascore(texts)
+        return [m[0] for m in self._decide_all(scored, limit=1, apply_threshold=True)]
+
+    def top_routes(self, text: str, limit: int = 3, *, apply_threshold: bool = True) -> list[RouteMatch]:
+        """Up to ``limit`` routes for ``text``, best first (empty when none passes).
+
+        With ``apply_threshold=False`` the best ``limit`` routes are returned whatever their
+        score, as tool preselection wants.
+        """
+        return self.top_routes_many([text], limit, apply_threshold=apply_threshold)[0]
+
+    def top_routes_many(
+        self, texts: Sequence[str], limit: int = 3, *, apply_threshold: bool = True
+    ) -> list[list[RouteMatch]]:
+        """:meth:`top_routes` for many texts in one batch."""
+        scored = self._score(texts, limit=limit)
+        return self._decide_all(scored, limit, apply_threshold, keep_empty=False)
+
+    async def atop_routes(
+        self, text: str, limit: int = 3, *, apply_threshold: bool = True
+    ) -> list[RouteMatch]:
+        """Asynchronous :meth:`top_routes`."""
+        scored = await self._ascore([text], limit=limit)
+        return self._decide_all(scored, limit, apply_threshold, keep_empty=False)[0]
+
+    def _check(self, texts: Sequence[str]) -> list[str]:
+        if isinstance(texts, str):
+            raise QueryTypeError("route_many() takes a list of strings; use route() for one")
+        items = list(texts)
+        for text in items:
+            if not isinstance(text, str):
+                raise QueryTypeError(f"a query must be a str, got {type(text).__name__}")
+            if not text.strip():
+                raise InvalidQueryError("a query must not be empty or only white space")
+        return items
+
+    def _query_options(self, limit: int) -> dict[str, Any]:
+        wanted = max(self.candidates, limit * self.top_k * 2)
+        return {"candidates": wanted, "top_k": self.top_k, "aggregation": self.aggregation}
+
+    def _score(self, texts: Sequence[str], limit: int = 1) -> list[RouteScores]:
+        items = self._check(texts)
+        if not items:
+            return []
+        vectors = self.encoder.encode(items)
+        return self._index.query(vectors, **self._query_options(limit))
+
+    async def _ascore(self, texts: Sequence[str], limit: int = 1) -> list[RouteScores]:
+        items = self._check(texts)
+        if not items:
+            return []
+        vectors = await self.encoder.aencode(items)
+        return await self._index.aquery(vectors, **self._query_options(limit))
+
+    def threshold_for(self, name: str) -> float:
+        """The score a query needs to match route ``name``."""
+        route = self._routes.get(name)
+        if route is not None and route.threshold is not None:
+            return route.threshold
+        return self.threshold if self.threshold is not None else self.encoder.default_threshold
+
+    def _decide_all(
+        self,
+        scored: list[RouteScores],
+        limit: int,
+        apply_threshold: bool,
+        *,
+        keep_empty: bool = True,
+    ) -> list[list[RouteMatch]]:
+        return [self._decide(s, limit, apply_threshold, keep_empty) for s in scored]
+
+    def _decide(
+        self, scored: RouteScores, limit: int, apply_threshold: bool, keep_empty: bool
+    ) -> list[RouteMatch]:
+        all_scores = {name: round(float(s), 6) for name, s in zip(scored.names, scored.scores)}
+        matches: list[RouteMatch] = []
+        for name, score, utterance in zip(scored.names, scored.scores, scored.utterances):
+            threshold = self.threshold_for(name)
+            if apply_threshold and score < threshold:
+                continue
+            matches.append(
+                RouteMatch(
+                    name=name,
+                    score=float(score),
+                    scores=all_scores,
+                    utterance=utterance,
+                    threshold=threshold,
+                )
+            )
+            if len(matches) >= limit:
+                break
+        if not matches and keep_empty:
+            best = float(scored.scores[0]) if len(scored.scores) else 0.0
+            utterance = scored.utterances[0] if scored.utterances else None
+            matches.append(RouteMatch(name=None, score=best, scores=all_scores, utterance=utterance))
+        return matches
+
+    # -- persistence and life cycle -------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write routes, encoder spec and Qdrant location to YAML or JSON (never secrets)."""
+        from ._config import save_router
+
+        save_router(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides: Any) -> SemanticRouter:
+        """Build a router from a file written by :meth:`save`.
+
+        Keyword arguments override the file (``encoder=``, ``api_key=``, ``client=`` ...).
+        """
+        from ._config import load_router_kwargs
+
+        return cls(**load_router_kwargs(Path(path), overrides))
+
+    @property
+    def location(self) -> dict[str, Any]:
+        """Where the collection lives: ``path``, ``url``, ``prefer_grpc``, ``timeout``."""
+        return dict(self._location)
+
+    @property
+    def index_size(self) -> int:
+        """Number of utterances in the index."""
+        return self._index.size
+
+    def close(self) -> None:
+        """Flush and close the index (and any client the router made itself)."""
+        self._index.close()
+        self._close_clients()
+
+    def __enter__(self) -> SemanticRouter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self._location["url"] or self._location["path"] or ":memory:"
+        return (
+            f"SemanticRouter(routes={len(self._routes)}, utterances={self._index.size}, "
+            f"encoder={self.encoder!r}, collection={self.collection!r}, location={where!r})"
+        )
+
+
+def _is_async(func: Any) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(func)
+
+
+def _check_options(
+    collection: str,
+    threshold: float | None,
+    aggregation: str,
+    top_k: int,
+    candidates: int,
+    search: str,
+    path: Any,
+    url: Any,
+    client: Any,
+) -> None:
+    if not isinstance(collection, str) or not _COLLECTION_NAME.match(collection):
+        raise ConfigurationError(
+            f"collection name {collection!r} must be letters, digits, '_', '-' or '.' (max 128)"
+        )
+    if threshold is not None and not -1.0 <= threshold <= 1.0:
+        raise ConfigurationError("threshold must be between -1 and 1")
+    if aggregation not in ("mean", "max"):
+        raise ConfigurationError("aggregation must be 'mean' or 'max'")
+    if top_k < 1 or candidates < 1:
+        raise ConfigurationError("top_k and candidates must be at least 1")
+    if search not in ("auto", "exact", "qdrant"):
+        raise ConfigurationError("search must be 'auto', 'exact' or 'qdrant'")
+    if sum(x is not None for x in (path, url, client)) > 1:
+        raise ConfigurationError("give at most one of path=, url= and client=")
+    if isinstance(path, str) and path == ":memory:":
+        raise ConfigurationError("leave path unset for an in-memory index")

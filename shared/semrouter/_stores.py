@@ -1,0 +1,354 @@
+"""Where route vectors live: Qdrant's embedded engine or a Qdrant server, behind one interface.
+
+``EdgeStore`` keeps a collection in-process with Qdrant Edge (``qdrant-edge-py``): a folder on
+disk with a write-ahead log, or a temporary folder for ``":memory:"``. ``ClientStore`` talks to a
+Qdrant server (or any ready ``QdrantClient``, ``":memory:"`` included) through qdrant-client.
+The route index (``_index.py``) only uses the methods of :class:`Store`.
+
+Every collection holds one metadata point (fixed id, payload key ``semrouter_meta``) recording
+the encoder fingerprint, dimension and schema version; it carries a unit vector and is skipped
+when results are read.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._exceptions import BackendUnavailableError, ConfigurationError, backend_errors
+
+__all__ = ["ClientStore", "EdgeStore", "Hit", "META_ID", "META_KEY", "StoredPoint", "Store"]
+
+NAMESPACE = uuid.UUID("6f1d3c4e-5a2b-5d8e-9c7f-0a1b2c3d4e5f")
+META_ID = str(uuid.uuid5(NAMESPACE, "semrouter:collection-meta"))
+META_KEY = "semrouter_meta"
+_SCROLL_PAGE = 2048
+_WRITE_BATCH = 512
+
+# (id, payload, vector or None)
+StoredPoint = tuple[str, dict[str, Any], "list[float] | None"]
+# (id, score)
+Hit = tuple[str, float]
+
+
+class Store(ABC):
+    """One Qdrant collection, seen by the route index."""
+
+    #: What a user would recognise: a folder, a URL or a collection name.
+    target: str
+
+    @abstractmethod
+    def read_meta(self) -> dict[str, Any] | None:
+        """The collection's metadata, or ``None`` if the collection does not exist yet."""
+
+    @abstractmethod
+    def create(self, meta: dict[str, Any], dimension: int) -> None:
+        """Create the (empty) collection with its metadata point and route-name index."""
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Delete the collection and everything in it."""
+
+    @abstractmethod
+    def scroll(self, *, with_vectors: bool) -> Iterator[StoredPoint]:
+        """Every point except the metadata point."""
+
+    @abstractmethod
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+        """Insert or replace points."""
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete points by id."""
+
+    @abstractmethod
+    def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
+        """Replace the payload of existing points."""
+
+    @abstractmethod
+    def search(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
+        """Nearest points for each query vector, best first (may include foreign points)."""
+
+    async def asearch(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
+        """Asynchronous :meth:`search`; stores with real async I/O override it."""
+        import asyncio
+
+        return await asyncio.to_thread(self.search, vectors, limit)
+
+    def prepare_search(self) -> None:  # noqa: B027 - optional hook
+        """Build whatever makes :meth:`search` fast (an HNSW graph); may take a while."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release files and connections."""
+
+
+def _meta_vector(dimension: int) -> list[float]:
+    vector = [0.0] * dimension
+    vector[0] = 1.0
+    return vector
+
+
+class EdgeStore(Store):
+    """A collection in Qdrant's embedded engine, in this process.
+
+    Args:
+        path: the parent folder; the collection lives in ``path/collection``. ``None`` keeps it
+            in a temporary folder removed on :meth:`close`.
+        collection: the collection (sub-folder) name.
+    """
+
+    def __init__(self, path: str | Path | None, collection: str) -> None:
+        import qdrant_edge
+
+        self._edge = qdrant_edge
+        self._tmp = None if path is not None else tempfile.mkdtemp(prefix="semrouter-")
+        root = Path(path) if path is not None else Path(self._tmp or ".")
+        if root.exists() and not root.is_dir():
+            raise ConfigurationError(f"path {root} exists and is not a folder")
+        self._dir = root / collection
+        self.target = str(self._dir) if path is not None else ":memory:"
+        self._shard: Any = None
+        self._indexed = False
+        if (self._dir / "edge_config.json").exists() or any(self._dir.glob("segments*")):
+            self._shard = self._edge.EdgeShard.load(str(self._dir))
+
+    def read_meta(self) -> dict[str, Any] | None:
+        if self._shard is None:
+            return None
+        records = self._shard.retrieve([META_ID], with_payload=True, with_vector=False)
+        if not records:
+            return {}
+        meta = (records[0].payload or {}).get(META_KEY)
+        return dict(meta) if isinstance(meta, dict) else {}
+
+    def create(self, meta: dict[str, Any], dimension: int) -> None:
+        edge = self._edge
+        if self._shard is None:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            config = edge.EdgeConfig(
+                vectors=edge.EdgeVectorParams(size=dimension, distance=edge.Distance.Cosine)
+            )
+            self._shard = edge.EdgeShard.create(str(self._dir), config)
+            self._shard.update(
+                edge.UpdateOperation.create_field_index("route", edge.PayloadSchemaType.Keyword)
+            )
+        point = edge.Point(id=META_ID, vector=_meta_vector(dimension), payload={META_KEY: meta})
+        self._shard.update(edge.UpdateOperation.upsert_points([point]))
+        self._shard.flush()
+
+    def drop(self) -> None:
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+        shutil.rmtree(self._dir, ignore_errors=True)
+        self._indexed = False
+
+    def scroll(self, *, with_vectors: bool) -> Iterator[StoredPoint]:
+        if self._shard is None:
+            return
+        offset: Any = None
+        while True:
+            request = self._edge.ScrollRequest(
+                offset=offset, limit=_SCROLL_PAGE, with_payload=True, with_vector=with_vectors
+            )
+            records, offset = self._shard.scroll(request)
+            for record in records:
+                point_id = str(record.id)
+                if point_id != META_ID:
+                    vector = record.vector if with_vectors else None
+                    yield point_id, dict(record.payload or {}), _plain_vector(vector)
+            if offset is None:
+                return
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+        edge = self._edge
+        for start in range(0, len(ids), _WRITE_BATCH):
+            stop = start + _WRITE_BATCH
+            points = [
+                edge.Point(id=point_id, vector=vector.tolist(), payload=payload)
+                for point_id, vector, payload in zip(ids[start:stop], vectors[start:stop], payloads[start:stop])
+            ]
+            self._shard.update(edge.UpdateOperation.upsert_points(points))
+        self._shard.flush()
+        self._indexed = False
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), _WRITE_BATCH):
+            chunk = list(ids[start : start + _WRITE_BATCH])
+            self._shard.update(self._edge.UpdateOperation.delete_points(chunk))
+        self._shard.flush()
+
+    def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
+        edge = self._edge
+        for point_id, payload in zip(ids, payloads):
+            self._shard.update(edge.UpdateOperation.delete_payload([point_id], ["metadata"]))
+            self._shard.update(edge.UpdateOperation.set_payload([point_id], payload))
+        self._shard.flush()
+
+    def prepare_search(self) -> None:
+        if not self._indexed:
+            self._shard.optimize()
+            self._indexed = True
+
+    def search(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
+        edge = self._edge
+        requests = [
+            edge.QueryRequest(query=edge.Query.Nearest(vector.tolist()), limit=limit + 1)
+            for vector in vectors
+        ]
+        results = self._shard.query_batch(edge.QueryBatchRequest(requests))
+        return [[(str(p.id), float(p.score)) for p in result] for result in results]
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+class ClientStore(Store):
+    """A collection on a Qdrant server, or in any ready ``QdrantClient``.
+
+    Args:
+        client: a ``QdrantClient`` (server, ``":memory:"`` or ``path=``).
+        aclient: an optional ``AsyncQdrantClient`` on the same storage, for :meth:`asearch`.
+        collection: the collection name.
+        target: how to name the server in errors (the URL).
+        timeout: seconds for server requests.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        collection: str,
+        *,
+        aclient: Any = None,
+        target: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        from qdrant_client import models
+
+        self._models = models
+        self._client = client
+        self._aclient = aclient
+        self._collection = collection
+        self._timeout = int(timeout) if timeout else None
+        self.target = target or f"collection {collection!r}"
+
+    def read_meta(self) -> dict[str, Any] | None:
+        with backend_errors(self.target):
+            if not self._client.collection_exists(self._collection):
+                return None
+            records = self._client.retrieve(self._collection, [META_ID], with_payload=True)
+        if not records:
+            return {}
+        meta = (records[0].payload or {}).get(META_KEY)
+        return dict(meta) if isinstance(meta, dict) else {}
+
+    def create(self, meta: dict[str, Any], dimension: int) -> None:
+        models = self._models
+        with backend_errors(self.target):
+            if not self._client.collection_exists(self._collection):
+                self._client.create_collection(
+                    self._collection,
+                    vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+                )
+                self._client.create_payload_index(
+                    self._collection, "route", field_schema=models.PayloadSchemaType.KEYWORD
+                )
+            point = models.PointStruct(id=META_ID, vector=_meta_vector(dimension), payload={META_KEY: meta})
+            self._client.upsert(self._collection, [point], wait=True)
+
+    def drop(self) -> None:
+        with backend_errors(self.target):
+            self._client.delete_collection(self._collection)
+
+    def scroll(self, *, with_vectors: bool) -> Iterator[StoredPoint]:
+        offset: Any = None
+        while True:
+            with backend_errors(self.target):
+                records, offset = self._client.scroll(
+                    self._collection,
+                    limit=_SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=with_vectors,
+                )
+            for record in records:
+                point_id = str(record.id)
+                if point_id != META_ID:
+                    vector = record.vector if with_vectors else None
+                    yield point_id, dict(record.payload or {}), _plain_vector(vector)
+            if offset is None:
+                return
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+        models = self._models
+        for start in range(0, len(ids), _WRITE_BATCH):
+            stop = start + _WRITE_BATCH
+            batch = models.Batch(
+                ids=list(ids[start:stop]),
+                vectors=vectors[start:stop].tolist(),
+                payloads=list(payloads[start:stop]),
+            )
+            with backend_errors(self.target):
+                self._client.upsert(self._collection, batch, wait=True)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        selector = self._models.PointIdsList(points=list(ids))
+        with backend_errors(self.target):
+            self._client.delete(self._collection, selector, wait=True)
+
+    def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
+        with backend_errors(self.target):
+            for point_id, payload in zip(ids, payloads):
+                self._client.overwrite_payload(self._collection, payload, [point_id], wait=True)
+
+    def _requests(self, vectors: np.ndarray, limit: int) -> list[Any]:
+        return [self._models.QueryRequest(query=v.tolist(), limit=limit + 1) for v in vectors]
+
+    def search(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
+        with backend_errors(self.target):
+            responses = self._client.query_batch_points(
+                self._collection, self._requests(vectors, limit), timeout=self._timeout
+            )
+        return [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
+
+    async def asearch(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
+        if self._aclient is None:
+            return await super().asearch(vectors, limit)
+        with backend_errors(self.target):
+            responses = await self._aclient.query_batch_points(
+                self._collection, self._requests(vectors, limit), timeout=self._timeout
+            )
+        return [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
+
+    def close(self) -> None:
+        # The client was handed to us or made by the router, which closes what it made.
+        pass
+
+
+def _plain_vector(vector: Any) -> list[float] | None:
+    if vector is None:
+        return None
+    if isinstance(vector, dict):  # named vectors: take the default one
+        vector = vector.get("") or next(iter(vector.values()), None)
+    return list(vector) if vector is not None else None
+
+
+def check_reachable(client: Any, target: str) -> None:
+    """Fail fast with :class:`BackendUnavailableError` if the server does not answer."""
+    try:
+        with backend_errors(target):
+            client.get_collections()
+    except BackendUnavailableError:
+        raise
