@@ -306,7 +306,7 @@ class SemanticRouter:
     def _decide(
         self, scored: RouteScores, limit: int, apply_threshold: bool, keep_empty: bool
     ) -> list[RouteMatch]:
-        all_scores = {name: round(float(s), 6) for name, s in zip(scored.names, scored.scores)}
+        all_scores = {name: float(s) for name, s in zip(scored.names, scored.scores)}
         matches: list[RouteMatch] = []
         for name, score, utterance in zip(scored.names, scored.scores, scored.utterances):
             threshold = self.threshold_for(name)

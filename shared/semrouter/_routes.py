@@ -56,7 +56,11 @@ class Route(BaseModel):
     def _check_utterances(cls, value: Any) -> Any:
         if isinstance(value, str):
             raise ValueError("utterances must be a list of strings, not one string")
-        items = list(value) if value is not None else []
+        if value is None:
+            value = []
+        if isinstance(value, (bytes, dict)) or not hasattr(value, "__iter__"):
+            raise ValueError(f"utterances must be a list of strings, got {type(value).__name__}")
+        items = list(value)
         if not items:
             raise ValueError("a route needs at least one utterance")
         for item in items:

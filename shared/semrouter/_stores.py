@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -262,9 +263,11 @@ class ClientStore(Store):
                     self._collection,
                     vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
                 )
-                self._client.create_payload_index(
-                    self._collection, "route", field_schema=models.PayloadSchemaType.KEYWORD
-                )
+                with warnings.catch_warnings():  # local mode warns that it has no indexes
+                    warnings.simplefilter("ignore", UserWarning)
+                    self._client.create_payload_index(
+                        self._collection, "route", field_schema=models.PayloadSchemaType.KEYWORD
+                    )
             point = models.PointStruct(id=META_ID, vector=_meta_vector(dimension), payload={META_KEY: meta})
             self._client.upsert(self._collection, [point], wait=True)
 

@@ -11,11 +11,13 @@ requests with HTTP 500 (with ``Retry-After-Ms: 1`` so the SDK's retries take no 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -24,7 +26,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["OpenAIServer", "RecordedRequest", "embedding_for"]
+__all__ = ["TEST_API_KEY", "OpenAIServer", "RecordedRequest", "embedding_for"]
+
+#: The bearer token the ``openai_server`` fixture's server accepts.
+TEST_API_KEY = "sk-test-fixture"
 
 _ERROR_TYPES = {
     401: "invalid_request_error",
@@ -83,6 +88,10 @@ class OpenAIServer:
             server), to check that clients do not repeat it.
         delay: seconds to sleep before answering (for timeout tests).
         shuffle: return ``data`` in reverse order, as the API is allowed to.
+        floats_only: ignore ``encoding_format=base64`` and send float lists, as some
+            compatible servers do.
+        edit_response: a function that may change each successful response body (to drop rows,
+            corrupt vectors...) before it is sent.
     """
 
     def __init__(
@@ -93,12 +102,16 @@ class OpenAIServer:
         echo_key_in_errors: bool = False,
         delay: float = 0.0,
         shuffle: bool = True,
+        floats_only: bool = False,
+        edit_response: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.dimension = dimension
         self.api_key = api_key
         self.echo_key_in_errors = echo_key_in_errors
         self.delay = delay
         self.shuffle = shuffle
+        self.floats_only = floats_only
+        self.edit_response = edit_response
         self.requests: list[RecordedRequest] = []
         self._failures: deque[_Failure] = deque()
         self._lock = threading.Lock()
@@ -112,7 +125,10 @@ class OpenAIServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fake-openai", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},  # so that stop() returns at once
+            name="fake-openai",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -191,12 +207,13 @@ class OpenAIServer:
             token = (request.authorization or "").removeprefix("Bearer ")
             shown = token if self.echo_key_in_errors else f"{token[:3]}***{token[-4:]}"
             return 401, {}, _error_body(401, f"Incorrect API key provided: {shown}.")
-        return 200, {}, self._embeddings(request)
+        body = self._embeddings(request)
+        return 200, {}, body if self.edit_response is None else self.edit_response(body)
 
     def _embeddings(self, request: RecordedRequest) -> dict[str, Any]:
         model = request.model or ""
         width = request.dimensions or self.dimension
-        as_base64 = request.body.get("encoding_format") == "base64"
+        as_base64 = request.body.get("encoding_format") == "base64" and not self.floats_only
         data: list[dict[str, Any]] = []
         for index, text in enumerate(request.inputs):
             vector = embedding_for(text, width, model)
@@ -250,10 +267,9 @@ def _handler_for(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            try:
+            # The client may have given up already (a timeout test).
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(blob)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
-                pass
 
         def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
             pass

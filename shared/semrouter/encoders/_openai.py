@@ -9,6 +9,7 @@ module writes.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ _NO_DIMENSIONS_PARAM = frozenset({"text-embedding-ada-002"})
 # OpenAI caps one request at 2048 inputs.
 _MAX_BATCH = 2048
 _DEFAULTS: dict[str, Any] = {"batch_size": 256, "max_retries": 3, "timeout": 30.0}
+_SDK_PREFIX = re.compile(r"^Error code: \d+ - ")
 # Keys shorter than this are not secrets worth scrubbing (and replacing them would mangle text).
 _MIN_SCRUB_LEN = 8
 
@@ -69,9 +71,9 @@ class OpenAIEncoder(Encoder):
     """
 
     config_type: ClassVar[str | None] = "openai"
-    # text-embedding-3 cosine scores are compressed: unrelated sentences score about 0.0-0.2,
-    # paraphrases 0.5-0.8, so 0.3 separates them. ada-002 scores everything above 0.7, so it gets
-    # its own default (see __init__).
+    # text-embedding-3 cosine scores are compressed: unrelated sentences score roughly
+    # 0.0-0.25, paraphrases roughly 0.5-0.8, so 0.3 separates them. ada-002 scores everything
+    # above 0.7, so it gets its own default (see __init__).
     default_threshold = 0.3
 
     def __init__(
@@ -110,7 +112,6 @@ class OpenAIEncoder(Encoder):
         self.timeout = float(timeout)
         self.model_id = f"openai:{model}"
         self.dimension = _resolve_dimension(model, dimensions, dimension)
-        self._explicit_dimension = dimension
         if model == "text-embedding-ada-002":
             # ada-002 cosine scores sit between 0.7 and 1.0 even for unrelated texts.
             self.default_threshold = 0.82
@@ -227,10 +228,9 @@ class OpenAIEncoder(Encoder):
             )
         widths = {len(item.embedding) for item in data}
         if widths != {self.dimension}:
-            hint = "" if self._explicit_dimension is None else " or fix dimension="
             raise EncoderError(
                 f"{self!r}: the server returned vectors of length {sorted(widths)}, "
-                f"expected {self.dimension}; pass dimension= with the model's width{hint}"
+                f"expected {self.dimension}; pass dimension= with the model's real width"
             )
         return np.asarray([item.embedding for item in data], dtype=np.float32)
 
@@ -258,6 +258,7 @@ class OpenAIEncoder(Encoder):
 
     def _error(self, what: str, exc: BaseException) -> EncoderError:
         detail = getattr(exc, "message", None) or str(exc)
+        detail = _SDK_PREFIX.sub("", detail)  # "Error code: 429 - ..." repeats our status
         return EncoderError(
             f"OpenAI embeddings request for {self.model!r} failed: {what}: {self._scrub(detail)}"
         )
