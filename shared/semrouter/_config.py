@@ -49,7 +49,7 @@ class RouterConfig(BaseModel):
     index: IndexConfig = Field(default_factory=IndexConfig)
     threshold: float | None = None
     aggregation: Literal["mean", "max"] = "mean"
-    top_k: int = 5
+    top_k: int = 2
     calibration: dict[str, Any] | None = None
 
 

@@ -12,6 +12,7 @@ See docs/architecture.md for the measurements behind this split.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from .encoders import Encoder
 __all__ = ["Aggregation", "RouteIndex", "RouteScores", "SyncReport", "point_id"]
 
 SCHEMA_VERSION = 1
+logger = logging.getLogger("semrouter")
 Aggregation = Literal["mean", "max"]
 SearchMode = Literal["auto", "exact", "qdrant"]
 
@@ -154,6 +156,10 @@ class RouteIndex:
                     if pid in desired and pid not in vectors and vector is not None:
                         vectors[pid] = np.asarray(vector, dtype=np.float32)
             self._install(routes, desired, vectors if want_vectors else None)
+            logger.debug(
+                "synced %d routes into %s: encoded %d, deleted %d, updated %d",
+                len(routes), self.store.target, len(new_ids), len(gone_ids), len(changed),
+            )
             return SyncReport(
                 encoded=len(new_ids),
                 deleted=len(gone_ids),

@@ -47,7 +47,9 @@ class SemanticRouter:
         threshold: the minimum score for a match when a route sets none (default: the
             encoder's ``default_threshold``).
         aggregation: how a route's hits become its score: ``"mean"`` of its best ``top_k``
-            hits, or its ``"max"`` hit.
+            hits, or its ``"max"`` hit. The default, the mean of the best two, was the most
+            accurate across CLINC150 and BANKING77 with 5 or 100 utterances per route
+            (benchmarks/results/aggregation.txt).
         top_k: hits per route averaged by ``"mean"``.
         candidates: nearest utterances fetched per query before aggregation.
         rebuild: replace a collection made by another encoder instead of raising
@@ -83,7 +85,7 @@ class SemanticRouter:
         collection: str = "semrouter",
         threshold: float | None = None,
         aggregation: Aggregation = "mean",
-        top_k: int = 5,
+        top_k: int = 2,
         candidates: int = 32,
         rebuild: bool = False,
         search: SearchMode = "auto",
@@ -139,10 +141,16 @@ class SemanticRouter:
         if url is not None:
             from qdrant_client import AsyncQdrantClient, QdrantClient
 
-            options = {"url": url, "api_key": api_key, "prefer_grpc": prefer_grpc, "timeout": int(timeout) or 1}
+            seconds = max(1, round(timeout))
             with backend_errors(url):
-                sync_client = QdrantClient(**options, check_compatibility=False)
-                async_client = AsyncQdrantClient(**options, check_compatibility=False)
+                sync_client = QdrantClient(
+                    url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=seconds,
+                    check_compatibility=False,
+                )
+                async_client = AsyncQdrantClient(
+                    url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=seconds,
+                    check_compatibility=False,
+                )
             self._owned_clients += [sync_client, async_client]
             return ClientStore(
                 sync_client, self.collection, aclient=async_client, target=url, timeout=timeout
@@ -254,8 +262,14 @@ class SemanticRouter:
         self, text: str, limit: int = 3, *, apply_threshold: bool = True
     ) -> list[RouteMatch]:
         """Asynchronous :meth:`top_routes`."""
-        scored = await self._ascore([text], limit=limit)
-        return self._decide_all(scored, limit, apply_threshold, keep_empty=False)[0]
+        return (await self.atop_routes_many([text], limit, apply_threshold=apply_threshold))[0]
+
+    async def atop_routes_many(
+        self, texts: Sequence[str], limit: int = 3, *, apply_threshold: bool = True
+    ) -> list[list[RouteMatch]]:
+        """Asynchronous :meth:`top_routes_many`."""
+        scored = await self._ascore(texts, limit=limit)
+        return self._decide_all(scored, limit, apply_threshold, keep_empty=False)
 
     def _check(self, texts: Sequence[str]) -> list[str]:
         if isinstance(texts, str):
@@ -325,8 +339,8 @@ class SemanticRouter:
                 break
         if not matches and keep_empty:
             best = float(scored.scores[0]) if len(scored.scores) else 0.0
-            utterance = scored.utterances[0] if scored.utterances else None
-            matches.append(RouteMatch(name=None, score=best, scores=all_scores, utterance=utterance))
+            nearest = scored.utterances[0] if scored.utterances else None
+            matches.append(RouteMatch(name=None, score=best, scores=all_scores, utterance=nearest))
         return matches
 
     # -- persistence and life cycle -------------------------------------------------------------
@@ -368,7 +382,7 @@ class SemanticRouter:
         self.close()
 
     def __repr__(self) -> str:
-        where = self._location["url"] or self._location["path"] or ":memory:"
+        where = str(self._location["url"] or self._location["path"] or ":memory:")
         return (
             f"SemanticRouter(routes={len(self._routes)}, utterances={self._index.size}, "
             f"encoder={self.encoder!r}, collection={self.collection!r}, location={where!r})"

@@ -182,7 +182,7 @@ class EdgeStore(Store):
 
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), _WRITE_BATCH):
-            chunk = list(ids[start : start + _WRITE_BATCH])
+            chunk: list[Any] = list(ids[start : start + _WRITE_BATCH])
             self._shard.update(self._edge.UpdateOperation.delete_points(chunk))
         self._shard.flush()
 

@@ -57,7 +57,11 @@ class LocalEncoder(Encoder):
     """
 
     config_type: ClassVar[str | None] = "local"
-    default_threshold = 0.4
+    # With the router's default scoring (mean of a route's two best hits), overall accuracy on
+    # CLINC150 validation + out-of-scope with 5 utterances per route is flat (79.5-79.8 %) for
+    # thresholds 0.26-0.33 and falls fast above 0.35; we take 0.28, on the side of recall.
+    # With ~100 utterances per route the optimum moves up (0.46): fit() learns per-route ones.
+    default_threshold = 0.28
     batch_size = 32
 
     def __init__(

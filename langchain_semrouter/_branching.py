@@ -1,0 +1,153 @@
+"""The plumbing of SemanticBranch: parsing its branches, batch book-keeping, stream totals."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables import Runnable
+from semrouter import ConfigurationError, Encoder, Route, RouteMatch, SemanticRouter
+
+if TYPE_CHECKING:
+    from .runnables import SemanticBranch
+
+__all__ = ["Plan", "Total", "parse_branches", "resolve_router"]
+
+
+class Plan:
+    """Book-keeping of one batch: texts, routing, the branch of each input, outputs, errors."""
+
+    def __init__(self, branch: SemanticBranch[Any, Any], inputs: Sequence[Any]) -> None:
+        self.branch = branch
+        self.errors: dict[int, BaseException] = {}
+        self.outputs: dict[int, Any] = {}
+        self.choice: dict[int, tuple[str, dict[str, Any]]] = {}
+        self.runnable: dict[int, Runnable[Any, Any]] = {}
+        self.texts: dict[int, str] = {}
+        self.size = len(inputs)
+        for i, value in enumerate(inputs):
+            try:
+                self.texts[i] = branch._text(value)
+            except Exception as exc:
+                self.errors[i] = exc
+
+    def route(self, router: SemanticRouter) -> None:
+        """Route every text in one batched call (an error fails every input)."""
+        try:
+            matches = router.route_many(list(self.texts.values())) if self.texts else []
+        except Exception as exc:
+            self._fail_all(exc)
+            return
+        self._assign(matches)
+
+    async def aroute(self, router: SemanticRouter) -> None:
+        """Asynchronous :meth:`route`."""
+        try:
+            matches = await router.aroute_many(list(self.texts.values())) if self.texts else []
+        except Exception as exc:
+            self._fail_all(exc)
+            return
+        self._assign(matches)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        for i in self.texts:
+            self.errors[i] = exc
+
+    def _assign(self, matches: list[RouteMatch]) -> None:
+        for i, match in zip(self.texts, matches, strict=True):
+            try:
+                runnable, tag, meta = self.branch._choose(match, self.texts[i])
+            except Exception as exc:
+                self.errors[i] = exc
+                continue
+            self.runnable[i] = runnable
+            self.choice[i] = (tag, meta)
+
+    def groups(self) -> list[tuple[Runnable[Any, Any], list[int]]]:
+        by_tag: dict[str, tuple[Runnable[Any, Any], list[int]]] = {}
+        for i, runnable in self.runnable.items():
+            by_tag.setdefault(self.choice[i][0], (runnable, []))[1].append(i)
+        return list(by_tag.values())
+
+    def collect(self, indices: list[int], outs: list[Any]) -> None:
+        for i, out in zip(indices, outs, strict=True):
+            if isinstance(out, Exception):
+                self.errors[i] = out
+            else:
+                self.outputs[i] = out
+
+    def result(self, return_exceptions: bool) -> list[Any]:
+        if self.errors and not return_exceptions:
+            raise self.errors[min(self.errors)]
+        return [self.errors.get(i, self.outputs.get(i)) for i in range(self.size)]
+
+
+class Total:
+    """Adds streamed chunks up for the run's output, as ``RunnableBranch.stream`` does."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self._supported = True
+
+    def add(self, chunk: Any) -> None:
+        if not self._supported:
+            return
+        if self.value is None:
+            self.value = chunk
+            return
+        try:
+            self.value = self.value + chunk
+        except TypeError:
+            self.value, self._supported = None, False
+
+
+def parse_branches(
+    items: Sequence[Any], default: Any
+) -> tuple[list[tuple[Route | str, Any]], Any]:
+    if len(items) == 1 and isinstance(items[0], Mapping):
+        pairs: list[tuple[Route | str, Any]] = list(items[0].items())
+    else:
+        positional = list(items)
+        if positional and not isinstance(positional[-1], (tuple, list)):
+            if default is not None:
+                raise ConfigurationError("give the default positionally or as default=, not both")
+            default = positional.pop()
+        pairs = []
+        for item in positional:
+            if not isinstance(item, (tuple, list)):
+                raise TypeError(
+                    f"SemanticBranch branches must be (route, runnable) pairs, not {type(item)}"
+                )
+            if len(item) != 2:
+                raise ValueError(f"SemanticBranch branches must be pairs, not length {len(item)}")
+            pairs.append((item[0], item[1]))
+    if not pairs:
+        raise ConfigurationError("SemanticBranch needs at least one (route, runnable) branch")
+    for key, runnable in pairs:
+        if not isinstance(key, (str, Route)):
+            raise TypeError(f"a branch key must be a route name or a Route, not {type(key)}")
+        if not isinstance(runnable, (Runnable, Mapping)) and not callable(runnable):
+            raise TypeError("a branch must be a Runnable, a callable or a mapping")
+    if default is not None and not (isinstance(default, (Runnable, Mapping)) or callable(default)):
+        raise TypeError("SemanticBranch default must be a Runnable, a callable or a mapping")
+    return pairs, default
+
+
+def resolve_router(
+    router: SemanticRouter | None, encoder: Encoder | None, keys: list[Route | str]
+) -> SemanticRouter:
+    routes = [key for key in keys if isinstance(key, Route)]
+    if router is None:
+        if len(routes) != len(keys):
+            raise ConfigurationError("pass router= or give every branch as a Route object")
+        return SemanticRouter(routes, encoder=encoder)
+    if encoder is not None:
+        raise ConfigurationError("give encoder= only when SemanticBranch builds the router")
+    for route in routes:
+        if route.name not in router:
+            router.add(route)
+        elif router.get(route.name) != route:
+            raise ConfigurationError(
+                f"route {route.name!r} differs from the router's route of that name"
+            )
+    return router

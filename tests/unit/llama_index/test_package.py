@@ -1,0 +1,41 @@
+"""The package surface: exports and the missing-extra error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import llama_index_semrouter
+
+
+def test_exports_match_all() -> None:
+    public = {name for name in dir(llama_index_semrouter) if not name.startswith("_")}
+    modules = {"annotations", "embeddings", "retrievers", "selectors"}
+    assert set(llama_index_semrouter.__all__) == public - modules
+
+
+def test_public_classes_have_class_name() -> None:
+    for name in ("SemRouterSelector", "SemRouterToolRetriever", "SemRouterEmbedding"):
+        assert getattr(llama_index_semrouter, name).class_name() == name
+
+
+def test_missing_llama_index_names_the_install_command() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['llama_index'] = None\n"
+        "sys.modules['llama_index.core'] = None\n"
+        "from semrouter import MissingDependencyError\n"
+        "try:\n"
+        "    import llama_index_semrouter\n"
+        "except MissingDependencyError as exc:\n"
+        "    assert isinstance(exc, ImportError)\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'semrouter[llama-index]'" in out.stdout
+
+
+def test_semrouter_does_not_import_llama_index() -> None:
+    code = "import sys, semrouter; print('llama_index' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
