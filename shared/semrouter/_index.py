@@ -151,6 +151,8 @@ class RouteIndex:
                 self.store.delete(gone_ids)
             if changed:
                 self.store.set_payloads(changed, [_payload(*desired[pid]) for pid in changed])
+            if new_ids or gone_ids or changed:
+                self.store.flush()
             if want_vectors:
                 for pid, (_, vector) in stored.items():
                     if pid in desired and pid not in vectors and vector is not None:

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -86,6 +87,9 @@ class Store(ABC):
     def prepare_search(self) -> None:  # noqa: B027 - optional hook
         """Build whatever makes :meth:`search` fast (an HNSW graph); may take a while."""
 
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Make the writes so far durable (called once at the end of each sync)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and connections."""
 
@@ -109,7 +113,9 @@ class EdgeStore(Store):
         import qdrant_edge
 
         self._edge = qdrant_edge
-        self._tmp = None if path is not None else tempfile.mkdtemp(prefix="semrouter-")
+        self._tmp = None if path is not None else tempfile.mkdtemp(prefix="semrouter-", dir=_ram_dir())
+        # A temporary folder (in RAM where possible) goes when the store is closed or collected.
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._tmp, True) if self._tmp else None
         root = Path(path) if path is not None else Path(self._tmp or ".")
         if root.exists() and not root.is_dir():
             raise ConfigurationError(f"path {root} exists and is not a folder")
@@ -134,7 +140,9 @@ class EdgeStore(Store):
         if self._shard is None:
             self._dir.mkdir(parents=True, exist_ok=True)
             config = edge.EdgeConfig(
-                vectors=edge.EdgeVectorParams(size=dimension, distance=edge.Distance.Cosine)
+                vectors=edge.EdgeVectorParams(size=dimension, distance=edge.Distance.Cosine),
+                # a temporary collection needs no write-ahead log: nothing outlives the process
+                wal_enabled=self._tmp is None,
             )
             self._shard = edge.EdgeShard.create(str(self._dir), config)
             self._shard.update(
@@ -142,7 +150,7 @@ class EdgeStore(Store):
             )
         point = edge.Point(id=META_ID, vector=_meta_vector(dimension), payload={META_KEY: meta})
         self._shard.update(edge.UpdateOperation.upsert_points([point]))
-        self._shard.flush()
+        self.flush()
 
     def drop(self) -> None:
         if self._shard is not None:
@@ -177,21 +185,23 @@ class EdgeStore(Store):
                 for point_id, vector, payload in zip(ids[start:stop], vectors[start:stop], payloads[start:stop])
             ]
             self._shard.update(edge.UpdateOperation.upsert_points(points))
-        self._shard.flush()
         self._indexed = False
 
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), _WRITE_BATCH):
             chunk: list[Any] = list(ids[start : start + _WRITE_BATCH])
             self._shard.update(self._edge.UpdateOperation.delete_points(chunk))
-        self._shard.flush()
 
     def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
         edge = self._edge
         for point_id, payload in zip(ids, payloads):
             self._shard.update(edge.UpdateOperation.delete_payload([point_id], ["metadata"]))
             self._shard.update(edge.UpdateOperation.set_payload([point_id], payload))
-        self._shard.flush()
+
+    def flush(self) -> None:
+        # A temporary (":memory:") collection dies with the process: fsync buys nothing there.
+        if self._shard is not None and self._tmp is None:
+            self._shard.flush()
 
     def prepare_search(self) -> None:
         if not self._indexed:
@@ -211,9 +221,8 @@ class EdgeStore(Store):
         if self._shard is not None:
             self._shard.close()
             self._shard = None
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        if self._cleanup is not None:
+            self._cleanup()
 
 
 class ClientStore(Store):
@@ -338,6 +347,17 @@ class ClientStore(Store):
     def close(self) -> None:
         # The client was handed to us or made by the router, which closes what it made.
         pass
+
+
+def _ram_dir() -> str | None:
+    """A RAM-backed folder for temporary collections (fsync on disk costs ~100 ms a flush)."""
+    shm = Path("/dev/shm")
+    try:
+        if shm.is_dir() and shutil.disk_usage(shm).free > 1 << 30:
+            return str(shm)
+    except OSError:
+        pass
+    return None
 
 
 def _plain_vector(vector: Any) -> list[float] | None:
