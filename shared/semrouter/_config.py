@@ -53,6 +53,19 @@ class RouterConfig(BaseModel):
     calibration: dict[str, Any] | None = None
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases: a router file never needs them, and nested
+    aliases ("billion laughs") expand a few hundred bytes into gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(
+                f"aliases are not allowed in router files (line {event.start_mark.line + 1})"
+            )
+        return super().compose_node(parent, index)
+
+
 def _format(path: Path) -> Literal["yaml", "json"]:
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
@@ -75,7 +88,7 @@ def read_config(path: Path) -> RouterConfig:
     except UnicodeDecodeError as exc:
         raise ConfigurationError(f"{path} is not UTF-8 text") from exc
     try:
-        data = yaml.safe_load(text) if fmt == "yaml" else json.loads(text)
+        data = yaml.load(text, Loader=_NoAliasLoader) if fmt == "yaml" else json.loads(text)
     except (yaml.YAMLError, json.JSONDecodeError, RecursionError) as exc:
         raise ConfigurationError(f"{path} is not valid {fmt.upper()}: {exc}") from exc
     if not isinstance(data, dict):
@@ -139,7 +152,9 @@ def save_router(router: SemanticRouter, path: Path) -> None:
     )
     data = config.model_dump(mode="json", exclude_none=True)
     text = (
-        yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        # allow_unicode=False: PyYAML writes some code points (U+0085) raw and reads them back
+        # as line breaks; escaped, every string round-trips exactly.
+        yaml.safe_dump(data, sort_keys=False, allow_unicode=False)
         if fmt == "yaml"
         else json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     )

@@ -80,6 +80,22 @@ class BackendUnavailableError(SemRouterError, ConnectionError):
     """The Qdrant server could not be reached within the timeout."""
 
 
+def redact_url(url: str, *, mark: bool = True) -> str:
+    """``url`` without credentials: user info and query string are replaced by ``***``
+    (or dropped, with ``mark=False``)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = ("***@" if mark else "") + netloc.rsplit("@", 1)[1]
+    query = "***" if parts.query and mark else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
 def missing_dependency(package: str, extra: str) -> MissingDependencyError:
     """Build the error for a missing optional dependency, naming the install command."""
     return MissingDependencyError(
@@ -109,7 +125,6 @@ def backend_errors(target: str) -> Iterator[None]:
 def _is_connection_failure(exc: BaseException) -> bool:
     # Imported lazily: httpx/grpc come with qdrant-client but we only need them on failure.
     import httpx
-
     from qdrant_client.http.exceptions import ResponseHandlingException
 
     if isinstance(exc, (ConnectionError, TimeoutError, httpx.TransportError)):

@@ -12,6 +12,7 @@ See docs/architecture.md for the measurements behind this split.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -36,8 +37,8 @@ SearchMode = Literal["auto", "exact", "qdrant"]
 
 
 def point_id(route: str, utterance: str) -> str:
-    """The stable id of one (route, utterance) point."""
-    return str(uuid.uuid5(NAMESPACE, f"{route}\x1f{utterance}"))
+    """The stable id of one (route, utterance) point (a JSON pair: no two pairs collide)."""
+    return str(uuid.uuid5(NAMESPACE, json.dumps([route, utterance], ensure_ascii=False)))
 
 
 def _payload(route: Route, utterance: str) -> dict[str, Any]:
@@ -115,6 +116,8 @@ class RouteIndex:
 
     def _open(self, rebuild: bool) -> None:
         found = self.store.read_meta()
+        if found == {} and self.store.creation_interrupted():
+            found = None  # created, then interrupted before the metadata point was written
         wanted = self._meta()
         if found is not None and found != wanted:
             if not rebuild:
@@ -130,10 +133,12 @@ class RouteIndex:
             want_vectors = self._mode_for(sum(len(r.utterances) for r in routes)) == "exact"
             stored: dict[str, tuple[dict[str, Any], list[float] | None]] = {}
             for pid, payload, vector in self.store.scroll(with_vectors=want_vectors):
-                if isinstance(payload.get("route"), str) and isinstance(payload.get("utterance"), str):
-                    stored[pid] = (payload, vector)  # points without our keys are left alone
+                if _is_ours(pid, payload):
+                    stored[pid] = (payload, vector)  # anything else is someone else's: left alone
             desired: dict[str, tuple[Route, str]] = {
-                point_id(route.name, utt): (route, utt) for route in routes for utt in route.utterances
+                point_id(route.name, utt): (route, utt)
+                for route in routes
+                for utt in route.utterances
             }
             new_ids = [pid for pid in desired if pid not in stored]
             gone_ids = [pid for pid in stored if pid not in desired]
@@ -160,7 +165,11 @@ class RouteIndex:
             self._install(routes, desired, vectors if want_vectors else None)
             logger.debug(
                 "synced %d routes into %s: encoded %d, deleted %d, updated %d",
-                len(routes), self.store.target, len(new_ids), len(gone_ids), len(changed),
+                len(routes),
+                self.store.target,
+                len(new_ids),
+                len(gone_ids),
+                len(changed),
             )
             return SyncReport(
                 encoded=len(new_ids),
@@ -208,21 +217,38 @@ class RouteIndex:
         return len(self._snapshot.utterances)
 
     def query(
-        self, vectors: npt.NDArray[np.float32], *, candidates: int, top_k: int, aggregation: Aggregation
+        self,
+        vectors: npt.NDArray[np.float32],
+        *,
+        candidates: int,
+        top_k: int,
+        aggregation: Aggregation,
     ) -> list[RouteScores]:
         """Per-route scores for each query vector."""
         snapshot = self._snapshot
         if snapshot.vectors is not None:
             rows, scores = _exact_search(snapshot.vectors, vectors, candidates)
             return [
-                _aggregate(snapshot, r, s, top_k, aggregation, exhaustive=len(r) == snapshot.vectors.shape[0])
+                _aggregate(
+                    snapshot,
+                    r,
+                    s,
+                    top_k,
+                    aggregation,
+                    exhaustive=len(r) == snapshot.vectors.shape[0],
+                )
                 for r, s in zip(rows, scores)
             ]
         hits = self.store.search(vectors, candidates)
         return self._from_hits(snapshot, hits, top_k, aggregation)
 
     async def aquery(
-        self, vectors: npt.NDArray[np.float32], *, candidates: int, top_k: int, aggregation: Aggregation
+        self,
+        vectors: npt.NDArray[np.float32],
+        *,
+        candidates: int,
+        top_k: int,
+        aggregation: Aggregation,
     ) -> list[RouteScores]:
         """Asynchronous :meth:`query`: in-process search is sub-millisecond; Qdrant is awaited."""
         snapshot = self._snapshot
@@ -236,7 +262,11 @@ class RouteIndex:
     ) -> list[RouteScores]:
         out = []
         for result in hits:
-            pairs = [(snapshot.id_to_row[pid], score) for pid, score in result if pid in snapshot.id_to_row]
+            pairs = [
+                (snapshot.id_to_row[pid], score)
+                for pid, score in result
+                if pid in snapshot.id_to_row
+            ]
             rows = np.fromiter((p[0] for p in pairs), np.int64, len(pairs))
             scores = np.fromiter((p[1] for p in pairs), np.float32, len(pairs))
             out.append(_aggregate(snapshot, rows, scores, top_k, aggregation, exhaustive=False))
@@ -245,6 +275,13 @@ class RouteIndex:
     def close(self) -> None:
         """Close the store."""
         self.store.close()
+
+
+def _is_ours(pid: str, payload: dict[str, Any]) -> bool:
+    route, utterance = payload.get("route"), payload.get("utterance")
+    return (
+        isinstance(route, str) and isinstance(utterance, str) and pid == point_id(route, utterance)
+    )
 
 
 def _exact_search(
@@ -292,7 +329,9 @@ def _aggregate(
     else:
         rank = np.arange(len(by_route)) - np.repeat(first, counts)
         keep = rank < top_k
-        sums = np.bincount(by_route[keep], weights=by_score[keep], minlength=len(snapshot.route_names))
+        sums = np.bincount(
+            by_route[keep], weights=by_score[keep], minlength=len(snapshot.route_names)
+        )
         taken = np.minimum(counts, top_k)
         needed = np.minimum(snapshot.route_sizes[unique], top_k)
         floor = 0.0 if exhaustive else float(scores[-1])

@@ -14,9 +14,10 @@ from ._exceptions import (
     QueryTypeError,
     RouteNotFoundError,
     backend_errors,
+    redact_url,
 )
 from ._index import Aggregation, RouteIndex, RouteScores, SearchMode, SyncReport
-from ._routes import Route, RouteMatch, validate_routes
+from ._routes import Route, RouteMatch, check_text, validate_routes
 from ._stores import ClientStore, EdgeStore, Store
 from .encoders import Encoder
 
@@ -92,7 +93,18 @@ class SemanticRouter:
         exact_limit: int = 20_000,
     ) -> None:
         declared = validate_routes(routes)
-        _check_options(collection, threshold, aggregation, top_k, candidates, search, path, url, client)
+        _check_options(
+            collection,
+            threshold,
+            aggregation,
+            top_k,
+            candidates,
+            search,
+            path,
+            url,
+            client,
+            api_key,
+        )
         if encoder is None:
             from .encoders._local import LocalEncoder
 
@@ -107,7 +119,7 @@ class SemanticRouter:
         self.collection = collection
         self._location: dict[str, Any] = {
             "path": str(path) if path is not None else None,
-            "url": url,
+            "url": redact_url(url, mark=False) if url is not None else None,
             "prefer_grpc": prefer_grpc,
             "timeout": timeout,
         }
@@ -142,18 +154,25 @@ class SemanticRouter:
             from qdrant_client import AsyncQdrantClient, QdrantClient
 
             seconds = max(1, round(timeout))
-            with backend_errors(url):
+            target = redact_url(url) + (" (gRPC)" if prefer_grpc else "")
+            with backend_errors(target):
                 sync_client = QdrantClient(
-                    url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=seconds,
+                    url=url,
+                    api_key=api_key,
+                    prefer_grpc=prefer_grpc,
+                    timeout=seconds,
                     check_compatibility=False,
                 )
                 async_client = AsyncQdrantClient(
-                    url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=seconds,
+                    url=url,
+                    api_key=api_key,
+                    prefer_grpc=prefer_grpc,
+                    timeout=seconds,
                     check_compatibility=False,
                 )
             self._owned_clients += [sync_client, async_client]
             return ClientStore(
-                sync_client, self.collection, aclient=async_client, target=url, timeout=timeout
+                sync_client, self.collection, aclient=async_client, target=target, timeout=timeout
             )
         return EdgeStore(path, self.collection)
 
@@ -208,6 +227,7 @@ class SemanticRouter:
 
     def add(self, route: Route) -> SyncReport:
         """Add a route; its name must be new."""
+        route = _one_route(route)
         with self._lock:
             if route.name in self._routes:
                 raise ConfigurationError(f"duplicate route name: {route.name!r}; use update()")
@@ -215,6 +235,7 @@ class SemanticRouter:
 
     def update(self, route: Route) -> SyncReport:
         """Replace the route of the same name (only changed utterances are re-encoded)."""
+        route = _one_route(route)
         with self._lock:
             self.get(route.name)
             return self._set([route if r.name == route.name else r for r in self._routes.values()])
@@ -243,7 +264,9 @@ class SemanticRouter:
         scored = await self._ascore(texts)
         return [m[0] for m in self._decide_all(scored, limit=1, apply_threshold=True)]
 
-    def top_routes(self, text: str, limit: int = 3, *, apply_threshold: bool = True) -> list[RouteMatch]:
+    def top_routes(
+        self, text: str, limit: int = 3, *, apply_threshold: bool = True
+    ) -> list[RouteMatch]:
         """Up to ``limit`` routes for ``text``, best first (empty when none passes).
 
         With ``apply_threshold=False`` the best ``limit`` routes are returned whatever their
@@ -280,6 +303,9 @@ class SemanticRouter:
                 raise QueryTypeError(f"a query must be a str, got {type(text).__name__}")
             if not text.strip():
                 raise InvalidQueryError("a query must not be empty or only white space")
+            problem = check_text(text, "the query")
+            if problem:
+                raise InvalidQueryError(problem)
         return items
 
     def _query_options(self, limit: int) -> dict[str, Any]:
@@ -351,14 +377,14 @@ class SemanticRouter:
         save_router(self, Path(path))
 
     @classmethod
-    def load(cls, path: str | Path, **overrides: Any) -> SemanticRouter:
+    def load(cls, file: str | Path, /, **overrides: Any) -> SemanticRouter:
         """Build a router from a file written by :meth:`save`.
 
         Keyword arguments override the file (``encoder=``, ``api_key=``, ``client=`` ...).
         """
         from ._config import load_router_kwargs
 
-        return cls(**load_router_kwargs(Path(path), overrides))
+        return cls(**load_router_kwargs(Path(file), overrides))
 
     @property
     def location(self) -> dict[str, Any]:
@@ -389,6 +415,14 @@ class SemanticRouter:
         )
 
 
+def _one_route(route: Any) -> Route:
+    if isinstance(route, dict):
+        return Route.from_dict(route)
+    if not isinstance(route, Route):
+        raise ConfigurationError(f"expected a Route, got {type(route).__name__}")
+    return route
+
+
 def _is_async(func: Any) -> bool:
     import inspect
 
@@ -405,6 +439,7 @@ def _check_options(
     path: Any,
     url: Any,
     client: Any,
+    api_key: Any,
 ) -> None:
     if not isinstance(collection, str) or not _COLLECTION_NAME.match(collection):
         raise ConfigurationError(
@@ -420,5 +455,7 @@ def _check_options(
         raise ConfigurationError("search must be 'auto', 'exact' or 'qdrant'")
     if sum(x is not None for x in (path, url, client)) > 1:
         raise ConfigurationError("give at most one of path=, url= and client=")
+    if api_key is not None and url is None:
+        raise ConfigurationError("api_key= goes with url=; an injected client carries its own key")
     if isinstance(path, str) and path == ":memory:":
         raise ConfigurationError("leave path unset for an in-memory index")

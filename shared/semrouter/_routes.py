@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._exceptions import ConfigurationError
 
-__all__ = ["Route", "RouteMatch", "validate_routes"]
+__all__ = ["Route", "RouteMatch", "check_text", "validate_routes"]
+
+#: Route metadata travels in every point's payload: keep it small.
+MAX_METADATA_CHARS = 64 * 1024
 
 
 class Route(BaseModel):
@@ -45,6 +49,7 @@ class Route(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
+        _check_text(value, "route name")
         if not value.strip():
             raise ValueError("route name must not be empty")
         if value != value.strip():
@@ -68,8 +73,22 @@ class Route(BaseModel):
                 raise ValueError(f"utterances must be strings, got {type(item).__name__}")
             if not item.strip():
                 raise ValueError("utterances must not be blank")
+            _check_text(item, "utterance")
         # Keep the first occurrence of each utterance, in order.
         return tuple(dict.fromkeys(items))
+
+    @field_validator("metadata")
+    @classmethod
+    def _check_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            size = len(json.dumps(value, ensure_ascii=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"metadata must be JSON-serialisable: {exc}") from exc
+        if size > MAX_METADATA_CHARS:
+            raise ValueError(
+                f"metadata is {size} characters as JSON; the limit is {MAX_METADATA_CHARS}"
+            )
+        return value
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Route:
@@ -112,6 +131,21 @@ def validate_routes(routes: Any) -> list[Route]:
         seen.add(route.name)
         result.append(route)
     return result
+
+
+def check_text(value: str, what: str) -> str | None:
+    """Why ``value`` cannot be stored or encoded (lone surrogates are not UTF-8), or ``None``."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{what} contains a lone surrogate and is not valid Unicode text"
+    return None
+
+
+def _check_text(value: str, what: str) -> None:
+    problem = check_text(value, what)
+    if problem:
+        raise ValueError(problem)
 
 
 def _describe(exc: ValidationError, name: Any) -> str:

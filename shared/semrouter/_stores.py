@@ -26,7 +26,7 @@ import numpy as np
 
 from ._exceptions import BackendUnavailableError, ConfigurationError, backend_errors
 
-__all__ = ["ClientStore", "EdgeStore", "Hit", "META_ID", "META_KEY", "StoredPoint", "Store"]
+__all__ = ["META_ID", "META_KEY", "ClientStore", "EdgeStore", "Hit", "Store", "StoredPoint"]
 
 NAMESPACE = uuid.UUID("6f1d3c4e-5a2b-5d8e-9c7f-0a1b2c3d4e5f")
 META_ID = str(uuid.uuid5(NAMESPACE, "semrouter:collection-meta"))
@@ -54,6 +54,14 @@ class Store(ABC):
     def create(self, meta: dict[str, Any], dimension: int) -> None:
         """Create the (empty) collection with its metadata point and route-name index."""
 
+    def creation_interrupted(self) -> bool:
+        """Whether an earlier :meth:`create` died before writing the metadata point.
+
+        Only a store that alone creates its collections can tell; a server collection with
+        no metadata point may be anyone's, so the default answer is no.
+        """
+        return False
+
     @abstractmethod
     def drop(self) -> None:
         """Delete the collection and everything in it."""
@@ -63,7 +71,9 @@ class Store(ABC):
         """Every point except the metadata point."""
 
     @abstractmethod
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+    def upsert(
+        self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]
+    ) -> None:
         """Insert or replace points."""
 
     @abstractmethod
@@ -113,9 +123,13 @@ class EdgeStore(Store):
         import qdrant_edge
 
         self._edge = qdrant_edge
-        self._tmp = None if path is not None else tempfile.mkdtemp(prefix="semrouter-", dir=_ram_dir())
+        self._tmp = (
+            None if path is not None else tempfile.mkdtemp(prefix="semrouter-", dir=_ram_dir())
+        )
         # A temporary folder (in RAM where possible) goes when the store is closed or collected.
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self._tmp, True) if self._tmp else None
+        self._cleanup = (
+            weakref.finalize(self, shutil.rmtree, self._tmp, True) if self._tmp else None
+        )
         root = Path(path) if path is not None else Path(self._tmp or ".")
         if root.exists() and not root.is_dir():
             raise ConfigurationError(f"path {root} exists and is not a folder")
@@ -152,6 +166,12 @@ class EdgeStore(Store):
         self._shard.update(edge.UpdateOperation.upsert_points([point]))
         self.flush()
 
+    def creation_interrupted(self) -> bool:
+        # An Edge folder is only ever created by create(): empty means it died half-way.
+        if self._shard is None:
+            return False
+        return int(self._shard.count(self._edge.CountRequest(exact=True))) == 0
+
     def drop(self) -> None:
         if self._shard is not None:
             self._shard.close()
@@ -176,13 +196,17 @@ class EdgeStore(Store):
             if offset is None:
                 return
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+    def upsert(
+        self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]
+    ) -> None:
         edge = self._edge
         for start in range(0, len(ids), _WRITE_BATCH):
             stop = start + _WRITE_BATCH
             points = [
                 edge.Point(id=point_id, vector=vector.tolist(), payload=payload)
-                for point_id, vector, payload in zip(ids[start:stop], vectors[start:stop], payloads[start:stop])
+                for point_id, vector, payload in zip(
+                    ids[start:stop], vectors[start:stop], payloads[start:stop]
+                )
             ]
             self._shard.update(edge.UpdateOperation.upsert_points(points))
         self._indexed = False
@@ -195,8 +219,7 @@ class EdgeStore(Store):
     def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
         edge = self._edge
         for point_id, payload in zip(ids, payloads):
-            self._shard.update(edge.UpdateOperation.delete_payload([point_id], ["metadata"]))
-            self._shard.update(edge.UpdateOperation.set_payload([point_id], payload))
+            self._shard.update(edge.UpdateOperation.overwrite_payload([point_id], payload))
 
     def flush(self) -> None:
         # A temporary (":memory:") collection dies with the process: fsync buys nothing there.
@@ -270,14 +293,18 @@ class ClientStore(Store):
             if not self._client.collection_exists(self._collection):
                 self._client.create_collection(
                     self._collection,
-                    vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+                    vectors_config=models.VectorParams(
+                        size=dimension, distance=models.Distance.COSINE
+                    ),
                 )
                 with warnings.catch_warnings():  # local mode warns that it has no indexes
                     warnings.simplefilter("ignore", UserWarning)
                     self._client.create_payload_index(
                         self._collection, "route", field_schema=models.PayloadSchemaType.KEYWORD
                     )
-            point = models.PointStruct(id=META_ID, vector=_meta_vector(dimension), payload={META_KEY: meta})
+            point = models.PointStruct(
+                id=META_ID, vector=_meta_vector(dimension), payload={META_KEY: meta}
+            )
             self._client.upsert(self._collection, [point], wait=True)
 
     def drop(self) -> None:
@@ -303,7 +330,9 @@ class ClientStore(Store):
             if offset is None:
                 return
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+    def upsert(
+        self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]
+    ) -> None:
         models = self._models
         for start in range(0, len(ids), _WRITE_BATCH):
             stop = start + _WRITE_BATCH
@@ -338,10 +367,16 @@ class ClientStore(Store):
     async def asearch(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
         if self._aclient is None:
             return await super().asearch(vectors, limit)
-        with backend_errors(self.target):
-            responses = await self._aclient.query_batch_points(
-                self._collection, self._requests(vectors, limit), timeout=self._timeout
-            )
+        try:
+            with backend_errors(self.target):
+                responses = await self._aclient.query_batch_points(
+                    self._collection, self._requests(vectors, limit), timeout=self._timeout
+                )
+        except ValueError as exc:  # local mode: "Collection ... not found"
+            raise ConfigurationError(
+                f"the async client cannot see collection {self._collection!r}: client= and "
+                "aclient= must point at the same Qdrant storage"
+            ) from exc
         return [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
 
     def close(self) -> None:

@@ -61,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with SemanticRouter.load(args.config) as router:
                 report = router.last_sync
                 print(
-                    f"{len(router)} routes, {router.index_size} utterances: encoded {report.encoded}, "
+                    f"{len(router)} routes, {router.index_size} utterances: "
+                    f"encoded {report.encoded}, "
                     f"deleted {report.deleted}, updated {report.updated}"
                 )
         elif args.command == "info":

@@ -17,7 +17,14 @@ if TYPE_CHECKING:
     from ._local import LocalEncoder
     from ._openai import OpenAIEncoder
 
-__all__ = ["Encoder", "FakeEncoder", "LocalEncoder", "OpenAIEncoder", "Vectors", "encoder_from_config"]
+__all__ = [
+    "Encoder",
+    "FakeEncoder",
+    "LocalEncoder",
+    "OpenAIEncoder",
+    "Vectors",
+    "encoder_from_config",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -39,6 +46,12 @@ def encoder_from_config(spec: dict[str, Any]) -> Encoder:
         raise ConfigurationError("an encoder spec must be a mapping with a 'type' key")
     options = {key: value for key, value in spec.items() if key != "type"}
     kind = spec["type"]
+    for key in ("dimension", "dimensions", "max_tokens", "batch_size"):
+        value = options.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 65_536
+        ):
+            raise ConfigurationError(f"encoder {key} must be a whole number from 2 to 65536")
     try:
         if kind == "local":
             from ._local import LocalEncoder
@@ -52,7 +65,9 @@ def encoder_from_config(spec: dict[str, Any]) -> Encoder:
             return OpenAIEncoder(**options)
         if kind == "fake":
             return FakeEncoder(**options)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigurationError):
+            raise
         raise ConfigurationError(f"invalid {kind!r} encoder spec: {exc}") from exc
     raise ConfigurationError(
         f"encoder type {kind!r} cannot be rebuilt from a config file; pass encoder= when loading"

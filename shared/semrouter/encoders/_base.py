@@ -58,7 +58,7 @@ class Encoder(ABC):
         return await asyncio.to_thread(self._encode_batch, texts)
 
     def encode(self, texts: Sequence[str]) -> Vectors:
-        """Embed ``texts`` in batches; returns an ``(n, dimension)`` float32 array, L2-normalised."""
+        """Embed ``texts`` in batches; returns an L2-normalised ``(n, dimension)`` float32 array."""
         items = _as_list(texts)
         parts = [
             self._finish(self._encode_batch(batch), len(batch))
@@ -89,7 +89,8 @@ class Encoder(ABC):
             raise EncoderError(f"{self!r} returned something that is not a matrix") from exc
         if array.ndim != 2 or array.shape != (expected_rows, self.dimension):
             raise EncoderError(
-                f"{self!r} returned shape {array.shape}, expected ({expected_rows}, {self.dimension})"
+                f"{self!r} returned shape {array.shape}, "
+                f"expected ({expected_rows}, {self.dimension})"
             )
         if not np.all(np.isfinite(array)):
             raise EncoderError(f"{self!r} returned non-finite values")

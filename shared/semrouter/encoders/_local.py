@@ -84,7 +84,9 @@ class LocalEncoder(Encoder):
             raise EncoderError("a custom model needs model_path, tokenizer_path and model_id")
         model_file = Path(model_path) if model_path else _packaged(*_MODEL_FILE, _MODEL_SHA256)
         tokenizer_file = (
-            Path(tokenizer_path) if tokenizer_path else _packaged(*_TOKENIZER_FILE, _TOKENIZER_SHA256)
+            Path(tokenizer_path)
+            if tokenizer_path
+            else _packaged(*_TOKENIZER_FILE, _TOKENIZER_SHA256)
         )
         self.model_id = model_id or MODEL_ID
         self._custom_paths = (str(model_file), str(tokenizer_file)) if custom else None
@@ -157,7 +159,9 @@ def _packaged(distribution: str, relative: str, sha256: str) -> Path:
         raise EncoderError(f"{relative} is missing from the installed {distribution} package")
     digest = _sha256(path)
     if digest != sha256:
-        raise EncoderError(f"{path} has sha256 {digest}, expected {sha256}: reinstall {distribution}")
+        raise EncoderError(
+            f"{path} has sha256 {digest}, expected {sha256}: reinstall {distribution}"
+        )
     return path
 
 

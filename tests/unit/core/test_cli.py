@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from semrouter import FakeEncoder, Route, SemanticRouter
 from semrouter.cli import main
 

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from semrouter import ConfigurationError, FakeEncoder, Route, SemanticRouter
 
 ROUTES = [
@@ -16,8 +15,12 @@ ROUTES = [
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_save_and_load_round_trip(tmp_path: Path, suffix: str) -> None:
     router = SemanticRouter(
-        ROUTES, encoder=FakeEncoder(dimension=32), path=tmp_path / "db", threshold=0.25,
-        aggregation="max", collection="demo",
+        ROUTES,
+        encoder=FakeEncoder(dimension=32),
+        path=tmp_path / "db",
+        threshold=0.25,
+        aggregation="max",
+        collection="demo",
     )
     file = tmp_path / f"router{suffix}"
     router.save(file)

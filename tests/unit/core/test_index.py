@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from qdrant_client import AsyncQdrantClient, QdrantClient
-
 from semrouter import FakeEncoder, IndexMismatchError, Route, SemanticRouter
 from semrouter._index import point_id
 
 ROUTES = [
-    Route("flights", ["book a flight to paris", "cheap flights to rome"], metadata={"team": "travel"}),
+    Route(
+        "flights", ["book a flight to paris", "cheap flights to rome"], metadata={"team": "travel"}
+    ),
     Route("weather", ["what is the weather today", "will it rain tomorrow"]),
 ]
 
@@ -83,10 +84,15 @@ def test_injected_client_store(search: str) -> None:
     encoder = FakeEncoder()
     router = SemanticRouter(ROUTES, encoder=encoder, client=client, search=search)  # type: ignore[arg-type]
     assert router.route("book a flight to paris").name == "flights"
-    payloads = {p.payload["utterance"]: p.payload for p in client.scroll("semrouter", limit=100)[0]
-                if "utterance" in (p.payload or {})}
+    payloads = {
+        p.payload["utterance"]: p.payload
+        for p in client.scroll("semrouter", limit=100)[0]
+        if "utterance" in (p.payload or {})
+    }
     assert payloads["book a flight to paris"] == {
-        "route": "flights", "utterance": "book a flight to paris", "metadata": {"team": "travel"}
+        "route": "flights",
+        "utterance": "book a flight to paris",
+        "metadata": {"team": "travel"},
     }
     # a second router on the same collection reuses the vectors
     again_encoder = FakeEncoder()
@@ -105,10 +111,13 @@ async def test_async_search_goes_through_the_async_client() -> None:
     await aclient.create_collection(
         "semrouter", vectors_config=models.VectorParams(size=64, distance=models.Distance.COSINE)
     )
-    await aclient.upsert("semrouter", [models.PointStruct(id=p.id, vector=p.vector, payload=p.payload)
-                                       for p in points])
-    router = SemanticRouter(ROUTES, encoder=FakeEncoder(), client=client, aclient=aclient,
-                            search="qdrant")
+    await aclient.upsert(
+        "semrouter",
+        [models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points],
+    )
+    router = SemanticRouter(
+        ROUTES, encoder=FakeEncoder(), client=client, aclient=aclient, search="qdrant"
+    )
     client.delete_collection("semrouter")  # from now on only the async client can answer
     match = await router.aroute("will it rain tomorrow")
     assert match.name == "weather"
@@ -116,7 +125,10 @@ async def test_async_search_goes_through_the_async_client() -> None:
 
 def test_exact_and_qdrant_search_agree(tmp_path: Path) -> None:
     encoder = FakeEncoder()
-    routes = [Route(f"r{i}", [f"topic {i} word{i} alpha{i % 3}", f"subject {i} word{i}"]) for i in range(30)]
+    routes = [
+        Route(f"r{i}", [f"topic {i} word{i} alpha{i % 3}", f"subject {i} word{i}"])
+        for i in range(30)
+    ]
     exact = SemanticRouter(routes, encoder=encoder, search="exact", path=tmp_path / "e")
     hnsw = SemanticRouter(routes, encoder=encoder, search="qdrant", path=tmp_path / "h")
     queries = [f"word{i} topic" for i in range(30)]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from semrouter import EncoderError, Route, SemanticRouter
 from semrouter.encoders import LocalEncoder
 
 
 def test_vectors_are_normalised_and_meaningful(local_encoder: LocalEncoder) -> None:
-    vectors = local_encoder.encode(["how is the weather today", "what's the weather like", "pay my bill"])
+    vectors = local_encoder.encode(
+        ["how is the weather today", "what's the weather like", "pay my bill"]
+    )
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
@@ -28,9 +29,12 @@ def test_a_one_megabyte_query_is_truncated_not_refused(local_encoder: LocalEncod
 
 
 def test_fingerprint_and_config(local_encoder: LocalEncoder) -> None:
-    assert local_encoder.fingerprint == "sentence-transformers/all-MiniLM-L6-v2@onnx-int8|dim=384|l2"
+    assert (
+        local_encoder.fingerprint == "sentence-transformers/all-MiniLM-L6-v2@onnx-int8|dim=384|l2"
+    )
     assert local_encoder.to_config() == {
-        "type": "local", "model_id": "sentence-transformers/all-MiniLM-L6-v2@onnx-int8"
+        "type": "local",
+        "model_id": "sentence-transformers/all-MiniLM-L6-v2@onnx-int8",
     }
 
 

@@ -4,7 +4,6 @@ import asyncio
 
 import numpy as np
 import pytest
-
 from semrouter import (
     ConfigurationError,
     FakeEncoder,
@@ -60,7 +59,7 @@ def test_route_many_equals_route(router: SemanticRouter) -> None:
 
 def test_top_routes(router: SemanticRouter) -> None:
     ranked = router.top_routes("play music", limit=3, apply_threshold=False)
-    assert [m.name for m in ranked][0] == "music"
+    assert ranked[0].name == "music"
     assert len(ranked) == 3
     scores = [m.score for m in ranked]
     assert scores == sorted(scores, reverse=True)
@@ -71,7 +70,9 @@ async def test_async_paths_match_sync(router: SemanticRouter) -> None:
     texts = ["will it rain", "play a song", "flight to rome"]
     assert await router.aroute("will it rain") == router.route("will it rain")
     assert await router.aroute_many(texts) == router.route_many(texts)
-    assert await router.atop_routes("play music", limit=2) == router.top_routes("play music", limit=2)
+    assert await router.atop_routes("play music", limit=2) == router.top_routes(
+        "play music", limit=2
+    )
 
 
 async def test_aroute_does_not_block_the_event_loop(router: SemanticRouter) -> None:
@@ -133,7 +134,9 @@ def test_max_and_mean_aggregation(fake_encoder: FakeEncoder) -> None:
     assert r_max.route(query).score == pytest.approx(1.0, abs=1e-5)
     assert r_mean.route(query).score < r_max.route(query).score
     vectors = fake_encoder.encode([query, *ROUTES[2].utterances])
-    assert r_mean.route(query).score == pytest.approx(float(np.mean(vectors[1:] @ vectors[0])), abs=1e-5)
+    assert r_mean.route(query).score == pytest.approx(
+        float(np.mean(vectors[1:] @ vectors[0])), abs=1e-5
+    )
 
 
 def test_add_update_remove(router: SemanticRouter, fake_encoder: FakeEncoder) -> None:

@@ -1,0 +1,1 @@
+"""Reliability tests: bad input, hostile configs, concurrency, crash safety and secrets."""
