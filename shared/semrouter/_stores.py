@@ -12,6 +12,7 @@ when results are read.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -123,9 +124,7 @@ class EdgeStore(Store):
         import qdrant_edge
 
         self._edge = qdrant_edge
-        self._tmp = (
-            None if path is not None else tempfile.mkdtemp(prefix="semrouter-", dir=_ram_dir())
-        )
+        self._tmp = None if path is not None else _make_temp_dir()
         # A temporary folder (in RAM where possible) goes when the store is closed or collected.
         self._cleanup = (
             weakref.finalize(self, shutil.rmtree, self._tmp, True) if self._tmp else None
@@ -382,6 +381,30 @@ class ClientStore(Store):
     def close(self) -> None:
         # The client was handed to us or made by the router, which closes what it made.
         pass
+
+
+def _make_temp_dir() -> str:
+    """A folder for a temporary collection, named after this process.
+
+    Folders left by processes that died without cleaning up (SIGKILL) are removed first, so a
+    crash never leaks RAM in /dev/shm for longer than the next start.
+    """
+    parent = _ram_dir()
+    for stale in Path(parent or tempfile.gettempdir()).glob("semrouter-*-*"):
+        pid = stale.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"semrouter-{os.getpid()}-", dir=parent)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _ram_dir() -> str | None:

@@ -150,3 +150,22 @@ def test_foreign_points_are_ignored_and_kept() -> None:
     assert again.route("will it rain tomorrow").name == "weather"
     assert client.retrieve("semrouter", [1])  # not deleted
     router.close()
+
+
+def test_temporary_collections_of_dead_processes_are_swept() -> None:
+    import subprocess
+    import sys
+
+    from semrouter._stores import _make_temp_dir
+
+    # a child makes a temporary collection and is killed before it can clean up
+    code = "from semrouter._stores import _make_temp_dir; import os; print(_make_temp_dir())"
+    left = Path(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
+    assert left.is_dir()  # the child exited without close(): its folder stayed
+    mine = Path(_make_temp_dir())
+    assert not left.exists() and mine.is_dir()
+    mine.rmdir()
