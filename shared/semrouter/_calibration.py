@@ -13,7 +13,7 @@ store the result in a config file:
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ._exceptions import ConfigurationError
 
-__all__ = ["LogisticHead", "ThresholdFit", "apply_thresholds", "fit_thresholds"]
+__all__ = ["LogisticHead", "ThresholdFit", "apply_thresholds", "blend_scores", "fit_thresholds"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -85,7 +85,7 @@ class LogisticHead:
         *,
         n_classes: int | None = None,
         route_names: Sequence[str] | None = None,
-        l2: float = 1e-4,
+        l2: float = 1e-5,
         class_weight: Literal["balanced"] | Mapping[int, float] | None = None,
         none_weight: float = 1.0,
         max_iter: int = 300,
@@ -102,10 +102,12 @@ class LogisticHead:
             y: route index of each row; -1 for rows that should match no route.
             n_classes: number of routes ``C``; defaults to ``len(route_names)``.
             route_names: names of the routes, in index order; defaults to ``"0".."C-1"``.
-            l2: weight of the ``0.5 * ||W||²`` penalty added to the mean cross-entropy.
+            l2: weight of the ``0.5 * ||W||²`` penalty added to the mean cross-entropy; 1e-5
+                was best on CLINC150 validation, with 100 and with 5 examples per route.
             class_weight: ``"balanced"`` weighs each class inversely to its size; a mapping
                 gives a weight per route index (-1 for the none class).
-            none_weight: extra factor on the loss of the none-class rows.
+            none_weight: extra factor on the loss of the none-class rows (5 did better than 1
+                on CLINC150, where 100 such rows face 100 per route).
             max_iter: L-BFGS iterations at most.
             tol: stop when the largest gradient entry falls below this.
             fingerprint: the encoder fingerprint, stored with the head.
@@ -130,9 +132,7 @@ class LogisticHead:
         weights, bias = _fit_softmax(
             data, targets, sample_weight, n_routes + int(has_none), l2, max_iter, tol
         )
-        return cls(
-            weights, bias, route_names=names, has_none=has_none, fingerprint=fingerprint
-        )
+        return cls(weights, bias, route_names=names, has_none=has_none, fingerprint=fingerprint)
 
     def logits(self, X: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Raw class scores ``X @ W + b``, divided by the temperature; (n, C[+1])."""
@@ -142,7 +142,9 @@ class LogisticHead:
         z = data @ self.weights + self.bias
         return z / np.float32(self.temperature) if self.temperature != 1.0 else z
 
-    def predict_proba(self, X: npt.ArrayLike, *, with_none: bool = False) -> npt.NDArray[np.float32]:
+    def predict_proba(
+        self, X: npt.ArrayLike, *, with_none: bool = False
+    ) -> npt.NDArray[np.float32]:
         """Route probabilities (n, C); with ``with_none`` the none class is the last column."""
         z = self.logits(X)
         z -= z.max(axis=1, keepdims=True)
@@ -239,7 +241,9 @@ def _sample_weights(
     if np.any(per_class < 0) or not np.all(np.isfinite(per_class)):
         raise ConfigurationError("class weights must be finite and non-negative")
     weights = per_class[targets]
-    return weights / weights.sum()
+    if not weights.sum() > 0:
+        raise ConfigurationError("class weights give every row zero weight")
+    return np.asarray(weights / weights.sum(), dtype=np.float64)
 
 
 def _fit_softmax(
@@ -273,7 +277,11 @@ def _fit_softmax(
 
 
 def _lbfgs(
-    fun: Any, x: FloatArray, max_iter: int, tol: float, memory: int = 10
+    fun: Callable[[FloatArray], tuple[float, FloatArray]],
+    x: FloatArray,
+    max_iter: int,
+    tol: float,
+    memory: int = 10,
 ) -> FloatArray:
     """Minimise a smooth convex ``fun(x) -> (f, g)`` with L-BFGS and a backtracking search."""
     f, g = fun(x)
@@ -293,7 +301,7 @@ def _lbfgs(
             q *= float(s @ yv) / float(yv @ yv)
         else:
             q /= max(float(np.linalg.norm(g)), 1e-12)
-        for (s, yv, rho), alpha in zip(history, reversed(alphas)):
+        for (s, yv, rho), alpha in zip(history, reversed(alphas), strict=True):
             q += s * (alpha - rho * float(yv @ q))
         direction = -q
         slope = float(g @ direction)
@@ -353,21 +361,45 @@ def apply_thresholds(
     return np.where(top >= cut[best], best, -1).astype(np.int64), top
 
 
+def blend_scores(
+    probabilities: npt.ArrayLike, similarities: npt.ArrayLike, *, weight: float = 1.0
+) -> FloatArray:
+    """Head probabilities plus ``weight`` times nearest-neighbour similarities, per route.
+
+    The head alone is sure of itself far from every example; the similarity term lowers the
+    score of queries unlike any stored utterance, so one threshold abstains better (on
+    CLINC150, weight 1 with mean-of-top-5 similarities). Missing similarities (NaN, for routes
+    that were not retrieved) count as 0.
+
+    Args:
+        probabilities: (n, R) from :meth:`LogisticHead.predict_proba`.
+        similarities: (n, R) route scores from the nearest stored utterances.
+        weight: how much the similarity counts.
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    sim = np.nan_to_num(np.asarray(similarities, dtype=np.float64), nan=0.0)
+    if p.shape != sim.shape:
+        raise ConfigurationError(f"shapes differ: {p.shape} and {sim.shape}")
+    return p + weight * sim
+
+
 def fit_thresholds(
     scores: npt.ArrayLike,
     labels: npt.ArrayLike,
     route_names: Sequence[str],
     *,
     metric: Literal["accuracy", "f1"] = "accuracy",
+    sample_weight: npt.ArrayLike | None = None,
     min_support: int = 3,
     max_rounds: int = 5,
+    bounds: tuple[float, float] | None = None,
 ) -> ThresholdFit:
     """Per-route thresholds for the rule of :func:`apply_thresholds`.
 
     First the single global threshold that maximises ``metric``; then coordinate ascent over
-    the routes, each over the cut points between the best scores of the rows it wins. Among
-    equally good cuts the one nearest the global threshold is kept, and a route that wins
-    fewer than ``min_support`` rows keeps the global threshold, which curbs over-fitting.
+    the routes, each over the cut points between the best scores of the rows it wins. A route
+    moves only for a strict gain, to the best cut nearest its current one, and a route that
+    wins fewer than ``min_support`` rows keeps the global threshold: both curb over-fitting.
 
     Args:
         scores: (n, R) per-route scores (similarities or head probabilities).
@@ -375,8 +407,12 @@ def fit_thresholds(
         route_names: the R route names, in column order.
         metric: ``"accuracy"`` over all rows, or ``"f1"``: macro F1 over the routes (and the
             none class when -1 labels exist) that have gold rows.
+        sample_weight: (n,) non-negative row weights, for instance to give the "no route" rows
+            the share of traffic expected in production rather than their share of the data.
         min_support: rows a route must win to get its own threshold.
         max_rounds: passes of coordinate ascent at most (accuracy needs one: it is separable).
+        bounds: clip the thresholds into this range, such as ``(-1.0, 1.0)`` for cosine
+            similarities (a cut above the highest score may otherwise exceed 1).
     """
     matrix = np.asarray(scores, dtype=np.float64)
     gold = np.asarray(labels, dtype=np.int64).reshape(-1)
@@ -387,15 +423,23 @@ def fit_thresholds(
         raise ConfigurationError(f"labels must lie in [-1, {n_routes})")
     if metric not in ("accuracy", "f1"):
         raise ConfigurationError(f"unknown metric {metric!r}")
+    weight = (
+        np.ones(gold.shape[0])
+        if sample_weight is None
+        else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    )
+    if weight.shape != gold.shape or np.any(weight < 0) or not weight.sum() > 0:
+        raise ConfigurationError("sample_weight must be (n,), non-negative, not all zero")
     _, top = apply_thresholds(matrix, np.inf)
     best = matrix.argmax(axis=1)
-    state = _Counts(gold, best, n_routes)
+    state = _Counts(gold, best, weight, n_routes)
 
     # The best global threshold: every route shares it.
     cuts = _cut_points(top)
     order = np.argsort(top, kind="stable")
-    values = state.sweep(order, top[order], cuts, route=None, metric=metric)
-    pick = _nearest_best(values, cuts, float(np.median(top)))
+    values = state.sweep(order, top[order], cuts, None, metric)
+    # Among equally good global cuts, take the middle one: the widest margin either side.
+    pick = _nearest_best(values, cuts, float(np.median(cuts[values >= values.max() - 1e-12])))
     global_cut, global_score = float(cuts[pick]), float(values[pick])
     current = np.full(n_routes, global_cut)
     state.assign(top >= global_cut)
@@ -410,7 +454,7 @@ def fit_thresholds(
             rows = rows[np.argsort(top[rows], kind="stable")]
             # The current cut is a candidate too: ties keep it, so nothing moves for nothing.
             cuts_r = np.concatenate([[current[r]], _cut_points(top[rows])])
-            values = state.sweep(rows, top[rows], cuts_r, route=r, metric=metric)
+            values = state.sweep(rows, top[rows], cuts_r, r, metric)
             pick = _nearest_best(values, cuts_r, float(current[r]))
             if values[pick] > score + 1e-12:
                 improved = True
@@ -419,6 +463,9 @@ def fit_thresholds(
                 state.assign(top >= current[best], rows=rows)
         if not improved:
             break
+    if bounds is not None:
+        current = np.clip(current, *bounds)
+        global_cut = float(np.clip(global_cut, *bounds))
     thresholds = {name: float(current[i]) for i, name in enumerate(route_names)}
     return ThresholdFit(
         thresholds=thresholds,
@@ -444,13 +491,14 @@ def _nearest_best(values: FloatArray, cuts: FloatArray, anchor: float) -> int:
 
 
 class _Counts:
-    """Confusion counts of the thresholded rule, updated as thresholds move."""
+    """Weighted confusion counts of the thresholded rule, updated as thresholds move."""
 
-    def __init__(self, gold: IntArray, best: IntArray, n_routes: int) -> None:
-        self.gold, self.best, self.n_routes = gold, best, n_routes
+    def __init__(self, gold: IntArray, best: IntArray, weight: FloatArray, n_routes: int) -> None:
+        self.gold, self.best, self.weight, self.n_routes = gold, best, weight, n_routes
         self.accepted = np.zeros(gold.shape[0], dtype=bool)
-        self.support = np.bincount(gold[gold >= 0], minlength=n_routes).astype(np.float64)
-        self.none_support = float(np.sum(gold == -1))
+        inside = gold >= 0
+        self.support = np.bincount(gold[inside], weight[inside], n_routes).astype(np.float64)
+        self.none_support = float(weight[~inside].sum())
 
     def assign(self, accepted: npt.NDArray[np.bool_], rows: IntArray | None = None) -> None:
         if rows is None:
@@ -463,70 +511,47 @@ class _Counts:
         rows: IntArray,
         sorted_top: FloatArray,
         cuts: FloatArray,
-        *,
         route: int | None,
         metric: str,
     ) -> FloatArray:
         """The metric for each cut, when the rows ``rows`` (sorted by score) use that cut."""
-        gold, best = self.gold[rows], self.best[rows]
-        hit = (gold == best).astype(np.float64)
-        oos = (gold == -1).astype(np.float64)
-        # below[k] = rows with score < cuts[k]; they become "none", the others their best.
+        gold, best, weight = self.gold[rows], self.best[rows], self.weight[rows]
+        hit = np.where(gold == best, weight, 0.0)
+        # below[k]: how many swept rows score under cuts[k]; they become "none".
         below = np.searchsorted(sorted_top, cuts, side="left")
         cum_hit = np.concatenate([[0.0], np.cumsum(hit)])
-        cum_oos = np.concatenate([[0.0], np.cumsum(oos)])
-        kept_hit = cum_hit[-1] - cum_hit[below]
-        none_hit = cum_oos[below]
-        if metric == "accuracy":
-            outside = np.ones(self.gold.shape[0], dtype=bool)
-            outside[rows] = False
-            fixed = np.sum(
-                outside
-                & np.where(self.accepted, self.gold == self.best, self.gold == -1)
-            )
-            return (fixed + kept_hit + none_hit) / self.gold.shape[0]
-        return self._macro_f1(rows, gold, best, below, kept_hit, none_hit, route)
-
-    def _macro_f1(
-        self,
-        rows: IntArray,
-        gold: IntArray,
-        best: IntArray,
-        below: IntArray,
-        kept_hit: FloatArray,
-        none_hit: FloatArray,
-        route: int | None,
-    ) -> FloatArray:
+        cum_none = np.concatenate([[0.0], np.cumsum(np.where(gold == -1, weight, 0.0))])
+        cum_all = np.concatenate([[0.0], np.cumsum(weight)])
         outside = np.ones(self.gold.shape[0], dtype=bool)
         outside[rows] = False
-        acc = self.accepted & outside
-        rej = ~self.accepted & outside
-        n_cuts = below.shape[0]
-        # Per-route true/false positives from rows outside the sweep, then the swept rows.
-        tp = np.bincount(self.best[acc & (self.gold == self.best)], minlength=self.n_routes)
-        pred = np.bincount(self.best[acc], minlength=self.n_routes)
-        tp = np.repeat(tp[None, :].astype(np.float64), n_cuts, axis=0)
-        pred = np.repeat(pred[None, :].astype(np.float64), n_cuts, axis=0)
-        kept = rows.shape[0] - below
+        acc, rej = self.accepted & outside, ~self.accepted & outside
+        none_tp = float(self.weight[rej & (self.gold == -1)].sum()) + cum_none[below]
+        if metric == "accuracy":
+            fixed = float(self.weight[acc & (self.gold == self.best)].sum())
+            kept = cum_hit[-1] - cum_hit[below]
+            return np.asarray((fixed + none_tp + kept) / float(self.weight.sum()), np.float64)
+        # Macro F1: true positives and predictions per route, outside rows first.
+        hits = np.where(self.gold == self.best, self.weight, 0.0)[acc]
+        tp_fixed = np.bincount(self.best[acc], hits, self.n_routes).astype(np.float64)
+        pred_fixed = np.bincount(self.best[acc], self.weight[acc], self.n_routes).astype(np.float64)
         if route is not None:
-            tp[:, route] += kept_hit
-            pred[:, route] += kept
-        else:  # global sweep: every route gains its rows above the cut
-            onehot = np.zeros((rows.shape[0] + 1, self.n_routes))
-            np.add.at(onehot, (np.arange(1, rows.shape[0] + 1), best), 1.0)
-            cum_pred = np.cumsum(onehot, axis=0)
-            onehot_hit = onehot.copy()
-            onehot_hit[1:][gold != best] = 0.0
-            cum_tp = np.cumsum(onehot_hit, axis=0)
-            tp += cum_tp[-1] - cum_tp[below]
-            pred += cum_pred[-1] - cum_pred[below]
-        f1 = _f1(tp, pred, self.support[None, :])
+            tp = np.repeat(tp_fixed[None, :], cuts.shape[0], axis=0)
+            pred = np.repeat(pred_fixed[None, :], cuts.shape[0], axis=0)
+            tp[:, route] += cum_hit[-1] - cum_hit[below]
+            pred[:, route] += cum_all[-1] - cum_all[below]
+        else:  # global sweep (no outside rows): each route keeps its rows above the cut
+            per_route = np.zeros((rows.shape[0] + 1, self.n_routes))
+            per_route[np.arange(1, rows.shape[0] + 1), best] = weight
+            cum_pred = np.cumsum(per_route, axis=0)
+            per_route[1:][gold != best] = 0.0
+            cum_tp = np.cumsum(per_route, axis=0)
+            tp = tp_fixed + cum_tp[-1] - cum_tp[below]
+            pred = pred_fixed + cum_pred[-1] - cum_pred[below]
         present = self.support > 0
-        total = f1[:, present].sum(axis=1)
+        total = _f1(tp, pred, self.support[None, :])[:, present].sum(axis=1)
         classes = float(present.sum())
         if self.none_support > 0:
-            none_tp = float(np.sum(rej & (self.gold == -1))) + none_hit
-            none_pred = float(rej.sum()) + below
+            none_pred = float(self.weight[rej].sum()) + cum_all[below]
             total = total + _f1(none_tp, none_pred, np.asarray(self.none_support))
             classes += 1.0
         return np.asarray(total / max(classes, 1.0), dtype=np.float64)
@@ -534,4 +559,4 @@ class _Counts:
 
 def _f1(tp: FloatArray, predicted: FloatArray, support: FloatArray) -> FloatArray:
     denominator = predicted + support
-    return np.where(denominator > 0, 2.0 * tp / np.maximum(denominator, 1e-12), 0.0)
+    return np.where(denominator > 0, 2.0 * tp / np.maximum(denominator, 1e-300), 0.0)

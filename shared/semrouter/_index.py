@@ -12,10 +12,9 @@ See docs/architecture.md for the measurements behind this split.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
 import threading
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,8 +36,17 @@ SearchMode = Literal["auto", "exact", "qdrant"]
 
 
 def point_id(route: str, utterance: str) -> str:
-    """The stable id of one (route, utterance) point (a JSON pair: no two pairs collide)."""
-    return str(uuid.uuid5(NAMESPACE, json.dumps([route, utterance], ensure_ascii=False)))
+    """The stable id of one (route, utterance) point: ``uuid5`` of the length-prefixed pair (so
+    no two pairs collide), computed without building ``UUID`` objects (a third of a reopen)."""
+    name = f"{len(route)}:{route}{utterance}".encode()
+    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_NAMESPACE_BYTES = NAMESPACE.bytes
 
 
 def _payload(route: Route, utterance: str) -> dict[str, Any]:
@@ -105,6 +113,7 @@ class RouteIndex:
         self._open(rebuild)
         self._snapshot = _Snapshot((), np.zeros(0, np.int64), np.zeros(0, np.int64), (), {}, None)
         self._points: dict[str, tuple[Route, str]] = {}
+        self._known: dict[str, dict[str, Any]] | None = None  # payloads of our points, by id
 
     # -- opening and syncing ---------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
@@ -128,41 +137,49 @@ class RouteIndex:
             self.store.create(wanted, self.encoder.dimension)
 
     def sync(self, routes: Sequence[Route]) -> SyncReport:
-        """Make the collection hold exactly ``routes``; encode only what is new."""
+        """Make the collection hold exactly ``routes``; encode only what is new.
+
+        The first sync reads every point's payload from Qdrant; later ones diff against what
+        the index already knows, so ``add``/``remove`` cost only their own writes.
+        """
         with self._lock:
-            want_vectors = self._mode_for(sum(len(r.utterances) for r in routes)) == "exact"
-            stored: dict[str, tuple[dict[str, Any], list[float] | None]] = {}
-            for pid, payload, vector in self.store.scroll(with_vectors=want_vectors):
-                if _is_ours(pid, payload):
-                    stored[pid] = (payload, vector)  # anything else is someone else's: left alone
             desired: dict[str, tuple[Route, str]] = {
                 point_id(route.name, utt): (route, utt)
                 for route in routes
                 for utt in route.utterances
             }
-            new_ids = [pid for pid in desired if pid not in stored]
-            gone_ids = [pid for pid in stored if pid not in desired]
+            if self._known is None:
+                self._known = {
+                    pid: payload
+                    for pid, payload, _ in self.store.scroll(with_vectors=False)
+                    if _is_ours(pid, payload, desired)  # others' points are left alone
+                }
+            known = self._known
+            new_ids = [pid for pid in desired if pid not in known]
+            gone_ids = [pid for pid in known if pid not in desired]
             changed = [
-                pid
-                for pid in desired
-                if pid in stored and stored[pid][0] != _payload(*desired[pid])
+                pid for pid in desired if pid in known and known[pid] != _payload(*desired[pid])
             ]
-            vectors: dict[str, npt.NDArray[np.float32]] = {}
+            encoded = np.zeros((0, self.encoder.dimension), np.float32)
             if new_ids:
                 encoded = self.encoder.encode([desired[pid][1] for pid in new_ids])
                 self.store.upsert(new_ids, encoded, [_payload(*desired[pid]) for pid in new_ids])
-                vectors.update(zip(new_ids, encoded))
             if gone_ids:
                 self.store.delete(gone_ids)
             if changed:
                 self.store.set_payloads(changed, [_payload(*desired[pid]) for pid in changed])
             if new_ids or gone_ids or changed:
                 self.store.flush()
-            if want_vectors:
-                for pid, (_, vector) in stored.items():
-                    if pid in desired and pid not in vectors and vector is not None:
-                        vectors[pid] = np.asarray(vector, dtype=np.float32)
-            self._install(routes, desired, vectors if want_vectors else None)
+            for pid in gone_ids:
+                del known[pid]
+            for pid in (*new_ids, *changed):
+                known[pid] = _payload(*desired[pid])
+            matrix = None
+            if self._mode_for(len(desired)) == "exact":
+                matrix = self._matrix(list(desired), dict(zip(new_ids, encoded)))
+                if new_ids or gone_ids or self._snapshot.vectors is None:
+                    self.store.save_vectors(list(desired), matrix)
+            self._install(routes, desired, matrix)
             logger.debug(
                 "synced %d routes into %s: encoded %d, deleted %d, updated %d",
                 len(routes),
@@ -178,6 +195,38 @@ class RouteIndex:
                 kept=len(desired) - len(new_ids),
             )
 
+    def _matrix(
+        self, ids: list[str], fresh: dict[str, npt.NDArray[np.float32]]
+    ) -> npt.NDArray[np.float32]:
+        """The exact-search matrix for ``ids``: fresh vectors, then the current snapshot, then
+        the store's vector cache, then Qdrant itself (a point's vector never changes: its id is
+        a hash of its content and the collection is tied to one encoder)."""
+        matrix = np.empty((len(ids), self.encoder.dimension), dtype=np.float32)
+        missing: list[int] = []
+        snapshot = self._snapshot
+        for row, pid in enumerate(ids):
+            if pid in fresh:
+                matrix[row] = fresh[pid]
+            elif snapshot.vectors is not None and pid in snapshot.id_to_row:
+                matrix[row] = snapshot.vectors[snapshot.id_to_row[pid]]
+            else:
+                missing.append(row)
+        if missing:
+            cached = self.store.load_vectors(self.encoder.fingerprint, self.encoder.dimension)
+            if cached is not None:
+                cache_row = {pid: row for row, pid in enumerate(cached[0])}
+                still = []
+                for row in missing:
+                    if ids[row] in cache_row:
+                        matrix[row] = cached[1][cache_row[ids[row]]]
+                    else:
+                        still.append(row)
+                missing = still
+        if missing:
+            vectors = self.store.retrieve_vectors([ids[row] for row in missing])
+            matrix[missing] = vectors
+        return matrix
+
     def _mode_for(self, count: int) -> Literal["exact", "qdrant"]:
         if self.search_mode == "auto":
             return "exact" if count <= self.exact_limit else "qdrant"
@@ -187,18 +236,13 @@ class RouteIndex:
         self,
         routes: Sequence[Route],
         desired: dict[str, tuple[Route, str]],
-        vectors: dict[str, npt.NDArray[np.float32]] | None,
+        matrix: npt.NDArray[np.float32] | None,
     ) -> None:
         names = tuple(route.name for route in routes)
         position = {name: i for i, name in enumerate(names)}
         ids = list(desired)
         row_route = np.fromiter((position[desired[pid][0].name] for pid in ids), np.int64, len(ids))
-        matrix = None
-        if vectors is not None:
-            matrix = np.empty((len(ids), self.encoder.dimension), dtype=np.float32)
-            for row, pid in enumerate(ids):
-                matrix[row] = vectors[pid]
-        else:
+        if matrix is None:
             self.store.prepare_search()
         self._points = desired
         self._snapshot = _Snapshot(
@@ -277,11 +321,16 @@ class RouteIndex:
         self.store.close()
 
 
-def _is_ours(pid: str, payload: dict[str, Any]) -> bool:
+def _is_ours(pid: str, payload: dict[str, Any], desired: dict[str, tuple[Route, str]]) -> bool:
+    """Whether a stored point is one semrouter wrote: its id is the hash of its payload."""
     route, utterance = payload.get("route"), payload.get("utterance")
-    return (
-        isinstance(route, str) and isinstance(utterance, str) and pid == point_id(route, utterance)
-    )
+    if not isinstance(route, str) or not isinstance(utterance, str):
+        return False
+    if pid in desired:  # the declared id of this very pair: no need to hash again
+        declared_route, declared_utterance = desired[pid]
+        if (declared_route.name, declared_utterance) == (route, utterance):
+            return True
+    return pid == point_id(route, utterance)
 
 
 def _exact_search(

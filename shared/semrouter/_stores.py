@@ -25,7 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from ._exceptions import BackendUnavailableError, ConfigurationError, backend_errors
+from ._exceptions import (
+    BackendUnavailableError,
+    ConfigurationError,
+    IndexMismatchError,
+    backend_errors,
+)
 
 __all__ = ["META_ID", "META_KEY", "ClientStore", "EdgeStore", "Hit", "Store", "StoredPoint"]
 
@@ -100,6 +105,17 @@ class Store(ABC):
 
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Make the writes so far durable (called once at the end of each sync)."""
+
+    @abstractmethod
+    def retrieve_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The vectors of existing points, in the order of ``ids``."""
+
+    def load_vectors(self, fingerprint: str, dimension: int) -> tuple[list[str], np.ndarray] | None:
+        """Ids and vectors kept by :meth:`save_vectors`, if this store keeps such a cache."""
+        return None
+
+    def save_vectors(self, ids: Sequence[str], matrix: np.ndarray) -> None:  # noqa: B027
+        """Keep a copy of the exact-search matrix beside the collection (optional)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and connections."""
@@ -224,6 +240,42 @@ class EdgeStore(Store):
         # A temporary (":memory:") collection dies with the process: fsync buys nothing there.
         if self._shard is not None and self._tmp is None:
             self._shard.flush()
+
+    def retrieve_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        found: dict[str, Any] = {}
+        for start in range(0, len(ids), _SCROLL_PAGE):
+            chunk: list[Any] = list(ids[start : start + _SCROLL_PAGE])
+            for record in self._shard.retrieve(chunk, with_payload=False, with_vector=True):
+                found[str(record.id)] = _plain_vector(record.vector)
+        return _stack(ids, found)
+
+    # The exact-search matrix, saved beside a persistent collection: reading 10k vectors back
+    # through the engine's Python API is most of a reopen (benchmarks/results/core_perf.txt).
+    # Only a cache: an id's vector never changes, so a stale file can only lack ids.
+    def _cache_file(self) -> Path | None:
+        return None if self._tmp is not None else self._dir / "semrouter-vectors.npz"
+
+    def load_vectors(self, fingerprint: str, dimension: int) -> tuple[list[str], np.ndarray] | None:
+        file = self._cache_file()
+        if file is None or not file.exists():
+            return None
+        try:
+            with np.load(file, allow_pickle=False) as data:
+                ids, matrix, stamp = data["ids"], data["matrix"], str(data["fingerprint"])
+        except (OSError, ValueError, KeyError):
+            return None
+        if stamp != fingerprint or matrix.shape != (len(ids), dimension):
+            return None
+        return [str(i) for i in ids], np.asarray(matrix, dtype=np.float32)
+
+    def save_vectors(self, ids: Sequence[str], matrix: np.ndarray) -> None:
+        file = self._cache_file()
+        meta = self.read_meta()
+        if file is None or not meta:
+            return
+        partial = file.with_name(file.name + ".partial.npz")
+        np.savez(partial, ids=np.asarray(ids), matrix=matrix, fingerprint=meta["fingerprint"])
+        os.replace(partial, file)
 
     def prepare_search(self) -> None:
         if not self._indexed:
@@ -353,6 +405,16 @@ class ClientStore(Store):
             for point_id, payload in zip(ids, payloads):
                 self._client.overwrite_payload(self._collection, payload, [point_id], wait=True)
 
+    def retrieve_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        found: dict[str, Any] = {}
+        for start in range(0, len(ids), _SCROLL_PAGE):
+            with backend_errors(self.target):
+                records = self._client.retrieve(
+                    self._collection, list(ids[start : start + _SCROLL_PAGE]), with_vectors=True
+                )
+            found.update((str(r.id), _plain_vector(r.vector)) for r in records)
+        return _stack(ids, found)
+
     def _requests(self, vectors: np.ndarray, limit: int) -> list[Any]:
         return [self._models.QueryRequest(query=v.tolist(), limit=limit + 1) for v in vectors]
 
@@ -418,9 +480,19 @@ def _ram_dir() -> str | None:
     return None
 
 
+def _stack(ids: Sequence[str], found: dict[str, Any]) -> np.ndarray:
+    lost = [pid for pid in ids if found.get(pid) is None]
+    if lost:
+        raise IndexMismatchError(
+            f"{len(lost)} points vanished from the collection while it was being read "
+            f"(first: {lost[0]}); is another process writing to it?"
+        )
+    return np.asarray([found[pid] for pid in ids], dtype=np.float32)
+
+
 def _plain_vector(vector: Any) -> list[float] | None:
-    if vector is None:
-        return None
+    if vector is None or isinstance(vector, list):
+        return vector  # already a fresh list: no copy
     if isinstance(vector, dict):  # named vectors: take the default one
         vector = vector.get("") or next(iter(vector.values()), None)
     return list(vector) if vector is not None else None

@@ -169,3 +169,23 @@ def test_temporary_collections_of_dead_processes_are_swept() -> None:
     mine = Path(_make_temp_dir())
     assert not left.exists() and mine.is_dir()
     mine.rmdir()
+
+
+def test_vector_cache_is_only_a_cache(tmp_path: Path) -> None:
+    routes = [Route("flights", ["book a flight", "cheap flights"]), Route("rain", ["will it rain"])]
+    first = SemanticRouter(routes, encoder=FakeEncoder(), path=tmp_path)
+    expected = first.route_many(["book a flight", "will it rain"])
+    first.close()
+    cache = tmp_path / "semrouter" / "semrouter-vectors.npz"
+    assert cache.exists()
+    # a corrupt cache is ignored: the vectors are read back from Qdrant
+    cache.write_bytes(b"not a numpy file")
+    again = SemanticRouter(routes, encoder=FakeEncoder(), path=tmp_path)
+    assert again.route_many(["book a flight", "will it rain"]) == expected
+    assert again.last_sync.encoded == 0
+    again.add(Route("music", ["play jazz"]))  # rewrites the cache with the new id
+    again.close()
+    # a cache that lacks ids (written before a crash) is completed from Qdrant
+    third = SemanticRouter(routes, encoder=FakeEncoder(), path=tmp_path)
+    assert third.route_many(["book a flight", "will it rain"]) == expected
+    third.close()
