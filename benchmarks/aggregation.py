@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from semrouter import Route, SemanticRouter
 from semrouter.encoders import Encoder, LocalEncoder
 

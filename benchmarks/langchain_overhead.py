@@ -21,9 +21,9 @@ from typing import Any
 
 import langchain_core
 from langchain_core.runnables import RunnableBranch, RunnableLambda
-from semrouter import Encoder, FakeEncoder, LocalEncoder, Route, SemanticRouter
 
 from langchain_semrouter import SemanticBranch
+from semrouter import Encoder, FakeEncoder, LocalEncoder, Route, SemanticRouter
 
 ROUTES = [
     Route("weather", ["what is the weather today", "will it rain tomorrow", "is it sunny outside"]),

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import llama_index.core
 import numpy.typing as npt
-import semrouter
 from llama_index.core.selectors import EmbeddingSingleSelector
 from llama_index.core.tools import ToolMetadata
-from semrouter import Encoder, LocalEncoder
 
+import semrouter
 from llama_index_semrouter import SemRouterEmbedding, SemRouterSelector
+from semrouter import Encoder, LocalEncoder
 
 RESULTS = Path(__file__).parent / "results" / "llama_index_selector.txt"
 

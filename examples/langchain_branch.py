@@ -16,9 +16,9 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
-from semrouter import LocalEncoder, Route, SemanticRouter
 
 from langchain_semrouter import SemanticBranch
+from semrouter import LocalEncoder, Route, SemanticRouter
 
 
 def chain(persona: str, answer: str):  # type: ignore[no-untyped-def]

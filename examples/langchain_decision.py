@@ -16,9 +16,9 @@ from langchain.agents import create_agent
 from langchain_core.decisions import Choice
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
-from semrouter import LocalEncoder
 
 from langchain_semrouter import SemanticDecisionModel
+from semrouter import LocalEncoder
 
 
 def main() -> None:

@@ -14,9 +14,9 @@ import asyncio
 
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.vectorstores import InMemoryVectorStore
-from semrouter import FakeEncoder, Route, SemanticRouter
 
 from langchain_semrouter import LangChainEncoder, SemRouterEmbeddings
+from semrouter import FakeEncoder, Route, SemanticRouter
 
 
 async def main() -> None:

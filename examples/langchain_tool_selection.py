@@ -19,9 +19,9 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import Field
-from semrouter import LocalEncoder
 
 from langchain_semrouter import SemanticToolSelector, SemanticToolSelectorMiddleware
+from semrouter import LocalEncoder
 
 SPECS = {
     "get_weather": "Current weather and forecast for a city.",

@@ -14,9 +14,9 @@ import asyncio
 
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding
-from semrouter import Route, SemanticRouter
 
 from llama_index_semrouter import LlamaIndexEncoder, SemRouterEmbedding
+from semrouter import Route, SemanticRouter
 
 
 def main() -> None:

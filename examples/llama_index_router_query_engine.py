@@ -18,9 +18,9 @@ from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RouterQueryEngine
 from llama_index.core.tools import QueryEngineTool
-from semrouter import LocalEncoder, NoRouteMatchedError
 
 from llama_index_semrouter import SemRouterSelector
+from semrouter import LocalEncoder, NoRouteMatchedError
 
 ENGINES = {
     "billing": ("Invoices, payments, refunds and subscription charges.", "Refunds take 5 days."),

@@ -20,9 +20,9 @@ from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.tools import FunctionTool
-from semrouter import LocalEncoder
 
 from llama_index_semrouter import SemRouterToolRetriever
+from semrouter import LocalEncoder
 
 
 def make_tool(name: str, doc: str) -> FunctionTool:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import Runnable
+
 from semrouter import ConfigurationError, Encoder, Route, RouteMatch, SemanticRouter
 
 if TYPE_CHECKING:

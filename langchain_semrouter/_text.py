@@ -7,6 +7,7 @@ from typing import Any, TypeAlias, Union
 
 from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.prompt_values import PromptValue
+
 from semrouter import QueryTypeError
 
 __all__ = ["RouteOn", "last_human_text", "routed_text"]

@@ -20,6 +20,7 @@ from langchain_core.decisions import (
     State,
 )
 from pydantic import ConfigDict, Field, PrivateAttr
+
 from semrouter import ConfigurationError, Encoder, QueryTypeError, Route, SemanticRouter
 
 from ._text import routed_text

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy.typing as npt
 from langchain_core.embeddings import Embeddings
+
 from semrouter import ConfigurationError, Encoder
 
 __all__ = ["LangChainEncoder", "SemRouterEmbeddings"]

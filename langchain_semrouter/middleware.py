@@ -16,6 +16,7 @@ from langchain.agents.middleware.types import (
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tools import BaseTool
+
 from semrouter import ConfigurationError, Encoder, Route, RouteMatch, SemanticRouter
 
 from ._text import routed_text

@@ -26,6 +26,7 @@ from langchain_core.runnables.utils import (
 )
 from langchain_core.utils.pydantic import TypeBaseModel
 from pydantic import ConfigDict
+
 from semrouter import (
     ConfigurationError,
     Encoder,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
+
 from semrouter import ConfigurationError, Encoder, Route, SemanticRouter
 
 from .embeddings import as_encoder

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import PrivateAttr
+
 from semrouter import ConfigurationError, Encoder
 
 __all__ = ["LlamaIndexEncoder", "SemRouterEmbedding", "as_encoder"]

@@ -15,6 +15,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, TextNode
 from llama_index.core.storage.storage_context import DEFAULT_PERSIST_DIR
 from llama_index.core.tools.types import BaseTool
+
 from semrouter import (
     ConfigurationError,
     Encoder,

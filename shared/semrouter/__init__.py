@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._evaluation import EvaluationReport
 from ._exceptions import (
     BackendUnavailableError,
     ConfigurationError,
@@ -26,8 +27,9 @@ from ._exceptions import (
     RouteNotFoundError,
     SemRouterError,
 )
+from ._fitting import Calibration
 from ._index import SyncReport
-from ._router import SemanticRouter
+from ._router import SemanticRouter, StaleCalibrationWarning
 from ._routes import Route, RouteMatch
 from .encoders import Encoder, FakeEncoder
 
@@ -38,9 +40,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError",
+    "Calibration",
     "ConfigurationError",
     "Encoder",
     "EncoderError",
+    "EvaluationReport",
     "FakeEncoder",
     "IndexMismatchError",
     "InvalidQueryError",
@@ -54,6 +58,7 @@ __all__ = [
     "RouteNotFoundError",
     "SemRouterError",
     "SemanticRouter",
+    "StaleCalibrationWarning",
     "SyncReport",
     "__version__",
 ]

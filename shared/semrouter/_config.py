@@ -112,6 +112,7 @@ def load_router_kwargs(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
         "threshold": config.threshold,
         "aggregation": config.aggregation,
         "top_k": config.top_k,
+        "calibration": config.calibration,
         "timeout": config.index.timeout,
         "prefer_grpc": config.index.prefer_grpc,
     }
@@ -149,6 +150,7 @@ def save_router(router: SemanticRouter, path: Path) -> None:
         threshold=router.threshold,
         aggregation=router.aggregation,
         top_k=router.top_k,
+        calibration=router.calibration.model_dump(mode="json") if router.calibration else None,
     )
     data = config.model_dump(mode="json", exclude_none=True)
     text = (

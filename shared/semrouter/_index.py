@@ -69,7 +69,7 @@ class RouteScores:
 
     names: tuple[str, ...]
     scores: npt.NDArray[np.float32]
-    utterances: tuple[str, ...]
+    utterances: tuple[str | None, ...]
 
 
 @dataclass(frozen=True)
@@ -315,6 +315,19 @@ class RouteIndex:
             scores = np.fromiter((p[1] for p in pairs), np.float32, len(pairs))
             out.append(_aggregate(snapshot, rows, scores, top_k, aggregation, exhaustive=False))
         return out
+
+    def utterance_vectors(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Every stored utterance's vector and its route's position, in index order."""
+        snapshot = self._snapshot
+        if snapshot.vectors is not None:
+            return snapshot.vectors, snapshot.row_route
+        ids = sorted(snapshot.id_to_row, key=snapshot.id_to_row.__getitem__)
+        return self.store.retrieve_vectors(ids), snapshot.row_route
+
+    @property
+    def utterances(self) -> tuple[str, ...]:
+        """Every stored utterance, in index order."""
+        return self._snapshot.utterances
 
     def close(self) -> None:
         """Close the store."""

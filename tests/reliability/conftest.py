@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from qdrant_client import QdrantClient
+
 from semrouter import FakeEncoder, Route, SemanticRouter
 
 #: Queries paired with the route they must reach with :data:`ROUTES` and a ``FakeEncoder``.

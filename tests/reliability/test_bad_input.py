@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from qdrant_client import QdrantClient, models
+
 from semrouter import (
     BackendUnavailableError,
     ConfigurationError,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from qdrant_client import AsyncQdrantClient, QdrantClient
+
 from semrouter import FakeEncoder, Route, RouteMatch, SemanticRouter
 
 from .conftest import QUERIES, ROUTES, assert_usable

@@ -15,6 +15,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from qdrant_client import QdrantClient
+
 from semrouter import ConfigurationError, FakeEncoder, Route, SemanticRouter
 from semrouter._config import MAX_CONFIG_BYTES, load_router_kwargs, read_config
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from semrouter import FakeEncoder, Route, SemanticRouter
 from semrouter._index import point_id
 from semrouter._stores import EdgeStore

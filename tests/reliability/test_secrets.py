@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from qdrant_client import QdrantClient
+
 from semrouter import BackendUnavailableError, ConfigurationError, FakeEncoder, SemanticRouter
 
 from .conftest import ROUTES

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from semrouter import FakeEncoder, Route, SemanticRouter
 from semrouter.cli import main
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from qdrant_client import AsyncQdrantClient, QdrantClient
+
 from semrouter import FakeEncoder, IndexMismatchError, Route, SemanticRouter
 from semrouter._index import point_id
 

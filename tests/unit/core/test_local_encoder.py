@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from semrouter import EncoderError, Route, SemanticRouter
 from semrouter.encoders import LocalEncoder
 

@@ -15,9 +15,9 @@ import numpy as np
 import numpy.typing as npt
 import openai
 import pytest
+
 from semrouter._exceptions import ConfigurationError, EncoderError, MissingDependencyError
 from semrouter.encoders import OpenAIEncoder, encoder_from_config
-
 from tests.support.openai_server import TEST_API_KEY as OPENAI_TEST_KEY
 from tests.support.openai_server import OpenAIServer, embedding_for
 

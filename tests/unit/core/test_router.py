@@ -4,6 +4,7 @@ import asyncio
 
 import numpy as np
 import pytest
+
 from semrouter import (
     ConfigurationError,
     FakeEncoder,

@@ -5,6 +5,7 @@ import contextlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from semrouter import ConfigurationError, Route, RouteMatch
 from semrouter._routes import validate_routes
 

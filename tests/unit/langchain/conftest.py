@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from qdrant_client import QdrantClient
+
 from semrouter import Encoder, FakeEncoder, Route, SemanticRouter
 
 from ._helpers import ROUTES

@@ -13,6 +13,8 @@ from langchain_core.runnables import (
     RunnableLambda,
     RunnablePassthrough,
 )
+
+from langchain_semrouter import SemanticBranch
 from semrouter import (
     ConfigurationError,
     FakeEncoder,
@@ -21,8 +23,6 @@ from semrouter import (
     Route,
     SemanticRouter,
 )
-
-from langchain_semrouter import SemanticBranch
 
 from ._helpers import ROUTES, collector, fake_chain
 

@@ -10,9 +10,9 @@ import pytest
 from langchain_core.decisions import BaseDecisionModel, Choice, Noul, Score
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
-from semrouter import ConfigurationError, FakeEncoder, SemanticRouter
 
 from langchain_semrouter import SemanticDecisionModel
+from semrouter import ConfigurationError, FakeEncoder, SemanticRouter
 
 TEAM = Choice(
     instructions="Which team should handle this request?",

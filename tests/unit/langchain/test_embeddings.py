@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.vectorstores import InMemoryVectorStore
-from semrouter import ConfigurationError, Encoder, FakeEncoder, Route, SemanticRouter
 
 from langchain_semrouter import LangChainEncoder, SemanticBranch, SemRouterEmbeddings
+from semrouter import ConfigurationError, Encoder, FakeEncoder, Route, SemanticRouter
 
 
 class CountingEmbeddings(Embeddings):

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda
-from semrouter import Encoder, Route, SemanticRouter
 
 from langchain_semrouter import SemanticBranch
+from semrouter import Encoder, Route, SemanticRouter
 
 from ._helpers import collector, fake_chain, shape
 

@@ -14,13 +14,13 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import Field
-from semrouter import FakeEncoder, SemanticRouter
 
 from langchain_semrouter import (
     SemanticToolSelector,
     SemanticToolSelectorMiddleware,
     tool_route,
 )
+from semrouter import FakeEncoder, SemanticRouter
 
 TOPICS = [
     "weather",

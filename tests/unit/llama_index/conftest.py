@@ -13,6 +13,7 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
 from llama_index.core.llms import MockLLM
 from llama_index.core.tools import QueryEngineTool
+
 from semrouter import Encoder, FakeEncoder, LocalEncoder
 
 #: name -> (description, document text) of the query engines the router tests choose from.

@@ -10,10 +10,10 @@ from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.embeddings import MockEmbedding
 from qdrant_client import QdrantClient
-from semrouter import ConfigurationError, Encoder, FakeEncoder, Route, SemanticRouter
 
 from llama_index_semrouter import LlamaIndexEncoder, SemRouterEmbedding
 from llama_index_semrouter.embeddings import as_encoder
+from semrouter import ConfigurationError, Encoder, FakeEncoder, Route, SemanticRouter
 
 
 class CountingEmbedding(BaseEmbedding):

@@ -10,9 +10,9 @@ from llama_index.core.query_engine import RouterQueryEngine
 from llama_index.core.retrievers import RouterRetriever
 from llama_index.core.tools import QueryEngineTool, RetrieverTool
 from qdrant_client import QdrantClient
-from semrouter import Encoder, FakeEncoder, NoRouteMatchedError
 
 from llama_index_semrouter import SemRouterSelector
+from semrouter import Encoder, FakeEncoder, NoRouteMatchedError
 
 from .conftest import ENGINES, LoopGuardEncoder
 

@@ -10,9 +10,9 @@ from llama_index.core.base.base_selector import BaseSelector
 from llama_index.core.selectors import EmbeddingSingleSelector
 from llama_index.core.tools import ToolMetadata
 from qdrant_client import QdrantClient
-from semrouter import ConfigurationError, Encoder, FakeEncoder, NoRouteMatchedError, SemanticRouter
 
 from llama_index_semrouter import SemRouterEmbedding, SemRouterSelector
+from semrouter import ConfigurationError, Encoder, FakeEncoder, NoRouteMatchedError, SemanticRouter
 
 from .conftest import LoopGuardEncoder
 

@@ -16,10 +16,10 @@ from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.objects.base import ObjectRetriever
 from llama_index.core.tools import BaseTool, FunctionTool
 from qdrant_client import QdrantClient
-from semrouter import ConfigurationError, Encoder, FakeEncoder
 
 from llama_index_semrouter import SemRouterToolRetriever
 from llama_index_semrouter.retrievers import tool_node_id
+from semrouter import ConfigurationError, Encoder, FakeEncoder
 
 from .conftest import LoopGuardEncoder
 

@@ -1,0 +1,281 @@
+"""Fitting a router on labelled texts: a learned route head and thresholds, kept with the router.
+
+``SemanticRouter.fit`` embeds every text once, trains a :class:`LogisticHead` on the route
+utterances plus the training share of the labelled texts (``None`` labels train a "none"
+class), and picks the threshold on a held-out share, scoring each route as the head's
+probability plus its nearest-neighbour similarity (:func:`blend_scores`). The result is a
+:class:`Calibration`, saved in the router's config file and reloaded without refitting. It
+belongs to one route set: any change to the routes makes it stale, and the router falls back
+to plain thresholds until it is fitted again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict
+
+from ._calibration import LogisticHead, apply_thresholds, blend_scores, fit_thresholds
+from ._evaluation import EvaluationReport, stratified_split
+from ._exceptions import ConfigurationError
+from ._index import RouteScores
+from ._routes import Route, RouteMatch
+
+__all__ = ["Calibration", "Progress", "check_labels", "routes_digest", "score_matrix"]
+
+#: Called as ``progress(done, total)`` while texts are encoded.
+Progress = Callable[[int, int], None]
+CALIBRATION_VERSION = 1
+
+
+class Calibration(BaseModel):
+    """What :meth:`SemanticRouter.fit` learnt; plain data, safe to store in a config file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = CALIBRATION_VERSION
+    routes_digest: str
+    fingerprint: str
+    head: dict[str, Any] | None
+    thresholds: dict[str, float]
+    similarity_weight: float = 1.0
+    metric: Literal["accuracy", "f1"] = "accuracy"
+    heldout: dict[str, float] = {}
+
+
+def routes_digest(routes: Sequence[Route]) -> str:
+    """A hash of the route names and utterances: what a calibration is valid for."""
+    content = [[route.name, sorted(route.utterances)] for route in routes]
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+def check_labels(
+    texts: Sequence[str], labels: Sequence[str | None], names: Sequence[str]
+) -> list[str | None]:
+    """Labels as route names or ``None``; unknown names and length mismatches are refused."""
+    if isinstance(texts, str) or isinstance(labels, str):
+        raise ConfigurationError("texts and labels must be lists, not single strings")
+    labels = list(labels)
+    if len(labels) != len(texts):
+        raise ConfigurationError(f"{len(texts)} texts but {len(labels)} labels")
+    known = set(names)
+    unknown = sorted({str(x) for x in labels if x is not None and x not in known})
+    if unknown:
+        raise ConfigurationError(f"labels name routes the router does not hold: {unknown[:5]}")
+    return labels
+
+
+def score_matrix(scored: Sequence[RouteScores], names: Sequence[str]) -> npt.NDArray[np.float64]:
+    """Nearest-neighbour route scores as an (n, R) matrix, NaN for routes not retrieved."""
+    column = {name: i for i, name in enumerate(names)}
+    out = np.full((len(scored), len(names)), np.nan)
+    for row, result in enumerate(scored):
+        for name, score in zip(result.names, result.scores):
+            if name in column:
+                out[row, column[name]] = score
+    return out
+
+
+def fit_calibration(
+    *,
+    routes: Sequence[Route],
+    fingerprint: str,
+    utterance_vectors: npt.NDArray[np.float32],
+    utterance_labels: npt.NDArray[np.int64],
+    train_vectors: npt.NDArray[np.float32],
+    train_labels: npt.NDArray[np.int64],
+    heldout_vectors: npt.NDArray[np.float32],
+    heldout_labels: npt.NDArray[np.int64],
+    heldout_similarities: npt.NDArray[np.float64],
+    head: bool,
+    per_route_thresholds: bool,
+    metric: Literal["accuracy", "f1"],
+    none_weight: float,
+    l2: float,
+) -> Calibration:
+    """Train the head (optional) and choose thresholds on the held-out rows."""
+    names = [route.name for route in routes]
+    fitted_head = None
+    scores = np.nan_to_num(heldout_similarities, nan=-1.0)
+    bounds: tuple[float, float] | None = (-1.0, 1.0)
+    if head:
+        X = np.concatenate([utterance_vectors, train_vectors]).astype(np.float32)
+        y = np.concatenate([utterance_labels, train_labels]).astype(np.int64)
+        fitted_head = LogisticHead.fit(
+            X, y, route_names=names, l2=l2, none_weight=none_weight, fingerprint=fingerprint
+        )
+        scores = blend_scores(fitted_head.predict_proba(heldout_vectors), heldout_similarities)
+        bounds = None
+    if len(heldout_labels):
+        found = fit_thresholds(scores, heldout_labels, names, metric=metric, bounds=bounds)
+        thresholds = (
+            dict(found.thresholds)
+            if per_route_thresholds
+            else dict.fromkeys(names, found.global_threshold)
+        )
+        summary = {"score": found.score if per_route_thresholds else found.global_score}
+    else:  # nothing held out: accept the best route whatever its score
+        thresholds = dict.fromkeys(names, float(np.min(scores)) if scores.size else 0.0)
+        summary = {}
+    return Calibration(
+        routes_digest=routes_digest(routes),
+        fingerprint=fingerprint,
+        head=fitted_head.to_dict() if fitted_head is not None else None,
+        thresholds={name: float(value) for name, value in thresholds.items()},
+        metric=metric,
+        heldout={"rows": float(len(heldout_labels)), **summary},
+    )
+
+
+class CalibratedScorer:
+    """Applies a calibration at routing time: one matrix product and a softmax per batch."""
+
+    def __init__(self, calibration: Calibration) -> None:
+        self.calibration = calibration
+        self.head = LogisticHead.from_dict(calibration.head) if calibration.head else None
+
+    def scores(
+        self, vectors: npt.NDArray[np.float32], similarities: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """(n, R) scores in route order: blended with the head, or plain similarities."""
+        if self.head is None:
+            return np.nan_to_num(similarities, nan=-1.0)
+        probabilities = self.head.predict_proba(vectors)
+        return blend_scores(probabilities, similarities, weight=self.calibration.similarity_weight)
+
+
+def encode(router: Any, texts: list[str], progress: Progress | None) -> npt.NDArray[np.float32]:
+    """Embed ``texts`` in chunks, reporting progress; the same vectors as one call."""
+    if progress is None:
+        return router.encoder.encode(texts)  # type: ignore[no-any-return]
+    chunk = max(router.encoder.batch_size, 256)
+    parts = []
+    for start in range(0, len(texts), chunk):
+        parts.append(router.encoder.encode(texts[start : start + chunk]))
+        progress(min(start + chunk, len(texts)), len(texts))
+    if not parts:
+        return np.zeros((0, router.encoder.dimension), np.float32)
+    return np.concatenate(parts)
+
+
+def _indices(labels: Sequence[str | None], names: Sequence[str]) -> npt.NDArray[np.int64]:
+    position = {name: i for i, name in enumerate(names)}
+    return np.array([-1 if x is None else position[x] for x in labels], dtype=np.int64)
+
+
+def _warn_if_stored(router: Any, texts: Sequence[str], what: str) -> None:
+    stored = set(router._index.utterances)
+    overlap = sum(1 for text in texts if text in stored)
+    if overlap:
+        warnings.warn(
+            f"{overlap} of the {len(texts)} {what} texts are stored route utterances: "
+            "scores on them are inflated (each matches itself)",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def fit_router(
+    router: Any,
+    texts: Sequence[str],
+    labels: Sequence[str | None],
+    *,
+    validation: tuple[Sequence[str], Sequence[str | None]] | None,
+    holdout: float,
+    head: bool,
+    per_route_thresholds: bool,
+    metric: Literal["accuracy", "f1"],
+    none_weight: float,
+    l2: float,
+    seed: int,
+    progress: Progress | None,
+) -> tuple[EvaluationReport, Calibration]:
+    """The work behind :meth:`SemanticRouter.fit`."""
+    routes: list[Route] = router.routes
+    names = [route.name for route in routes]
+    if not routes:
+        raise ConfigurationError("fit() needs at least one route")
+    labels = check_labels(texts, labels, names)
+    extra_texts: list[str] = []
+    extra_labels: list[str | None] = []
+    if validation is not None:
+        extra_texts = list(validation[0])
+        extra_labels = check_labels(extra_texts, validation[1], names)
+    texts = router._check(texts)
+    extra_texts = router._check(extra_texts)
+    if not texts:
+        raise ConfigurationError("fit() needs labelled example queries (texts and labels)")
+    vectors = encode(router, [*texts, *extra_texts], progress)
+    y = _indices(labels, names)
+    if validation is not None:
+        train = np.arange(len(texts))
+        held_vectors, held_labels = vectors[len(texts) :], _indices(extra_labels, names)
+        held_gold = extra_labels
+        held_texts = extra_texts
+    else:
+        keys = ["\x00none" if x is None else x for x in labels]
+        train, held = stratified_split(keys, test_size=holdout, seed=seed)
+        held_vectors, held_labels = vectors[held], y[held]
+        held_gold = [labels[i] for i in held]
+        held_texts = [texts[i] for i in held]
+    if not len(held_labels):
+        raise ConfigurationError("nothing was held out to choose thresholds on: give more texts")
+    _warn_if_stored(router, held_texts, "held-out")
+    options = router._query_options(1)
+    similarities = score_matrix(router._index.query(held_vectors, **options), names)
+    utterance_vectors, utterance_labels = router._index.utterance_vectors()
+    calibration = fit_calibration(
+        routes=routes,
+        fingerprint=router.encoder.fingerprint,
+        utterance_vectors=utterance_vectors,
+        utterance_labels=utterance_labels,
+        train_vectors=vectors[train],
+        train_labels=y[train],
+        heldout_vectors=held_vectors,
+        heldout_labels=held_labels,
+        heldout_similarities=similarities,
+        head=head,
+        per_route_thresholds=per_route_thresholds,
+        metric=metric,
+        none_weight=none_weight,
+        l2=l2,
+    )
+    scores = CalibratedScorer(calibration).scores(held_vectors, similarities)
+    cuts = np.array([calibration.thresholds[name] for name in names])
+    predicted, top = apply_thresholds(scores, cuts)
+    report = EvaluationReport.from_predictions(
+        held_gold,
+        [None if p < 0 else names[p] for p in predicted],
+        top,
+        top_routes=[names[i] for i in scores.argmax(axis=1)],
+    )
+    return report, calibration
+
+
+def evaluate_router(
+    router: Any,
+    texts: Sequence[str],
+    labels: Sequence[str | None],
+    *,
+    progress: Progress | None,
+) -> EvaluationReport:
+    """The work behind :meth:`SemanticRouter.evaluate`."""
+    labels = check_labels(texts, labels, router.route_names)
+    texts = router._check(texts)
+    _warn_if_stored(router, texts, "evaluation")
+    matches: list[RouteMatch] = []
+    chunk = 512
+    for start in range(0, len(texts), chunk):
+        matches += router.route_many(texts[start : start + chunk])
+        if progress is not None:
+            progress(min(start + chunk, len(texts)), len(texts))
+    best = [max(m.scores, key=m.scores.__getitem__) if m.scores else None for m in matches]
+    return EvaluationReport.from_predictions(
+        labels, [m.name for m in matches], [m.score for m in matches], top_routes=best
+    )

@@ -1,0 +1,183 @@
+"""router.fit / router.evaluate on small synthetic data (FakeEncoder: words decide meaning)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semrouter import (
+    ConfigurationError,
+    FakeEncoder,
+    Route,
+    SemanticRouter,
+    StaleCalibrationWarning,
+)
+from semrouter.cli import main
+
+TOPICS = {
+    "flights": ["flight", "plane", "airport", "ticket", "fly", "boarding"],
+    "weather": ["rain", "sunny", "forecast", "weather", "cold", "umbrella"],
+    "music": ["song", "jazz", "play", "album", "band", "guitar"],
+}
+
+
+def make_data(seed: int, per_route: int = 30, none: int = 30) -> tuple[list[str], list[str | None]]:
+    rng = np.random.default_rng(seed)
+    texts: list[str] = []
+    labels: list[str | None] = []
+    for name, words in TOPICS.items():
+        for _ in range(per_route):
+            texts.append(" ".join(rng.choice(words, 3)))
+            labels.append(name)
+    for i in range(none):
+        texts.append(f"unrelated{i} gibberish{i % 7} noise")
+        labels.append(None)
+    return texts, labels
+
+
+def make_router(**options: object) -> SemanticRouter:
+    routes = [
+        Route(name, [f"{a} {b}" for a, b in itertools.pairwise(words)])
+        for name, words in TOPICS.items()
+    ]
+    return SemanticRouter(routes, encoder=FakeEncoder(), **options)  # type: ignore[arg-type]
+
+
+def test_fit_learns_to_route_and_to_abstain() -> None:
+    router = make_router()
+    texts, labels = make_data(0)
+    report = router.fit(texts, labels)
+    assert report.n == pytest.approx(0.2 * len(texts), abs=4)  # held out, not training data
+    assert report.accuracy >= 0.9
+    test_texts, test_labels = make_data(1)
+    after = router.evaluate(test_texts, test_labels)
+    assert after.accuracy >= 0.9 and after.oos_recall is not None and after.oos_recall >= 0.8
+    assert router.route("jazz album guitar").name == "music"
+    assert router.route("unrelated99 gibberish3 noise").name is None
+
+
+def test_fit_beats_unfitted_thresholds_on_out_of_scope() -> None:
+    texts, labels = make_data(0)
+    test_texts, test_labels = make_data(1)
+    before = make_router().evaluate(test_texts, test_labels)
+    router = make_router()
+    router.fit(texts, labels)
+    assert router.evaluate(test_texts, test_labels).accuracy >= before.accuracy
+
+
+def test_fit_is_deterministic_under_a_seed() -> None:
+    texts, labels = make_data(0)
+    a, b, c = make_router(), make_router(), make_router()
+    a.fit(texts, labels, seed=3)
+    b.fit(texts, labels, seed=3)
+    c.fit(texts, labels, seed=4)
+    assert a.calibration == b.calibration
+    assert a.calibration is not None and c.calibration is not None
+    assert a.calibration.heldout["rows"] == c.calibration.heldout["rows"]
+
+
+def test_fit_embeds_each_text_once() -> None:
+    router = make_router()
+    encoder = router.encoder
+    assert isinstance(encoder, FakeEncoder)
+    encoder.reset_counts()
+    texts, labels = make_data(0)
+    router.fit(texts, labels)
+    assert encoder.encoded_texts == len(texts)
+
+
+def test_thresholds_only_without_head() -> None:
+    router = make_router()
+    texts, labels = make_data(0)
+    router.fit(texts, labels, head=False, per_route_thresholds=True)
+    assert router.calibration is not None and router.calibration.head is None
+    assert set(router.calibration.thresholds) == set(TOPICS)
+    assert all(-1 <= t <= 1 for t in router.calibration.thresholds.values())
+    assert router.threshold_for("music") == router.calibration.thresholds["music"]
+
+
+def test_explicit_validation_set() -> None:
+    router = make_router()
+    texts, labels = make_data(0)
+    val_texts, val_labels = make_data(2, per_route=5, none=5)
+    report = router.fit(texts, labels, validation=(val_texts, val_labels))
+    assert report.n == len(val_texts)
+
+
+def test_stale_after_a_route_change() -> None:
+    router = make_router()
+    router.fit(*make_data(0))
+    assert not router.calibration_stale
+    router.add(Route("food", ["pizza pasta", "sushi noodles"]))
+    assert router.calibration_stale
+    with pytest.warns(StaleCalibrationWarning):
+        match = router.route("pizza pasta")
+    assert match.name == "food"  # plain routing still works
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        router.route("pizza pasta")  # warned once only
+    router.remove("food")
+    assert not router.calibration_stale  # the same routes again: the fit applies again
+
+
+def test_persisted_and_reloaded_without_refitting(tmp_path: Path) -> None:
+    router = make_router(path=tmp_path / "db")
+    router.fit(*make_data(0))
+    file = tmp_path / "router.json"
+    router.save(file)
+    queries = ["jazz album guitar", "rain forecast umbrella", "unrelated5 gibberish5 noise"]
+    expected = router.route_many(queries)
+    router.close()
+    assert json.loads(file.read_text())["calibration"]["head"]["format"]
+    loaded = SemanticRouter.load(file)
+    assert loaded.calibration == router.calibration
+    assert loaded.route_many(queries) == expected
+    loaded.close()
+
+
+@pytest.mark.parametrize(
+    ("texts", "labels", "message"),
+    [
+        (["a"], ["nope"], "does not hold"),
+        (["a", "b"], ["music"], "2 texts but 1 labels"),
+        ([], [], "labelled example queries"),
+        ("jazz", ["music"], "lists"),
+    ],
+)
+def test_bad_fit_input(texts: list[str], labels: list[str | None], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        make_router().fit(texts, labels)
+
+
+def test_evaluate_warns_about_stored_utterances() -> None:
+    router = make_router()
+    with pytest.warns(UserWarning, match="stored route utterances"):
+        report = router.evaluate(["jazz play", "rain sunny"], ["music", "weather"])
+    assert report.accuracy == 1.0
+
+
+def test_cli_fit_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    router = make_router(path=tmp_path / "db")
+    config = tmp_path / "router.yaml"
+    router.save(config)
+    router.close()
+    texts, labels = make_data(0)
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(json.dumps({"text": t, "label": x}) for t, x in zip(texts, labels)))
+    assert main(["fit", str(config), str(data), "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr()
+    assert "accuracy" in out.out and "encoding [" in out.err
+    assert json.loads((tmp_path / "r.json").read_text())["accuracy"] >= 0.9
+    test_texts, test_labels = make_data(1)
+    csv_file = tmp_path / "test.csv"
+    csv_file.write_text(
+        "text,label\n" + "\n".join(f"{t},{x or ''}" for t, x in zip(test_texts, test_labels))
+    )
+    assert main(["eval", str(config), str(csv_file)]) == 0
+    assert "out-of-scope recall" in capsys.readouterr().out
+    assert main(["eval", str(config), str(tmp_path / "missing.csv")]) == 2
