@@ -1,0 +1,324 @@
+"""The learned route head: multinomial logistic regression on frozen embeddings, in NumPy.
+
+Fitted with a deterministic full-batch L-BFGS (no scikit-learn, no torch); optionally with an
+extra "none" class learnt from examples that should match no route. Scoring is one matrix
+product and a softmax.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ._exceptions import ConfigurationError
+
+__all__ = ["LogisticHead"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+_FORMAT = "semrouter.logistic_head/1"
+
+
+class LogisticHead:
+    """A softmax classifier over routes, on top of a frozen encoder.
+
+    Build one with :meth:`fit`; scoring is one matrix product and a softmax. Label ``-1`` in
+    the training labels means "matches no route": such rows train an extra *none* class whose
+    probability mass is taken away from the routes, so :meth:`predict_proba` rows sum to
+    ``1 - p(none)`` and a threshold on the best route's probability abstains naturally.
+
+    Example:
+        >>> import numpy as np
+        >>> X = np.eye(4, dtype=np.float32)[[0, 0, 1, 1, 2, 2]]
+        >>> head = LogisticHead.fit(X, np.array([0, 0, 1, 1, -1, -1]), route_names=["a", "b"])
+        >>> head.predict_proba(X[:1]).argmax(axis=1).tolist()
+        [0]
+    """
+
+    def __init__(
+        self,
+        weights: npt.ArrayLike,
+        bias: npt.ArrayLike,
+        *,
+        route_names: Sequence[str],
+        has_none: bool = False,
+        temperature: float = 1.0,
+        fingerprint: str | None = None,
+    ) -> None:
+        self.weights = np.ascontiguousarray(weights, dtype=np.float32)
+        self.bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+        self.route_names = tuple(route_names)
+        self.has_none = bool(has_none)
+        self.temperature = float(temperature)
+        #: The encoder fingerprint the head was trained on, when the caller recorded it.
+        self.fingerprint = fingerprint
+        classes = len(self.route_names) + int(self.has_none)
+        if self.weights.ndim != 2 or self.weights.shape[1] != classes:
+            raise ConfigurationError(
+                f"weights of shape {self.weights.shape} do not fit {classes} classes"
+            )
+        if self.bias.shape != (classes,):
+            raise ConfigurationError(f"bias of shape {self.bias.shape}, expected ({classes},)")
+        if not self.temperature > 0.0:
+            raise ConfigurationError("temperature must be positive")
+
+    @property
+    def dimension(self) -> int:
+        """Length of the embeddings the head takes."""
+        return int(self.weights.shape[0])
+
+    @classmethod
+    def fit(
+        cls,
+        X: npt.ArrayLike,
+        y: npt.ArrayLike,
+        *,
+        n_classes: int | None = None,
+        route_names: Sequence[str] | None = None,
+        l2: float = 1e-5,
+        class_weight: Literal["balanced"] | Mapping[int, float] | None = None,
+        none_weight: float = 1.0,
+        max_iter: int = 300,
+        tol: float = 1e-6,
+        fingerprint: str | None = None,
+    ) -> LogisticHead:
+        """Fit the head on embeddings ``X`` (n, d) and labels ``y`` (n,) in ``[0, C)`` or -1.
+
+        The optimiser starts from zero weights and uses no randomness, so the same inputs on
+        the same machine give bitwise identical weights.
+
+        Args:
+            X: embeddings, one row per example (L2-normalised, as encoders return them).
+            y: route index of each row; -1 for rows that should match no route.
+            n_classes: number of routes ``C``; defaults to ``len(route_names)``.
+            route_names: names of the routes, in index order; defaults to ``"0".."C-1"``.
+            l2: weight of the ``0.5 * ||W||²`` penalty added to the mean cross-entropy; 1e-5
+                was best on CLINC150 validation, with 100 and with 5 examples per route.
+            class_weight: ``"balanced"`` weighs each class inversely to its size; a mapping
+                gives a weight per route index (-1 for the none class).
+            none_weight: extra factor on the loss of the none-class rows (5 did better than 1
+                on CLINC150, where 100 such rows face 100 per route).
+            max_iter: L-BFGS iterations at most.
+            tol: stop when the largest gradient entry falls below this.
+            fingerprint: the encoder fingerprint, stored with the head.
+        """
+        data = np.ascontiguousarray(X, dtype=np.float64)
+        labels = np.asarray(y, dtype=np.int64).reshape(-1)
+        if route_names is None and n_classes is None:
+            raise ConfigurationError("pass n_classes or route_names")
+        names = [str(i) for i in range(n_classes or 0)] if route_names is None else route_names
+        n_routes = len(names)
+        if n_classes is not None and n_classes != n_routes:
+            raise ConfigurationError(f"n_classes={n_classes} but {n_routes} route names")
+        if data.ndim != 2 or data.shape[0] != labels.shape[0] or data.shape[0] == 0:
+            raise ConfigurationError("X must be a non-empty (n, d) array with one label per row")
+        if labels.min() < -1 or labels.max() >= n_routes:
+            raise ConfigurationError(f"labels must lie in [-1, {n_routes})")
+        if not np.all(np.isfinite(data)):
+            raise ConfigurationError("X contains non-finite values")
+        has_none = bool(np.any(labels == -1))
+        targets = np.where(labels == -1, n_routes, labels)
+        sample_weight = _sample_weights(targets, n_routes + 1, class_weight, none_weight)
+        weights, bias = _fit_softmax(
+            data, targets, sample_weight, n_routes + int(has_none), l2, max_iter, tol
+        )
+        return cls(weights, bias, route_names=names, has_none=has_none, fingerprint=fingerprint)
+
+    def logits(self, X: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """Raw class scores ``X @ W + b``, divided by the temperature; (n, C[+1])."""
+        data = np.asarray(X, dtype=np.float32)
+        if data.ndim != 2 or data.shape[1] != self.dimension:
+            raise ConfigurationError(f"expected (n, {self.dimension}) embeddings, got {data.shape}")
+        z = data @ self.weights + self.bias
+        return z / np.float32(self.temperature) if self.temperature != 1.0 else z
+
+    def predict_proba(
+        self, X: npt.ArrayLike, *, with_none: bool = False
+    ) -> npt.NDArray[np.float32]:
+        """Route probabilities (n, C); with ``with_none`` the none class is the last column."""
+        z = self.logits(X)
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        if self.has_none and not with_none:
+            return np.ascontiguousarray(z[:, : len(self.route_names)])
+        return z
+
+    def with_temperature(self, temperature: float) -> LogisticHead:
+        """The same head with its logits divided by ``temperature``."""
+        return LogisticHead(
+            self.weights,
+            self.bias,
+            route_names=self.route_names,
+            has_none=self.has_none,
+            temperature=temperature,
+            fingerprint=self.fingerprint,
+        )
+
+    def to_dict(self, *, encoding: Literal["base64", "list"] = "base64") -> dict[str, Any]:
+        """A JSON/YAML-safe mapping; ``"base64"`` packs float32 bytes, ``"list"`` plain floats."""
+
+        def pack(array: npt.NDArray[np.float32]) -> Any:
+            if encoding == "list":
+                return array.tolist()
+            return base64.b64encode(array.astype("<f4").tobytes()).decode("ascii")
+
+        return {
+            "format": _FORMAT,
+            "route_names": list(self.route_names),
+            "has_none": self.has_none,
+            "dimension": self.dimension,
+            "temperature": self.temperature,
+            "fingerprint": self.fingerprint,
+            "weights": pack(self.weights),
+            "bias": pack(self.bias),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LogisticHead:
+        """Rebuild a head from :meth:`to_dict`'s output."""
+        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
+            raise ConfigurationError(f"not a logistic head (expected format {_FORMAT!r})")
+        try:
+            names = [str(name) for name in data["route_names"]]
+            has_none = bool(data["has_none"])
+            classes = len(names) + int(has_none)
+            dimension = int(data["dimension"])
+            weights = _unpack(data["weights"]).reshape(dimension, classes)
+            bias = _unpack(data["bias"]).reshape(classes)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"invalid logistic head: {exc}") from exc
+        return cls(
+            weights,
+            bias,
+            route_names=names,
+            has_none=has_none,
+            temperature=float(data.get("temperature", 1.0)),
+            fingerprint=data.get("fingerprint"),
+        )
+
+    def __repr__(self) -> str:
+        none = ", has_none=True" if self.has_none else ""
+        return f"LogisticHead(routes={len(self.route_names)}, dimension={self.dimension}{none})"
+
+
+def _unpack(value: Any) -> npt.NDArray[np.float32]:
+    if isinstance(value, str):
+        return np.frombuffer(base64.b64decode(value, validate=True), dtype="<f4").astype(np.float32)
+    return np.asarray(value, dtype=np.float32)
+
+
+def _sample_weights(
+    targets: IntArray,
+    n_classes: int,
+    class_weight: Literal["balanced"] | Mapping[int, float] | None,
+    none_weight: float,
+) -> FloatArray:
+    counts = np.bincount(targets, minlength=n_classes).astype(np.float64)
+    if class_weight is None:
+        per_class = np.ones(n_classes)
+    elif class_weight == "balanced":
+        present = counts > 0
+        per_class = np.ones(n_classes)
+        per_class[present] = counts[present].sum() / (present.sum() * counts[present])
+    elif isinstance(class_weight, Mapping):
+        per_class = np.ones(n_classes)
+        for index, value in class_weight.items():
+            per_class[n_classes - 1 if index == -1 else index] = float(value)
+    else:
+        raise ConfigurationError("class_weight must be None, 'balanced' or a mapping")
+    per_class[n_classes - 1] *= none_weight
+    if np.any(per_class < 0) or not np.all(np.isfinite(per_class)):
+        raise ConfigurationError("class weights must be finite and non-negative")
+    weights = per_class[targets]
+    if not weights.sum() > 0:
+        raise ConfigurationError("class weights give every row zero weight")
+    return np.asarray(weights / weights.sum(), dtype=np.float64)
+
+
+def _fit_softmax(
+    X: FloatArray,
+    targets: IntArray,
+    sample_weight: FloatArray,
+    n_classes: int,
+    l2: float,
+    max_iter: int,
+    tol: float,
+) -> tuple[FloatArray, FloatArray]:
+    n, d = X.shape
+    rows = np.arange(n)
+
+    def loss_and_grad(theta: FloatArray) -> tuple[float, FloatArray]:
+        W = theta[: d * n_classes].reshape(d, n_classes)
+        z = X @ W + theta[d * n_classes :]
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        total = p.sum(axis=1)
+        loss = float(sample_weight @ (np.log(total) - z[rows, targets]))
+        p /= total[:, None]
+        p[rows, targets] -= 1.0
+        p *= sample_weight[:, None]
+        grad_w = X.T @ p + l2 * W
+        loss += 0.5 * l2 * float(np.vdot(W, W))
+        return loss, np.concatenate([grad_w.ravel(), p.sum(axis=0)])
+
+    theta = _lbfgs(loss_and_grad, np.zeros(d * n_classes + n_classes), max_iter, tol)
+    return theta[: d * n_classes].reshape(d, n_classes), theta[d * n_classes :]
+
+
+def _lbfgs(
+    fun: Callable[[FloatArray], tuple[float, FloatArray]],
+    x: FloatArray,
+    max_iter: int,
+    tol: float,
+    memory: int = 10,
+) -> FloatArray:
+    """Minimise a smooth convex ``fun(x) -> (f, g)`` with L-BFGS and a backtracking search."""
+    f, g = fun(x)
+    history: list[tuple[FloatArray, FloatArray, float]] = []
+    for _ in range(max_iter):
+        if float(np.max(np.abs(g))) <= tol:
+            break
+        # Two-loop recursion: direction = -H g.
+        q = g.copy()
+        alphas = []
+        for s, yv, rho in reversed(history):
+            alpha = rho * float(s @ q)
+            q -= alpha * yv
+            alphas.append(alpha)
+        if history:
+            s, yv, _ = history[-1]
+            q *= float(s @ yv) / float(yv @ yv)
+        else:
+            q /= max(float(np.linalg.norm(g)), 1e-12)
+        for (s, yv, rho), alpha in zip(history, reversed(alphas), strict=True):
+            q += s * (alpha - rho * float(yv @ q))
+        direction = -q
+        slope = float(g @ direction)
+        if slope >= 0.0:  # not a descent direction: restart from steepest descent
+            history.clear()
+            direction, slope = -g, -float(g @ g)
+        step = 1.0
+        for _ in range(30):  # Armijo backtracking
+            x_new = x + step * direction
+            f_new, g_new = fun(x_new)
+            if f_new <= f + 1e-4 * step * slope:
+                break
+            step *= 0.5
+        else:
+            break
+        s, yv = x_new - x, g_new - g
+        sy = float(s @ yv)
+        if sy > 1e-12 * float(yv @ yv):
+            history.append((s, yv, 1.0 / sy))
+            if len(history) > memory:
+                history.pop(0)
+        done = f - f_new <= 1e-12 * max(abs(f), 1.0)
+        x, f, g = x_new, f_new, g_new
+        if done:
+            break
+    return x
