@@ -97,12 +97,16 @@ def test_routing_during_add_and_remove_never_answers_a_removed_route(search: str
     stop = threading.Event()
     violations: list[tuple[str, str]] = []
     seen_temp = 0
+    seen_now = threading.Event()  # a reader saw the route just added
 
     def churn() -> None:
         try:
             for i in range(15):
                 name = f"tmp{i}"
+                seen_now.clear()
                 router.add(Route(name, [marker, f"{marker} {i}"]))
+                # let the readers meet the new route before it goes (whatever the machine load)
+                seen_now.wait(timeout=5)
                 router.remove(name)
                 with lock:
                     removed.add(name)
@@ -122,6 +126,7 @@ def test_routing_during_add_and_remove_never_answers_a_removed_route(search: str
                     violations.append((match.name, "after remove returned"))
                 if match.name is not None and match.name.startswith("tmp"):
                     seen_temp += 1
+                    seen_now.set()
                 assert (
                     match.name is None
                     or match.name.startswith("tmp")
