@@ -172,21 +172,16 @@ class SemanticRouter:
 
             seconds = max(1, round(timeout))
             target = redact_url(url) + (" (gRPC)" if prefer_grpc else "")
+            options: dict[str, Any] = {
+                "url": url,
+                "api_key": api_key,
+                "prefer_grpc": prefer_grpc,
+                "timeout": seconds,
+                "check_compatibility": False,  # no version probe: it would call the server
+            }
             with backend_errors(target):
-                sync_client = QdrantClient(
-                    url=url,
-                    api_key=api_key,
-                    prefer_grpc=prefer_grpc,
-                    timeout=seconds,
-                    check_compatibility=False,
-                )
-                async_client = AsyncQdrantClient(
-                    url=url,
-                    api_key=api_key,
-                    prefer_grpc=prefer_grpc,
-                    timeout=seconds,
-                    check_compatibility=False,
-                )
+                sync_client = QdrantClient(**options)
+                async_client = AsyncQdrantClient(**options)
             self._owned_clients += [sync_client, async_client]
             return ClientStore(
                 sync_client, self.collection, aclient=async_client, target=target, timeout=timeout

@@ -203,11 +203,7 @@ class EdgeStore(Store):
                 offset=offset, limit=_SCROLL_PAGE, with_payload=True, with_vector=with_vectors
             )
             records, offset = self._shard.scroll(request)
-            for record in records:
-                point_id = str(record.id)
-                if point_id != META_ID:
-                    vector = record.vector if with_vectors else None
-                    yield point_id, dict(record.payload or {}), _plain_vector(vector)
+            yield from _points(records, with_vectors)
             if offset is None:
                 return
 
@@ -373,11 +369,7 @@ class ClientStore(Store):
                     with_payload=True,
                     with_vectors=with_vectors,
                 )
-            for record in records:
-                point_id = str(record.id)
-                if point_id != META_ID:
-                    vector = record.vector if with_vectors else None
-                    yield point_id, dict(record.payload or {}), _plain_vector(vector)
+            yield from _points(records, with_vectors)
             if offset is None:
                 return
 
@@ -478,6 +470,15 @@ def _ram_dir() -> str | None:
     except OSError:
         pass
     return None
+
+
+def _points(records: Sequence[Any], with_vectors: bool) -> Iterator[StoredPoint]:
+    """Scrolled records (of either client) as stored points, the metadata point left out."""
+    for record in records:
+        point_id = str(record.id)
+        if point_id != META_ID:
+            vector = _plain_vector(record.vector) if with_vectors else None
+            yield point_id, dict(record.payload or {}), vector
 
 
 def _stack(ids: Sequence[str], found: dict[str, Any]) -> np.ndarray:
