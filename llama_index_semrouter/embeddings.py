@@ -38,6 +38,14 @@ class SemRouterEmbedding(BaseEmbedding):
             from semrouter import LocalEncoder
 
             encoder = LocalEncoder()
+            # LlamaIndex rebuilds components from to_dict()/pickle with their fields only: the
+            # encoder is not serialised, so a named other model must not become MiniLM silently.
+            named = kwargs.get("model_name")
+            if named is not None and named != encoder.model_id:
+                raise ConfigurationError(
+                    f"this SemRouterEmbedding wrapped {named!r}, which is not serialised: "
+                    "pass encoder= to rebuild it"
+                )
         if not isinstance(encoder, Encoder):
             raise ConfigurationError("encoder must be a semrouter.Encoder")
         kwargs.setdefault("model_name", encoder.model_id)
@@ -47,6 +55,16 @@ class SemRouterEmbedding(BaseEmbedding):
     @classmethod
     def class_name(cls) -> str:
         return "SemRouterEmbedding"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # BaseComponent quietly drops private attributes it cannot pickle, which would bring
+        # this embedding back without its encoder: keep it, so pickling works or fails loudly.
+        state = super().__getstate__()
+        state["__pydantic_private__"] = {
+            **(state.get("__pydantic_private__") or {}),
+            "_encoder": self._encoder,
+        }
+        return state
 
     @property
     def encoder(self) -> Encoder:

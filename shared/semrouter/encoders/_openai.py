@@ -8,6 +8,7 @@ module writes.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -257,11 +258,32 @@ class OpenAIEncoder(Encoder):
             raise self._error(type(exc).__name__, exc) from exc
 
     def _error(self, what: str, exc: BaseException) -> EncoderError:
+        self._scrub_exception(exc)
         detail = getattr(exc, "message", None) or str(exc)
         detail = _SDK_PREFIX.sub("", detail)  # "Error code: 429 - ..." repeats our status
         return EncoderError(
             f"OpenAI embeddings request for {self.model!r} failed: {what}: {self._scrub(detail)}"
         )
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "OpenAIEncoder is not picklable: it holds an API key and live clients; "
+            "rebuild it with encoder_from_config(encoder.to_config())"
+        )
+
+    def _scrub_exception(self, exc: BaseException) -> None:
+        """Remove the key from the SDK's exception itself: it stays chained as ``__cause__``,
+        and tracebacks, loggers and tracers (LangSmith) print the whole chain."""
+        exc.args = tuple(self._scrub(a) if isinstance(a, str) else a for a in exc.args)
+        message = getattr(exc, "message", None)
+        if isinstance(message, str):
+            exc.message = self._scrub(message)  # type: ignore[attr-defined]
+        body = getattr(exc, "body", None)
+        if body is not None:
+            try:
+                exc.body = json.loads(self._scrub(json.dumps(body)))  # type: ignore[attr-defined]
+            except (TypeError, ValueError):
+                exc.body = None  # type: ignore[attr-defined]
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets():
