@@ -181,3 +181,22 @@ def test_cli_fit_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["eval", str(config), str(csv_file)]) == 0
     assert "out-of-scope recall" in capsys.readouterr().out
     assert main(["eval", str(config), str(tmp_path / "missing.csv")]) == 2
+
+
+def test_none_share_weighs_the_held_out_none_rows() -> None:
+    from semrouter._fitting import _share_weights
+
+    labels = np.array([0, 0, 0, 1, 1, 1, -1, -1])
+    weights = _share_weights(labels, 0.5)
+    assert weights is not None
+    assert weights[labels < 0].sum() == pytest.approx(weights[labels >= 0].sum())
+    assert weights.sum() == pytest.approx(len(labels))
+    assert _share_weights(labels, None) is None
+    assert _share_weights(np.array([0, 1]), 0.5) is None  # no None rows: nothing to weigh
+
+
+def test_validation_alone_is_enough() -> None:
+    router = make_router()
+    val_texts, val_labels = make_data(2, per_route=10, none=10)
+    report = router.fit([], [], validation=(val_texts, val_labels))
+    assert report.n == len(val_texts) and router.calibration is not None
