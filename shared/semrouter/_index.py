@@ -16,7 +16,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -82,7 +82,6 @@ class _Snapshot:
     utterances: tuple[str, ...]
     id_to_row: dict[str, int]
     vectors: npt.NDArray[np.float32] | None  # None: search in Qdrant
-    route_rows: dict[str, list[int]] = field(default_factory=dict)
 
 
 class RouteIndex:
@@ -112,7 +111,6 @@ class RouteIndex:
         self._lock = threading.RLock()
         self._open(rebuild)
         self._snapshot = _Snapshot((), np.zeros(0, np.int64), np.zeros(0, np.int64), (), {}, None)
-        self._points: dict[str, tuple[Route, str]] = {}
         self._known: dict[str, dict[str, Any]] | None = None  # payloads of our points, by id
 
     # -- opening and syncing ---------------------------------------------------------------
@@ -155,30 +153,29 @@ class RouteIndex:
                     if _is_ours(pid, payload, desired)  # others' points are left alone
                 }
             known = self._known
+            payloads = {pid: _payload(route, utt) for pid, (route, utt) in desired.items()}
             new_ids = [pid for pid in desired if pid not in known]
             gone_ids = [pid for pid in known if pid not in desired]
-            changed = [
-                pid for pid in desired if pid in known and known[pid] != _payload(*desired[pid])
-            ]
+            changed = [pid for pid in desired if pid in known and known[pid] != payloads[pid]]
             encoded = np.zeros((0, self.encoder.dimension), np.float32)
             if new_ids:
                 encoded = self.encoder.encode([desired[pid][1] for pid in new_ids])
-                self.store.upsert(new_ids, encoded, [_payload(*desired[pid]) for pid in new_ids])
+                self.store.upsert(new_ids, encoded, [payloads[pid] for pid in new_ids])
             if gone_ids:
                 self.store.delete(gone_ids)
             if changed:
-                self.store.set_payloads(changed, [_payload(*desired[pid]) for pid in changed])
+                self.store.set_payloads(changed, [payloads[pid] for pid in changed])
             if new_ids or gone_ids or changed:
                 self.store.flush()
             for pid in gone_ids:
                 del known[pid]
             for pid in (*new_ids, *changed):
-                known[pid] = _payload(*desired[pid])
+                known[pid] = payloads[pid]
             matrix = None
             if self._mode_for(len(desired)) == "exact":
                 matrix = self._matrix(list(desired), dict(zip(new_ids, encoded)))
                 if new_ids or gone_ids or self._snapshot.vectors is None:
-                    self.store.save_vectors(list(desired), matrix)
+                    self.store.save_vectors(list(desired), matrix, self.encoder.fingerprint)
             self._install(routes, desired, matrix)
             logger.debug(
                 "synced %d routes into %s: encoded %d, deleted %d, updated %d",
@@ -244,7 +241,6 @@ class RouteIndex:
         row_route = np.fromiter((position[desired[pid][0].name] for pid in ids), np.int64, len(ids))
         if matrix is None:
             self.store.prepare_search()
-        self._points = desired
         self._snapshot = _Snapshot(
             route_names=names,
             route_sizes=np.bincount(row_route, minlength=len(names)).astype(np.int64),

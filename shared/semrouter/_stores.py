@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from ._exceptions import (
-    BackendUnavailableError,
     ConfigurationError,
     IndexMismatchError,
     backend_errors,
@@ -114,7 +113,9 @@ class Store(ABC):
         """Ids and vectors kept by :meth:`save_vectors`, if this store keeps such a cache."""
         return None
 
-    def save_vectors(self, ids: Sequence[str], matrix: np.ndarray) -> None:  # noqa: B027
+    def save_vectors(  # noqa: B027
+        self, ids: Sequence[str], matrix: np.ndarray, fingerprint: str
+    ) -> None:
         """Keep a copy of the exact-search matrix beside the collection (optional)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
@@ -264,13 +265,12 @@ class EdgeStore(Store):
             return None
         return [str(i) for i in ids], np.asarray(matrix, dtype=np.float32)
 
-    def save_vectors(self, ids: Sequence[str], matrix: np.ndarray) -> None:
+    def save_vectors(self, ids: Sequence[str], matrix: np.ndarray, fingerprint: str) -> None:
         file = self._cache_file()
-        meta = self.read_meta()
-        if file is None or not meta:
+        if file is None:
             return
         partial = file.with_name(file.name + ".partial.npz")
-        np.savez(partial, ids=np.asarray(ids), matrix=matrix, fingerprint=meta["fingerprint"])
+        np.savez(partial, ids=np.asarray(ids), matrix=matrix, fingerprint=fingerprint)
         os.replace(partial, file)
 
     def prepare_search(self) -> None:
@@ -497,12 +497,3 @@ def _plain_vector(vector: Any) -> list[float] | None:
     if isinstance(vector, dict):  # named vectors: take the default one
         vector = vector.get("") or next(iter(vector.values()), None)
     return list(vector) if vector is not None else None
-
-
-def check_reachable(client: Any, target: str) -> None:
-    """Fail fast with :class:`BackendUnavailableError` if the server does not answer."""
-    try:
-        with backend_errors(target):
-            client.get_collections()
-    except BackendUnavailableError:
-        raise
