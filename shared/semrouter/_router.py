@@ -277,6 +277,32 @@ class SemanticRouter:
         scored = await self._ascore(texts)
         return [m[0] for m in self._decide_all(scored, limit=1, apply_threshold=True)]
 
+    def route_vectors(self, vectors: Vectors) -> list[RouteMatch]:
+        """Route already-encoded queries (rows of ``encoder.encode(...)``); nothing is encoded.
+
+        The seam for callers that keep query vectors (conversations, benchmarks, fitting).
+        """
+        return [m[0] for m in self._decide_all(self._score_vectors(vectors), 1, True)]
+
+    def top_routes_vectors(
+        self, vectors: Vectors, limit: int = 3, *, apply_threshold: bool = True
+    ) -> list[list[RouteMatch]]:
+        """:meth:`top_routes_many` for already-encoded queries."""
+        scored = self._score_vectors(vectors, limit)
+        return self._decide_all(scored, limit, apply_threshold, keep_empty=False)
+
+    async def aroute_vectors(self, vectors: Vectors) -> list[RouteMatch]:
+        """Asynchronous :meth:`route_vectors` (awaits Qdrant when the search runs there)."""
+        matrix = _query_matrix(vectors, self.encoder.dimension)
+        scored = await self._index.aquery(matrix, **self._query_options(1))
+        return [m[0] for m in self._decide_all(self._calibrated(matrix, scored), 1, True)]
+
+    def _score_vectors(self, vectors: Vectors, limit: int = 1) -> list[RouteScores]:
+        matrix = _query_matrix(vectors, self.encoder.dimension)
+        if not len(matrix):
+            return []
+        return self._calibrated(matrix, self._index.query(matrix, **self._query_options(limit)))
+
     def top_routes(
         self, text: str, limit: int = 3, *, apply_threshold: bool = True
     ) -> list[RouteMatch]:
@@ -573,6 +599,20 @@ class SemanticRouter:
             f"SemanticRouter(routes={len(self._routes)}, utterances={self._index.size}, "
             f"encoder={self.encoder!r}, collection={self.collection!r}, location={where!r})"
         )
+
+
+def _query_matrix(vectors: Any, dimension: int) -> Vectors:
+    """Query vectors as a C-contiguous float32 ``(n, dimension)`` matrix of unit rows."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim == 1:
+        matrix = matrix[None, :]
+    if matrix.ndim != 2 or matrix.shape[1] != dimension:
+        raise QueryTypeError(f"query vectors must have shape (n, {dimension}), got {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise InvalidQueryError("query vectors must be finite")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0.0] = 1.0
+    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
 
 
 def _one_route(route: Any) -> Route:
