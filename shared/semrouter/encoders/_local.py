@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from .._exceptions import EncoderError, missing_dependency
+from .._exceptions import ConfigurationError, EncoderError, missing_dependency
 from ._base import Encoder
 
 __all__ = ["LocalEncoder"]
@@ -50,8 +50,13 @@ class LocalEncoder(Encoder):
         threads: ONNX Runtime intra-op threads (default: all cores).
         max_tokens: truncation length in tokens.
 
+    A loaded model costs about 100 MB and 0.5 s: :meth:`shared` hands out one encoder per
+    model per process (what the LangChain and LlamaIndex components use by default). An encoder
+    holds no per-call state, so ``copy.deepcopy`` returns it unchanged and pickling rebuilds
+    it from its paths (through :meth:`shared`) in the receiving process.
+
     Example:
-        >>> enc = LocalEncoder()  # doctest: +SKIP
+        >>> enc = LocalEncoder.shared()  # doctest: +SKIP
         >>> enc.encode(["hello world"]).shape  # doctest: +SKIP
         (1, 384)
     """
@@ -77,7 +82,8 @@ class LocalEncoder(Encoder):
             import onnxruntime as ort
             from tokenizers import Tokenizer
         except ImportError as exc:
-            raise missing_dependency("onnxruntime and tokenizers", "local") from exc
+            missing = exc.name if exc.name in ("onnxruntime", "tokenizers") else "onnxruntime"
+            raise missing_dependency(missing, "local") from exc
 
         custom = model_path is not None or tokenizer_path is not None
         if custom and (model_path is None or tokenizer_path is None or model_id is None):
@@ -88,11 +94,20 @@ class LocalEncoder(Encoder):
             if tokenizer_path
             else _packaged(*_TOKENIZER_FILE, _TOKENIZER_SHA256)
         )
+        if custom:
+            _check_file(model_file, "model_path")
+            _check_file(tokenizer_file, "tokenizer_path")
         self.model_id = model_id or MODEL_ID
         self._custom_paths = (str(model_file), str(tokenizer_file)) if custom else None
         self.max_tokens = max_tokens
+        self._threads = threads
 
-        self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        try:
+            self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        except Exception as exc:  # tokenizers raises a bare Exception on a bad file
+            raise ConfigurationError(
+                f"tokenizer_path {tokenizer_file} is not a Hugging Face tokenizer.json: {exc}"
+            ) from exc
         # The shipped tokenizer pads every input to 128 tokens; pad to the batch's longest.
         self._tokenizer.enable_truncation(max_length=max_tokens)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
@@ -105,7 +120,8 @@ class LocalEncoder(Encoder):
                 str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise EncoderError(f"cannot load ONNX model {model_file}: {exc}") from exc
+            error = ConfigurationError if custom else EncoderError
+            raise error(f"cannot load ONNX model {model_file}: {exc}") from exc
         self._input_names = {item.name for item in self._session.get_inputs()}
         output_shape = self._session.get_outputs()[0].shape
         width = output_shape[-1] if output_shape else None
@@ -115,6 +131,56 @@ class LocalEncoder(Encoder):
         self.dimension = width
         # Tokenizers' Rust objects are not safe to share across threads mid-call.
         self._tokenizer_lock = threading.Lock()
+
+    @classmethod
+    def shared(
+        cls,
+        *,
+        model_path: str | os.PathLike[str] | None = None,
+        tokenizer_path: str | os.PathLike[str] | None = None,
+        model_id: str | None = None,
+        threads: int | None = None,
+        max_tokens: int = _MAX_TOKENS,
+    ) -> LocalEncoder:
+        """The process-wide encoder for these options, loaded on first use.
+
+        Components that build their own router use it when given no ``encoder=``, so ten of
+        them load the model once. Arguments are those of the constructor.
+        """
+        key = (
+            str(model_path) if model_path is not None else None,
+            str(tokenizer_path) if tokenizer_path is not None else None,
+            model_id,
+            threads,
+            max_tokens,
+        )
+        with _shared_lock:
+            encoder = _shared.get(key)
+            if encoder is None:
+                encoder = cls(
+                    model_path=model_path,
+                    tokenizer_path=tokenizer_path,
+                    model_id=model_id,
+                    threads=threads,
+                    max_tokens=max_tokens,
+                )
+                _shared[key] = encoder
+            return encoder
+
+    def __copy__(self) -> LocalEncoder:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LocalEncoder:
+        # Read-only after construction and safe to share between threads: a copy is itself.
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        # The ONNX session cannot be pickled: the receiving process loads (or reuses) the model.
+        options: dict[str, Any] = {"threads": self._threads, "max_tokens": self.max_tokens}
+        if self._custom_paths is not None:
+            options["model_path"], options["tokenizer_path"] = self._custom_paths
+            options["model_id"] = self.model_id
+        return (_unpickle, (options,))
 
     def _encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
         return self._run(texts)
@@ -148,6 +214,20 @@ class LocalEncoder(Encoder):
         if self.max_tokens != _MAX_TOKENS:
             config["max_tokens"] = self.max_tokens
         return config
+
+
+_shared: dict[tuple[Any, ...], LocalEncoder] = {}
+_shared_lock = threading.Lock()
+
+
+def _unpickle(options: dict[str, Any]) -> LocalEncoder:
+    return LocalEncoder.shared(**options)
+
+
+def _check_file(path: Path, argument: str) -> None:
+    if not path.is_file():
+        what = "does not exist" if not path.exists() else "is not a regular file"
+        raise ConfigurationError(f"{argument} {path} {what}")
 
 
 def _packaged(distribution: str, relative: str, sha256: str) -> Path:
