@@ -1,12 +1,23 @@
 """Save and load routers as YAML or JSON: routes, encoder spec, Qdrant location; never secrets.
 
 Files are parsed with ``yaml.safe_load`` / ``json.loads`` only (no object construction), size-
-capped, and validated by pydantic before anything is built.
+capped, and validated by pydantic before anything is built. Only regular files are read (a FIFO
+would block forever).
+
+A router file may come from someone else, so what it can reach is limited unless the caller
+passes ``trusted=True`` to ``SemanticRouter.load``:
+
+- ``index.path`` resolves relative to the file and must stay inside the file's folder (no
+  absolute paths, no ``..`` or symbolic links out of it);
+- an encoder ``base_url`` that the user did not choose (anything but OpenAI's API or
+  ``$OPENAI_BASE_URL``) never receives ``$OPENAI_API_KEY``: pass ``encoder=`` or trust the file.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._exceptions import ConfigurationError
+from ._location import check_folder, resolve_config_path
 from ._routes import Route, validate_routes
 from .encoders import encoder_from_config
 
@@ -79,17 +91,15 @@ def read_config(path: Path) -> RouterConfig:
     """Parse and validate a router file."""
     fmt = _format(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigurationError(f"{path} is {size} bytes; the limit is {MAX_CONFIG_BYTES}")
-        text = path.read_text(encoding="utf-8")
+        text = _read_regular_file(path).decode("utf-8")
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigurationError(f"{path} is not UTF-8 text") from exc
     try:
         data = yaml.load(text, Loader=_NoAliasLoader) if fmt == "yaml" else json.loads(text)
-    except (yaml.YAMLError, json.JSONDecodeError, RecursionError) as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # ValueError also covers integers of more than 4,300 digits (Python's str->int cap).
         raise ConfigurationError(f"{path} is not valid {fmt.upper()}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigurationError(f"{path} must hold a mapping at the top level")
@@ -102,8 +112,34 @@ def read_config(path: Path) -> RouterConfig:
     return config
 
 
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path``, refusing FIFOs, devices and folders before reading (an open FIFO
+    blocks until a writer comes) and files over :data:`MAX_CONFIG_BYTES`."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigurationError(f"{path} is not a regular file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigurationError(
+                f"{path} is {info.st_size} bytes; the limit is {MAX_CONFIG_BYTES}"
+            )
+        data = file.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigurationError(f"{path} is over {MAX_CONFIG_BYTES} bytes")
+    return data
+
+
 def load_router_kwargs(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for ``SemanticRouter`` from a file, with ``overrides`` on top."""
+    """Keyword arguments for ``SemanticRouter`` from a file, with ``overrides`` on top.
+
+    ``overrides`` may hold ``trusted=True``: the file may then name any folder and send
+    ``$OPENAI_API_KEY`` to any ``base_url`` (see the module docstring).
+    """
+    overrides = dict(overrides)
+    trusted = overrides.pop("trusted", False)
+    if not isinstance(trusted, bool):
+        raise ConfigurationError("trusted must be True or False")
     config = read_config(path)
     routes = validate_routes([Route.from_dict(r) for r in config.routes])
     kwargs: dict[str, Any] = {
@@ -120,16 +156,31 @@ def load_router_kwargs(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
         if config.index.url:
             kwargs["url"] = config.index.url
         elif config.index.path:
-            kwargs["path"] = _relative_to(path, config.index.path)
+            folder = resolve_config_path(
+                config.index.path, path.absolute().parent, allow_outside=trusted
+            )
+            check_folder(folder)
+            kwargs["path"] = str(folder)
     if "encoder" not in overrides:
+        if not trusted:
+            _check_key_destination(config.encoder, path)
         kwargs["encoder"] = encoder_from_config(config.encoder)
     kwargs.update(overrides)
     return kwargs
 
 
-def _relative_to(config_file: Path, stored: str) -> str:
-    candidate = Path(stored)
-    return str(candidate if candidate.is_absolute() else config_file.parent / candidate)
+def _check_key_destination(spec: dict[str, Any], path: Path) -> None:
+    """Refuse a file that would send the environment's API key to a host the file chose."""
+    if spec.get("type") != "openai" or spec.get("api_key") is not None:
+        return
+    from .encoders._openai import untrusted_key_destination
+
+    host = untrusted_key_destination(spec.get("base_url"))
+    if host is not None:
+        raise ConfigurationError(
+            f"{path} names the encoder server {host}, which would receive $OPENAI_API_KEY; "
+            "pass encoder= yourself, or trusted=True if you trust the file"
+        )
 
 
 def save_router(router: SemanticRouter, path: Path) -> None:

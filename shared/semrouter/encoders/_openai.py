@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -105,6 +106,8 @@ class OpenAIEncoder(Encoder):
             raise ConfigurationError("max_retries must be 0 or more")
         if timeout <= 0:
             raise ConfigurationError("timeout must be positive")
+        if base_url is not None:
+            _check_base_url(base_url)
         self.model = model
         self.dimensions = dimensions
         self.base_url = base_url
@@ -222,7 +225,20 @@ class OpenAIEncoder(Encoder):
     # -- responses and errors ----------------------------------------------------------------
 
     def _matrix(self, response: CreateEmbeddingResponse, rows: int) -> npt.NDArray[np.float32]:
-        data = sorted(response.data, key=lambda item: item.index)
+        # A proxy or a wrong base_url can answer 200 with an HTML page: the SDK then hands back
+        # a str (or a half-filled object) instead of an embeddings response.
+        items = getattr(response, "data", None)
+        if not isinstance(items, list) or not all(
+            isinstance(getattr(item, "index", None), int)
+            and isinstance(getattr(item, "embedding", None), list)
+            for item in items
+        ):
+            raise EncoderError(
+                f"{self!r}: the server's answer is not an embeddings response "
+                f"({self._scrub(_excerpt(response))}); is base_url an OpenAI-compatible "
+                "/v1 endpoint?"
+            )
+        data = sorted(items, key=lambda item: item.index)
         if [item.index for item in data] != list(range(rows)):
             raise EncoderError(
                 f"{self!r}: the server returned {len(data)} embeddings for {rows} texts"
@@ -233,7 +249,13 @@ class OpenAIEncoder(Encoder):
                 f"{self!r}: the server returned vectors of length {sorted(widths)}, "
                 f"expected {self.dimension}; pass dimension= with the model's real width"
             )
-        return np.asarray([item.embedding for item in data], dtype=np.float32)
+        try:
+            matrix = np.asarray([item.embedding for item in data], dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise EncoderError(f"{self!r}: the server returned non-numeric embeddings") from exc
+        if not np.all(np.isfinite(matrix)):
+            raise EncoderError(f"{self!r}: the server returned embeddings with NaN or infinity")
+        return matrix
 
     @contextmanager
     def _api_errors(self, retries: int) -> Iterator[None]:
@@ -298,6 +320,54 @@ class OpenAIEncoder(Encoder):
             if isinstance(key, str):
                 found.append(key)
         return found
+
+
+def untrusted_key_destination(base_url: Any) -> str | None:
+    """The server named by ``base_url`` if the user did not choose it, else ``None``.
+
+    The user chose OpenAI's API (the SDK's default) and ``$OPENAI_BASE_URL``; a config file
+    naming any other server must not get ``$OPENAI_API_KEY`` sent there without the caller's
+    consent. The answer names the server without credentials.
+    """
+    from .._exceptions import redact_url
+
+    if base_url is None:
+        return None
+    if not isinstance(base_url, str):
+        return repr(base_url)
+    chosen = os.environ.get("OPENAI_BASE_URL")
+    if chosen and _same_server(chosen, base_url):
+        return None
+    parts = urlsplit(base_url)
+    if parts.scheme == "https" and parts.hostname == "api.openai.com" and parts.port in (None, 443):
+        return None
+    return redact_url(base_url)
+
+
+def _same_server(a: str, b: str) -> bool:
+    return a.strip().rstrip("/") == b.strip().rstrip("/")
+
+
+def _check_base_url(base_url: Any) -> None:
+    from .._exceptions import redact_url
+
+    if not isinstance(base_url, str):
+        raise ConfigurationError(f"base_url must be a str, got {type(base_url).__name__}")
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigurationError(f"base_url {redact_url(base_url)!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"base_url {redact_url(base_url)!r} must be an http:// or https:// URL"
+        )
+
+
+def _excerpt(response: Any, limit: int = 120) -> str:
+    text = response if isinstance(response, str) else f"a {type(response).__name__}"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _resolve_dimension(model: str, dimensions: int | None, dimension: int | None) -> int:

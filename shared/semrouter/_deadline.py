@@ -1,0 +1,193 @@
+"""HTTP transports that hold each request to one budget, from connecting to the last byte.
+
+httpx's timeouts bound each socket operation, not a request: a server that drips one byte every
+half second never trips a one-second read timeout, and qdrant-client rounds its timeout up to
+whole seconds. These transports (handed to qdrant-client's REST clients) give every request one
+deadline in fractional seconds:
+
+- sync: a network backend whose every connect, read and write waits at most what is left of
+  the request's deadline (the deadline travels in a context variable set per request);
+- async: the request and its body read inside :func:`asyncio.wait_for`.
+
+The body is read inside the transport so that the deadline covers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import httpcore
+import httpx
+
+__all__ = ["deadline_transports"]
+
+_DEADLINE: ContextVar[float | None] = ContextVar("semrouter_http_deadline", default=None)
+
+# httpcore's errors as httpx's (qdrant-client expects httpx's, as from httpx's own transport).
+_ERRORS: list[tuple[type[Exception], type[httpx.TransportError]]] = [
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+]
+
+
+def deadline_transports(
+    seconds: float,
+) -> tuple[httpx.BaseTransport, httpx.AsyncBaseTransport]:
+    """A sync and an async transport that end every request after ``seconds`` in all."""
+    return _DeadlineTransport(seconds), _AsyncDeadlineTransport(seconds)
+
+
+def _left(timeout: float | None, error: type[Exception]) -> float | None:
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the request ran out of its time budget")
+    return left if timeout is None else min(timeout, left)
+
+
+class _Stream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        wait = _left(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, wait))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        wait = _left(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.connect_tcp(host, port, wait, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        wait = _left(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.connect_unix_socket(path, wait, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.BaseTransport):
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(), network_backend=_Backend()
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        token = _DEADLINE.set(time.monotonic() + self._seconds)
+        try:
+            with _mapped(request):
+                core = httpcore.Request(
+                    method=request.method,
+                    url=httpcore.URL(
+                        scheme=request.url.raw_scheme,
+                        host=request.url.raw_host,
+                        port=request.url.port,
+                        target=request.url.raw_path,
+                    ),
+                    headers=request.headers.raw,
+                    content=request.stream,
+                    extensions=request.extensions,
+                )
+                response = self._pool.handle_request(core)
+                try:
+                    body = b"".join(response.iter_stream())
+                finally:
+                    response.close()
+        finally:
+            _DEADLINE.reset(token)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=httpx.ByteStream(body),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _AsyncDeadlineTransport(httpx.AsyncBaseTransport):
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async def whole() -> httpx.Response:
+            response = await self._inner.handle_async_request(request)
+            try:
+                body = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
+            finally:
+                await response.aclose()
+            return httpx.Response(
+                status_code=response.status_code,
+                headers=response.headers,
+                stream=httpx.ByteStream(body),
+                extensions=response.extensions,
+            )
+
+        try:
+            return await asyncio.wait_for(whole(), self._seconds)
+        except asyncio.TimeoutError:
+            raise httpx.ReadTimeout(
+                f"no complete answer within {self._seconds:g} s", request=request
+            ) from None
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@contextmanager
+def _mapped(request: httpx.Request) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        for core_error, http_error in _ERRORS:
+            if isinstance(exc, core_error):
+                raise http_error(str(exc) or type(exc).__name__, request=request) from exc
+        raise
