@@ -1,0 +1,575 @@
+"""The files semrouter keeps beside a Qdrant Edge collection, and the checks made before Edge
+is handed a folder.
+
+Qdrant Edge 0.9 holds an exclusive lock on its write-ahead log for as long as a shard is open
+(a second ``EdgeShard.load`` fails with ``Can't init WAL: Kind(WouldBlock)``) and has no
+read-only mode, so only one process can have a folder open. semrouter adds, inside the
+collection folder:
+
+``semrouter.lock``
+    held (an open-file-description lock) by the one writer for its lifetime, its pid inside;
+    readers only test it, never take it.
+``semrouter.json``
+    the marker: this folder is semrouter's (``rebuild=True`` may wipe it), and whether its
+    creation finished.
+``semrouter-vectors.npz``
+    the snapshot: every point (ids, payloads, vectors) with a revision number and a checksum,
+    published by the writer after each flush (temporary file, fsync, ``os.replace``); readers
+    serve queries from it, the writer reopens from it instead of reading vectors back from Edge.
+``semrouter-snapshot.dirty``
+    exists while the writer has changed Edge since the last snapshot (a crash leaves it: the
+    snapshot is then stale and is rebuilt from Edge on the next open).
+
+Everything here is plain Python: no Edge call, so nothing here can abort the process.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import shutil
+import struct
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ._exceptions import (
+    ReadOnlyRouterError,
+    RouterLockedError,
+    SemRouterError,
+    StorageFullError,
+    StoreDamagedError,
+)
+
+logger = logging.getLogger("semrouter")
+
+LOCK_FILE = "semrouter.lock"
+MARKER_FILE = "semrouter.json"
+# The name of the vector cache of earlier versions: the snapshot replaces it (an old file is
+# recognised and rebuilt).
+SNAPSHOT_FILE = "semrouter-vectors.npz"
+DIRTY_FILE = "semrouter-snapshot.dirty"
+#: Names an Edge shard writes at the top of its folder.
+_EDGE_NAMES = {"edge_config.json", "segments", "wal"}
+_SNAPSHOT_FORMAT = 1
+
+# Qdrant Edge fills a 32 MiB write-ahead-log segment when it opens a folder and maps it: with
+# less free space the process dies of SIGBUS (measured on a tmpfs: 33 MiB free crashes, 40 MiB
+# opens). Writes also touch memory-mapped vector and payload pages.
+WAL_SEGMENT = 32 << 20
+OPEN_RESERVE = WAL_SEGMENT + (8 << 20)
+TEMP_RESERVE = 8 << 20
+
+
+# -- errors --------------------------------------------------------------------------------------
+def _rebuild_hint(owned: bool) -> str:
+    if owned:
+        return "pass rebuild=True to recreate it (points are restored from its snapshot if intact)"
+    return "it is not marked as semrouter's, so rebuild=True will not touch it: move it away"
+
+
+def edge_failure(
+    exc: BaseException, folder: Path, action: str, *, owned: bool = True
+) -> SemRouterError:
+    """The semrouter error for a Qdrant Edge failure (``Exception`` or pyo3's ``PanicException``).
+
+    ``WouldBlock`` is another process holding Edge's WAL lock; ``os error 28`` a full disk;
+    ``os error 30/13`` a folder we may not write; anything else is damage.
+    """
+    text = f"{type(exc).__name__}: {exc}"
+    if "WouldBlock" in text:
+        return RouterLockedError(
+            f"the embedded folder {folder} is open in another process (Qdrant Edge holds its "
+            "write-ahead log); open it with mode='read' to follow that process, or close it there"
+        )
+    if "os error 28" in text or "No space left" in text:
+        return StorageFullError(
+            errno.ENOSPC,
+            f"no space left on the device of {folder} while trying to {action}; free some space "
+            f"(at least {OPEN_RESERVE >> 20} MiB) and retry: nothing acknowledged was lost",
+        )
+    if "os error 30" in text or "os error 13" in text or "Read-only file system" in text:
+        return ReadOnlyRouterError(
+            f"the embedded folder {folder} cannot be written ({text}); open it with mode='read'"
+        )
+    return StoreDamagedError(
+        f"the embedded folder {folder} is damaged: Qdrant Edge failed to {action} ({text}); "
+        + _rebuild_hint(owned)
+    )
+
+
+def is_edge_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` came from Qdrant Edge (incl. pyo3's ``PanicException``, a BaseException)."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, SemRouterError)):
+        return False
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
+
+
+@contextmanager
+def edge_errors(folder: Path, action: str, *, owned: bool = True) -> Iterator[None]:
+    """Map every Qdrant Edge failure inside the block to a semrouter error naming ``folder``."""
+    try:
+        yield
+    except BaseException as exc:
+        if not is_edge_failure(exc) or isinstance(exc, (MemoryError, RecursionError)):
+            raise
+        raise edge_failure(exc, folder, action, owned=owned) from exc
+
+
+# -- free space ----------------------------------------------------------------------------------
+def free_bytes(folder: Path) -> int:
+    """Bytes an unprivileged writer may still use on ``folder``'s file system."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    stats = os.statvfs(probe)
+    return stats.f_bavail * stats.f_frsize
+
+
+def ensure_space(folder: Path, needed: int, action: str) -> None:
+    """Raise :class:`StorageFullError` (nothing written yet) unless ``needed`` bytes are free."""
+    free = free_bytes(folder)
+    if free < needed:
+        raise StorageFullError(
+            errno.ENOSPC,
+            f"too little free disk space to {action} {folder}: {_mib(free)} free, {_mib(needed)} "
+            "needed (Qdrant Edge maps a 32 MiB write-ahead-log segment and dies of SIGBUS when "
+            "the disk fills under it); free some space and retry, nothing was written",
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
+
+
+# -- the writer lock -----------------------------------------------------------------------------
+_OFD = hasattr(fcntl, "F_OFD_SETLK")
+# struct flock: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid (+ padding)
+_FLOCK = "hhqqi4x"
+
+
+def _ofd(fd: int, command: int, kind: int) -> int:
+    packed = fcntl.fcntl(fd, command, struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0))
+    return int(struct.unpack(_FLOCK, packed)[0])
+
+
+class WriterLock:
+    """The one-writer lock of a folder: an open-file-description lock (per open file, so two
+    routers in one process exclude each other too), released when the file is closed or the
+    process dies. ``holder()`` tests it without taking it."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self, timeout: float = 0.0) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds; :class:`RouterLockedError` if not."""
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _os_failure(exc, self.file.parent, "take the writer lock of") from exc
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if _OFD:
+                    _ofd(fd, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
+                else:  # pragma: no cover - non-Linux
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                    os.close(fd)
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise _os_failure(exc, self.file.parent, "lock") from exc
+                    raise self._locked_error() from None
+                time.sleep(0.01)
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": os.uname().nodename}).encode())
+        self._fd = fd
+
+    def _locked_error(self) -> RouterLockedError:
+        holder = read_holder(self.file)
+        who = "another writer"
+        if holder is not None:
+            pid = holder.get("pid")
+            who = f"process {pid}" + (" (this process)" if pid == os.getpid() else "")
+            if holder.get("host") not in (None, os.uname().nodename):
+                who += f" on host {holder.get('host')}"
+        return RouterLockedError(
+            f"the embedded folder {self.file.parent} is held by {who} for writing; only one "
+            "writer may open it: open it with mode='read' (or mode='auto') to follow that writer, "
+            "or close the other router first"
+        )
+
+    def release(self) -> None:
+        """Drop the lock (closing the file drops it)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_holder(file: Path) -> dict[str, Any] | None:
+    """What the lock file says about its holder (``pid``, ``host``), if readable."""
+    try:
+        value = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def writer_alive(folder: Path) -> bool:
+    """Whether some process holds ``folder``'s writer lock (tested without taking it)."""
+    try:
+        fd = os.open(folder / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        if _OFD:
+            return _ofd(fd, fcntl.F_OFD_GETLK, fcntl.F_WRLCK) != fcntl.F_UNLCK
+        try:  # pragma: no cover - non-Linux: a shared lock conflicts only with a writer
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # pragma: no cover
+            return True
+        return False  # pragma: no cover
+    finally:
+        os.close(fd)
+
+
+def _os_failure(exc: OSError, folder: Path, action: str) -> SemRouterError:
+    if exc.errno == errno.ENOSPC:
+        return StorageFullError(errno.ENOSPC, f"no space left to {action} {folder}")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return ReadOnlyRouterError(
+            f"cannot {action} {folder} ({exc.strerror}); open it with mode='read'"
+        )
+    return StoreDamagedError(f"cannot {action} {folder}: {exc}")
+
+
+# -- the marker ----------------------------------------------------------------------------------
+MarkerState = Literal["creating", "ready"]
+
+
+def write_marker(folder: Path, state: MarkerState) -> None:
+    """Mark ``folder`` as semrouter's (atomically) with the state of its creation."""
+    _atomic_write(folder / MARKER_FILE, json.dumps({"semrouter": 1, "state": state}).encode())
+
+
+def read_marker(folder: Path) -> MarkerState | None:
+    """The marker's state, or ``None`` when the folder carries no (readable) marker."""
+    try:
+        value = json.loads((folder / MARKER_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    state = value.get("state") if isinstance(value, dict) else None
+    return state if state in ("creating", "ready") else None
+
+
+def owned(folder: Path) -> bool:
+    """Whether ``rebuild=True`` may wipe ``folder``: it carries semrouter's marker or holds
+    nothing but Edge's and semrouter's own files (a folder of an older semrouter)."""
+    if (folder / MARKER_FILE).exists():
+        return True
+    try:
+        names = {p.name for p in folder.iterdir()}
+    except OSError:
+        return False
+    return bool(names) and all(n in _EDGE_NAMES or n.startswith("semrouter") for n in names)
+
+
+def wipe(folder: Path, *, keep: Sequence[str] = (LOCK_FILE,)) -> None:
+    """Delete everything in ``folder`` except ``keep`` (the lock a writer holds)."""
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.name in keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def has_shard(folder: Path) -> bool:
+    """Whether ``folder`` holds Edge files (a shard to load rather than create)."""
+    return (folder / "edge_config.json").exists() or (folder / "segments").is_dir()
+
+
+# -- checks before Edge sees a folder --------------------------------------------------------------
+_MAPPING_SIZES = {1: 1 + 8 + 4, 2: 1 + 16 + 4, 3: 1 + 8, 4: 1 + 16}
+
+
+def validate_shard(folder: Path) -> list[str]:
+    """Check what can be checked in plain Python before ``EdgeShard.load``.
+
+    Raises :class:`StoreDamagedError` for files that would make Edge abort the process (an
+    internal id in ``mutable_id_tracker.mappings`` read as 100 GB to allocate) or fail; returns
+    the segments Edge will silently drop (no ``version.info``: Qdrant treats them as unfinished).
+    """
+    problems: list[str] = []
+    config = folder / "edge_config.json"
+    if config.exists():
+        try:
+            json.loads(config.read_bytes())
+        except (OSError, ValueError) as exc:
+            problems.append(f"edge_config.json is unreadable ({exc})")
+    dropped: list[str] = []
+    segments = folder / "segments"
+    for segment in sorted(segments.iterdir()) if segments.is_dir() else []:
+        if not segment.is_dir():
+            continue
+        if not (segment / "version.info").exists():
+            dropped.append(segment.name)
+            continue
+        for name in ("segment.json",):
+            try:
+                json.loads((segment / name).read_bytes())
+            except (OSError, ValueError) as exc:
+                problems.append(f"segments/{segment.name}/{name} is unreadable ({exc})")
+        mappings = segment / "mutable_id_tracker.mappings"
+        if mappings.exists():
+            problem = _check_mappings(mappings.read_bytes())
+            if problem:
+                problems.append(f"segments/{segment.name}/{mappings.name}: {problem}")
+    if problems:
+        raise StoreDamagedError(
+            f"the embedded folder {folder} is damaged: {'; '.join(problems)}; "
+            + _rebuild_hint(owned(folder))
+        )
+    return dropped
+
+
+def _check_mappings(data: bytes) -> str | None:
+    """The id tracker's log: entries of a kind byte, an id (u64 / u128) and, for inserts, a u32
+    internal id. Internal ids are dense, so one above the number of inserts is damage."""
+    entries: list[tuple[int, int]] = []
+    position = 0
+    size = len(data)
+    while position < size:
+        kind = data[position]
+        length = _MAPPING_SIZES.get(kind)
+        if length is None:
+            return f"unknown entry type {kind} at byte {position}"
+        if position + length > size:
+            break  # a partial last entry: Edge drops it (an interrupted flush)
+        if kind in (1, 2):
+            internal = int.from_bytes(data[position + length - 4 : position + length], "little")
+            entries.append((position, internal))
+        position += length
+    bound = 2 * len(entries) + 1024
+    for offset, internal in entries:
+        if internal > bound:
+            return f"internal id {internal} at byte {offset} (only {len(entries)} inserts)"
+    return None
+
+
+# -- the snapshot ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Snapshot:
+    """Every point of a collection as published by its writer."""
+
+    revision: int
+    ids: tuple[str, ...]
+    payloads: tuple[dict[str, Any], ...]
+    vectors: npt.NDArray[np.float32]
+
+    @property
+    def size(self) -> int:
+        """Approximate bytes on disk."""
+        return int(self.vectors.nbytes) + 200 * len(self.ids)
+
+
+def _checksum(ids: bytes, payloads: bytes, vectors: npt.NDArray[np.float32]) -> int:
+    value = zlib.crc32(ids)
+    value = zlib.crc32(payloads, value)
+    return zlib.crc32(np.ascontiguousarray(vectors).data, value)
+
+
+def write_snapshot(folder: Path, snapshot: Snapshot) -> None:
+    """Publish ``snapshot`` atomically: readers see the old file or the new one, never half."""
+    ids = "\n".join(snapshot.ids).encode()
+    payloads = json.dumps(list(snapshot.payloads), ensure_ascii=True).encode()
+    vectors = np.ascontiguousarray(snapshot.vectors, dtype=np.float32)
+    ensure_space(folder, len(ids) + len(payloads) + vectors.nbytes + (1 << 20), "publish")
+    fd, partial = tempfile.mkstemp(prefix=".semrouter-snapshot-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            np.savez(
+                out,
+                format=np.int64(_SNAPSHOT_FORMAT),
+                revision=np.int64(snapshot.revision),
+                ids=np.frombuffer(ids, np.uint8),
+                payloads=np.frombuffer(payloads, np.uint8),
+                vectors=vectors,
+                checksum=np.int64(_checksum(ids, payloads, vectors)),
+            )
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, folder / SNAPSHOT_FILE)
+    except OSError as exc:
+        Path(partial).unlink(missing_ok=True)
+        raise _os_failure(exc, folder, "publish the read snapshot of") from exc
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+class SnapshotDamaged(Exception):
+    """The snapshot file exists but cannot be trusted (the message says why)."""
+
+
+class SnapshotLegacy(SnapshotDamaged):
+    """The file is the vector cache of an earlier semrouter (no payloads, no revision)."""
+
+
+def read_snapshot(folder: Path) -> Snapshot | None:
+    """The published snapshot; ``None`` if there is none; :class:`SnapshotDamaged` if it fails
+    to parse or its checksum does not match (bit rot, a torn copy)."""
+    file = folder / SNAPSHOT_FILE
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            if "format" not in data.files and "matrix" in data.files:
+                raise SnapshotLegacy("the vector cache of an earlier semrouter")
+            if int(data["format"]) != _SNAPSHOT_FORMAT:
+                raise SnapshotDamaged(f"unknown format {int(data['format'])}")
+            revision = int(data["revision"])
+            ids = data["ids"].tobytes()
+            payloads = data["payloads"].tobytes()
+            vectors = np.asarray(data["vectors"], dtype=np.float32)
+            checksum = int(data["checksum"])
+    except FileNotFoundError:
+        return None
+    except SnapshotDamaged:
+        raise
+    except Exception as exc:  # BadZipFile, EOFError, a bad CRC, a missing key, ValueError...
+        raise SnapshotDamaged(f"{type(exc).__name__}: {exc}") from exc
+    if _checksum(ids, payloads, vectors) != checksum:
+        raise SnapshotDamaged("checksum mismatch (bit rot or a torn copy)")
+    id_list = tuple(ids.decode().split("\n")) if ids else ()
+    try:
+        payload_list = json.loads(payloads)
+    except ValueError as exc:
+        raise SnapshotDamaged(f"payloads unreadable: {exc}") from exc
+    if not (len(id_list) == len(payload_list) == vectors.shape[0]) or vectors.ndim != 2:
+        raise SnapshotDamaged("ids, payloads and vectors disagree in length")
+    return Snapshot(revision, id_list, tuple(payload_list), vectors)
+
+
+def snapshot_stamp(folder: Path) -> tuple[int, int, int] | None:
+    """A cheap identity of the published snapshot file (one ``stat``): changes on every publish."""
+    try:
+        st = os.stat(folder / SNAPSHOT_FILE)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def mark_dirty(folder: Path) -> None:
+    """Record, durably, that Edge is about to change beyond the published snapshot."""
+    fd = os.open(folder / DIRTY_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _fsync_dir(folder)
+
+
+def _atomic_write(file: Path, data: bytes) -> None:
+    partial = file.with_name(f".{file.name}.partial")
+    with open(partial, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, file)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+# -- temporary folders ---------------------------------------------------------------------------
+_TEMP_PREFIX = "semrouter-tmp-"
+_TEMP_LOCK = ".semrouter-tmp.lock"
+
+
+class TempFolder:
+    """A folder for a temporary collection, in RAM where possible, locked for its lifetime.
+
+    Folders of processes that died without cleaning up (SIGKILL) are swept on the next start:
+    a folder is stale when nobody holds its lock (a lock dies with its process, in any PID
+    namespace that shares the file system), never judged by a PID.
+    """
+
+    def __init__(self) -> None:
+        parent = _ram_dir() or tempfile.gettempdir()
+        sweep_temp_folders(parent)
+        # Made under a name the sweep ignores, locked, then renamed: never seen unlocked.
+        hidden = Path(tempfile.mkdtemp(prefix=".semrouter-new-", dir=parent))
+        self._lock = WriterLock(hidden / _TEMP_LOCK)
+        self._lock.acquire()
+        self.path = hidden.with_name(_TEMP_PREFIX + hidden.name.removeprefix(".semrouter-new-"))
+        os.rename(hidden, self.path)
+
+    def remove(self) -> None:
+        """Delete the folder and release its lock."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._lock.release()
+
+
+def sweep_temp_folders(parent: str | Path) -> int:
+    """Remove temporary folders whose owner is gone (their lock is free); returns how many."""
+    removed = 0
+    for stale in Path(parent).glob(_TEMP_PREFIX + "*"):
+        try:
+            fd = os.open(stale / _TEMP_LOCK, os.O_RDWR)
+        except OSError:
+            continue  # no lock file: not ours to judge
+        try:
+            try:
+                if _OFD:
+                    _ofd(fd, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
+                else:  # pragma: no cover
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its owner is alive
+            shutil.rmtree(stale, ignore_errors=True)
+            removed += 1
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _ram_dir() -> str | None:
+    """A RAM-backed folder for temporary collections (fsync on disk costs ~100 ms a flush)."""
+    shm = Path("/dev/shm")
+    try:
+        if shm.is_dir() and shutil.disk_usage(shm).free > 1 << 30:
+            return str(shm)
+    except OSError:
+        pass
+    return None

@@ -1,0 +1,693 @@
+"""A collection in Qdrant's embedded engine (Qdrant Edge): one writer, any number of readers.
+
+Qdrant Edge lets one process at a time open a folder (it locks its write-ahead log) and has no
+read-only mode. So a folder has one *writer*, which holds semrouter's lock file and Edge's shard,
+and *readers*, which never touch Edge: after every flush the writer publishes an atomic snapshot
+of every point (``semrouter-snapshot.npz``, see ``_edge_files.py``), and a reader serves queries
+from it with an exact search in numpy. ``revision()`` tells a reader in one ``stat`` whether the
+writer has published since; ``reload()`` swaps the new snapshot in. ``mode="auto"`` writes when
+the folder is free and reads otherwise; ``promote()`` turns a reader into the writer once the
+writer is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _edge_files as files
+from ._exceptions import (
+    ConfigurationError,
+    ReadOnlyRouterError,
+    RouterLockedError,
+    StoreDamagedError,
+)
+from ._stores import (
+    _SCROLL_PAGE,
+    _WRITE_BATCH,
+    META_ID,
+    META_KEY,
+    Hit,
+    Store,
+    StoredPoint,
+    _meta_vector,
+    _plain_vector,
+    _points,
+    _stack,
+)
+
+__all__ = ["EdgeStore", "StoreMode"]
+
+logger = logging.getLogger("semrouter")
+StoreMode = Literal["write", "read", "auto"]
+_SAMPLE = 16  # points compared between Edge and the snapshot when the writer reopens
+
+
+@dataclass(frozen=True)
+class _Served:
+    """A reader's view of one snapshot, swapped whole on :meth:`EdgeStore.reload`."""
+
+    snapshot: files.Snapshot
+    row: dict[str, int]
+    search_rows: npt.NDArray[np.int64]  # every row but the metadata point
+    unit: npt.NDArray[np.float32]  # normalised vectors of ``search_rows`` (cosine)
+
+
+class EdgeStore(Store):
+    """A collection in Qdrant's embedded engine.
+
+    Args:
+        path: the parent folder; the collection lives in ``path/collection``. ``None`` keeps it
+            in a temporary folder removed on :meth:`close`.
+        collection: the collection (sub-folder) name.
+        mode: ``"write"`` takes the folder's writer lock (:class:`RouterLockedError`, naming
+            the holder's pid, if another router holds it); ``"read"`` never locks and serves the
+            writer's published snapshot (writes raise :class:`ReadOnlyRouterError`);
+            ``"auto"`` writes if the folder is free, else reads.
+        rebuild: when the folder is damaged and semrouter's, recreate it (restoring the points
+            from an intact snapshot) instead of raising :class:`StoreDamagedError`.
+        wait: seconds a reader waits for a live writer's first snapshot (a folder being created).
+        lock_timeout: seconds a writer waits for the lock before raising.
+
+    Example:
+        >>> store = EdgeStore(None, "routes")  # a temporary collection
+        >>> store.mode, store.revision()
+        ('write', 0)
+        >>> store.close()
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        collection: str,
+        *,
+        mode: StoreMode = "write",
+        rebuild: bool = False,
+        wait: float = 10.0,
+        lock_timeout: float = 0.0,
+    ) -> None:
+        import qdrant_edge
+
+        if mode not in ("write", "read", "auto"):
+            raise ConfigurationError(f"mode must be 'write', 'read' or 'auto', got {mode!r}")
+        self._edge = qdrant_edge
+        self._temp = files.TempFolder() if path is None else None
+        self._cleanup = weakref.finalize(self, self._temp.remove) if self._temp else None
+        root = Path(path) if path is not None else self._temp.path  # type: ignore[union-attr]
+        if root.exists() and not root.is_dir():
+            raise ConfigurationError(f"path {root} exists and is not a folder")
+        self._dir = root / collection
+        self.target = str(self._dir) if path is not None else ":memory:"
+        self._shard: Any = None
+        self._indexed = False
+        self._lock = files.WriterLock(self._dir / files.LOCK_FILE)
+        self._mirror: dict[str, tuple[dict[str, Any], npt.NDArray[np.float32]]] | None = None
+        self._served: _Served | None = None
+        self._stamp: tuple[int, int, int] | None = None
+        self._revision = 0
+        self._dirty = False
+        self._dropped: list[str] = []
+        self._owned = True  # whether error messages may suggest rebuild=True
+        self.mode: Literal["write", "read"] = "read" if mode == "read" else "write"
+        try:
+            if self._temp is not None:
+                self.mode = "write"
+            elif mode == "read":
+                self._open_reader(wait)
+            else:
+                try:
+                    self._lock.acquire(lock_timeout)
+                except RouterLockedError:
+                    if mode == "write":
+                        raise
+                    self.mode = "read"
+                    self._open_reader(wait)
+                else:
+                    self._open_writer(rebuild)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening ------------------------------------------------------------------------------
+    @property
+    def read_only(self) -> bool:
+        """Whether this store only reads (a reader of another process's folder)."""
+        return self.mode == "read"
+
+    @property
+    def persistent(self) -> bool:
+        return self._temp is None
+
+    def _open_writer(self, rebuild: bool) -> None:
+        if files.has_shard(self._dir):
+            files.ensure_space(self._dir, files.OPEN_RESERVE, "open")
+            try:
+                self._load()
+            except StoreDamagedError:
+                if not rebuild or not files.owned(self._dir):
+                    raise
+                self._recover()
+        elif files.read_marker(self._dir) == "ready":
+            problem = StoreDamagedError(
+                f"the embedded folder {self._dir} lost its Qdrant Edge files (edge_config.json, "
+                "segments/); " + files._rebuild_hint(True)
+            )
+            if not rebuild:
+                raise problem
+            self._recover()
+        else:
+            files.wipe(self._dir)  # leftovers of a creation that died before Edge's files
+
+    def _load(self) -> None:
+        owned = self._owned = files.owned(self._dir)
+        self._dropped = files.validate_shard(self._dir)
+        with files.edge_errors(self._dir, "open the collection", owned=owned):
+            self._shard = self._edge.EdgeShard.load(str(self._dir))
+        with files.edge_errors(self._dir, "read the collection", owned=owned):
+            if files.read_marker(self._dir) == "ready" and not self._retrieve([META_ID], False):
+                raise self._lost_meta()
+            self._init_mirror()
+
+    def _lost_meta(self) -> StoreDamagedError:
+        dropped = ""
+        if self._dropped:
+            dropped = f" (segments without version.info, dropped by Qdrant: {self._dropped})"
+        return StoreDamagedError(
+            f"the embedded folder {self._dir} lost its metadata point: files are missing or "
+            f"damaged{dropped}; " + files._rebuild_hint(True)
+        )
+
+    def _init_mirror(self) -> None:
+        """The writer's copy of every point, from the snapshot when it is known to be current
+        (no dirty mark) and agrees with Edge, else read back from Edge once."""
+        snapshot: files.Snapshot | None = None
+        clean = not (self._dir / files.DIRTY_FILE).exists()
+        try:
+            snapshot = files.read_snapshot(self._dir)
+        except files.SnapshotLegacy:
+            logger.info("replacing the vector cache of an earlier semrouter in %s", self._dir)
+        except files.SnapshotDamaged as exc:
+            logger.warning(
+                "ignoring the damaged snapshot of %s (%s); rebuilding it", self._dir, exc
+            )
+        if snapshot is not None:
+            self._revision = snapshot.revision
+        if snapshot is not None and clean:
+            self._check_against(snapshot)
+            self._mirror = {
+                pid: (payload, snapshot.vectors[row])
+                for row, (pid, payload) in enumerate(zip(snapshot.ids, snapshot.payloads))
+            }
+            return
+        self._mirror = {}
+        for pid, payload, vector in self._scroll_all(with_vectors=True, include_meta=True):
+            self._mirror[pid] = (payload, np.asarray(vector, dtype=np.float32))
+        self._check_norms()
+        if self._mirror:
+            self._dirty = True
+            self._publish()
+
+    def _check_against(self, snapshot: files.Snapshot) -> None:
+        """Edge must hold what the (clean) snapshot says: same count, same sampled points."""
+        count = int(self._shard.count(self._edge.CountRequest(exact=True)))
+        if count != len(snapshot.ids):
+            raise StoreDamagedError(
+                f"the embedded folder {self._dir} is damaged: Qdrant Edge holds {count} points "
+                f"but its last snapshot {len(snapshot.ids)}; " + files._rebuild_hint(True)
+            )
+        if not snapshot.ids:
+            return
+        step = max(1, len(snapshot.ids) // _SAMPLE)
+        rows = list(range(0, len(snapshot.ids), step))[:_SAMPLE]
+        found = {
+            str(r.id): r
+            for r in self._shard.retrieve(
+                [snapshot.ids[i] for i in rows], with_payload=True, with_vector=True
+            )
+        }
+        for row in rows:
+            record = found.get(snapshot.ids[row])
+            vector = _plain_vector(record.vector) if record is not None else None
+            if (
+                record is None
+                or vector is None
+                or dict(record.payload or {}) != snapshot.payloads[row]
+                or not np.allclose(_unit(snapshot.vectors[row]), vector, atol=1e-4)
+            ):
+                raise StoreDamagedError(
+                    f"the embedded folder {self._dir} is damaged: point {snapshot.ids[row]} "
+                    "differs from its snapshot (bit rot in the stored vectors or payloads); "
+                    + files._rebuild_hint(True)
+                )
+
+    def _check_norms(self) -> None:
+        """A cosine collection stores unit vectors: a zeroed or non-finite one is bit rot."""
+        assert self._mirror is not None
+        bad = [
+            pid
+            for pid, (_, vector) in self._mirror.items()
+            if not np.isfinite(vector).all() or abs(float(np.linalg.norm(vector)) - 1.0) > 1e-3
+        ]
+        if bad:
+            raise StoreDamagedError(
+                f"the embedded folder {self._dir} is damaged: {len(bad)} stored vectors are not "
+                f"unit vectors (zeroed or corrupted; first: {bad[0]}); "
+                + files._rebuild_hint(files.owned(self._dir))
+            )
+
+    def _recover(self) -> None:
+        """Recreate a damaged folder semrouter owns; restore its points from an intact snapshot."""
+        self._close_shard()
+        try:
+            snapshot = files.read_snapshot(self._dir)
+        except files.SnapshotDamaged:
+            snapshot = None
+        logger.warning(
+            "rebuilding the damaged embedded folder %s (%s)",
+            self._dir,
+            f"restoring {len(snapshot.ids)} points from its snapshot" if snapshot else "empty",
+        )
+        files.wipe(self._dir)
+        self._mirror = {}
+        self._dropped = []
+        if snapshot is None or not snapshot.ids:
+            return
+        self._revision = snapshot.revision
+        self._new_shard(snapshot.vectors.shape[1])
+        ids = list(snapshot.ids)
+        self.upsert(ids, snapshot.vectors, list(snapshot.payloads))
+        self.flush()
+        files.write_marker(self._dir, "ready")
+
+    def _open_reader(self, wait: float) -> None:
+        import time
+
+        self.mode = "read"
+        deadline = time.monotonic() + wait
+        while True:
+            if self._load_snapshot():
+                return
+            if not files.writer_alive(self._dir) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        if files.has_shard(self._dir):
+            raise ReadOnlyRouterError(
+                f"the embedded folder {self._dir} has no read snapshot yet (written by an older "
+                "semrouter, or its writer has not flushed): open it once with mode='write' to "
+                "publish one"
+            )
+
+    def _load_snapshot(self) -> bool:
+        stamp = files.snapshot_stamp(self._dir)
+        if stamp is None or stamp == self._stamp:
+            return False
+        try:
+            snapshot = files.read_snapshot(self._dir)
+        except files.SnapshotDamaged as exc:
+            self._stamp = stamp  # do not re-read the same damaged file on every refresh
+            if self._served is None:
+                raise StoreDamagedError(
+                    f"the read snapshot of {self._dir} is damaged ({exc}); its writer publishes "
+                    "a new one on its next write, or open the folder once with mode='write'"
+                ) from exc
+            logger.warning(
+                "keeping revision %d: the new snapshot of %s is damaged (%s)",
+                self._revision,
+                self._dir,
+                exc,
+            )
+            return False
+        if snapshot is None:
+            return False
+        search_rows = np.fromiter(
+            (row for row, pid in enumerate(snapshot.ids) if pid != META_ID), np.int64
+        )
+        self._served = _Served(
+            snapshot=snapshot,
+            row={pid: row for row, pid in enumerate(snapshot.ids)},
+            search_rows=search_rows,
+            unit=_unit_rows(snapshot.vectors[search_rows]),
+        )
+        self._stamp = stamp
+        self._revision = snapshot.revision
+        return True
+
+    # -- one writer, many readers ----------------------------------------------------------------
+    def revision(self) -> int:
+        """The latest published revision: the writer's own; for a reader, what its writer has
+        published (one ``stat``; a small read only when the file changed)."""
+        if self.mode == "write" or files.snapshot_stamp(self._dir) == self._stamp:
+            return self._revision
+        try:
+            with np.load(self._dir / files.SNAPSHOT_FILE, allow_pickle=False) as data:
+                return int(data["revision"])
+        except Exception:  # replaced or damaged under us: the next reload() will tell
+            return self._revision
+
+    @property
+    def loaded_revision(self) -> int:
+        """The revision this store serves."""
+        return self._revision
+
+    def changed(self) -> bool:
+        """Whether the writer has published since this reader loaded (one ``stat``, ~µs)."""
+        return self.mode == "read" and files.snapshot_stamp(self._dir) != self._stamp
+
+    def reload(self) -> bool:
+        """Serve the writer's latest snapshot; ``True`` if it changed. A writer has nothing to
+        reload. A damaged new snapshot is skipped with a log line (the old one stays)."""
+        if self.mode == "write":
+            return False
+        return self._load_snapshot()
+
+    def writer_pid(self) -> int | None:
+        """The pid recorded by the folder's writer, if one holds it."""
+        if self.persistent and files.writer_alive(self._dir):
+            holder = files.read_holder(self._dir / files.LOCK_FILE)
+            pid = holder.get("pid") if holder else None
+            return pid if isinstance(pid, int) else None
+        return None
+
+    def promote(self, *, rebuild: bool = False) -> None:
+        """Become the folder's writer; :class:`RouterLockedError` while another writer holds it."""
+        if self.mode == "write":
+            return
+        self._lock.acquire(0.0)
+        try:
+            self.mode = "write"
+            self._served = None
+            self._stamp = None
+            self._open_writer(rebuild)
+        except BaseException:
+            self._close_shard()
+            self._lock.release()
+            self.mode = "read"
+            raise
+
+    def _refuse(self, action: str) -> ReadOnlyRouterError:
+        pid = self.writer_pid()
+        writer = f"its writer (process {pid})" if pid is not None else "a writer (none is open)"
+        return ReadOnlyRouterError(
+            f"cannot {action}: this router only reads {self._dir}; changes go through "
+            f"{writer}, or call promote() on this store once no writer holds the folder"
+        )
+
+    # -- Store interface ----------------------------------------------------------------------
+    def read_meta(self) -> dict[str, Any] | None:
+        if self.mode == "read":
+            if self._served is None:
+                return None
+            row = self._served.row.get(META_ID)
+            meta = self._served.snapshot.payloads[row].get(META_KEY) if row is not None else None
+            return dict(meta) if isinstance(meta, dict) else {}
+        if self._shard is None:
+            return None
+        with self._errors("read the collection"):
+            records = self._retrieve([META_ID], False)
+        if not records:
+            if self.persistent and files.read_marker(self._dir) == "ready":
+                raise self._lost_meta()
+            return {}
+        meta = (records[0].payload or {}).get(META_KEY)
+        return dict(meta) if isinstance(meta, dict) else {}
+
+    def create(self, meta: dict[str, Any], dimension: int) -> None:
+        if self.mode == "read":
+            raise self._refuse("create the collection")
+        if self._shard is None:
+            self._new_shard(dimension)
+        point = self._edge.Point(
+            id=META_ID, vector=_meta_vector(dimension), payload={META_KEY: meta}
+        )
+        self._before_write(dimension * 4)
+        with self._errors("write the metadata point"):
+            self._shard.update(self._edge.UpdateOperation.upsert_points([point]))
+        if self._mirror is not None:
+            self._mirror[META_ID] = (
+                {META_KEY: meta},
+                np.asarray(_meta_vector(dimension), np.float32),
+            )
+        self.flush()
+        if self.persistent:
+            files.write_marker(self._dir, "ready")
+
+    def _new_shard(self, dimension: int) -> None:
+        edge = self._edge
+        self._dir.mkdir(parents=True, exist_ok=True)
+        reserve = files.OPEN_RESERVE if self.persistent else files.TEMP_RESERVE
+        files.ensure_space(self._dir, reserve, "create a collection in")
+        if self.persistent:
+            files.write_marker(self._dir, "creating")
+            self._mirror = {}
+        config = edge.EdgeConfig(
+            vectors=edge.EdgeVectorParams(size=dimension, distance=edge.Distance.Cosine),
+            # a temporary collection needs no write-ahead log: nothing outlives the process
+            wal_enabled=self.persistent,
+        )
+        with self._errors("create the collection"):
+            self._shard = edge.EdgeShard.create(str(self._dir), config)
+            self._shard.update(
+                edge.UpdateOperation.create_field_index("route", edge.PayloadSchemaType.Keyword)
+            )
+
+    def creation_interrupted(self) -> bool:
+        if self.mode == "read" or self._shard is None:
+            return False
+        if self.persistent and files.read_marker(self._dir) is not None:
+            return files.read_marker(self._dir) == "creating"
+        # A folder without marker (older semrouter): empty means creation died half-way.
+        with self._errors("count the points"):
+            return int(self._shard.count(self._edge.CountRequest(exact=True))) == 0
+
+    def drop(self) -> None:
+        if self.mode == "read":
+            raise self._refuse("drop the collection")
+        self._close_shard()
+        if self.persistent:
+            files.wipe(self._dir)
+            self._mirror = None
+        self._dirty = False
+        self._indexed = False
+
+    def scroll(self, *, with_vectors: bool) -> Iterator[StoredPoint]:
+        if self.mode == "read":
+            served = self._served
+            if served is None:
+                return
+            snapshot = served.snapshot
+            for row, pid in enumerate(snapshot.ids):
+                if pid != META_ID:
+                    vector = snapshot.vectors[row].tolist() if with_vectors else None
+                    yield pid, dict(snapshot.payloads[row]), vector
+            return
+        yield from self._scroll_all(with_vectors=with_vectors)
+
+    def _scroll_all(
+        self, *, with_vectors: bool, include_meta: bool = False
+    ) -> Iterator[StoredPoint]:
+        if self._shard is None:
+            return
+        offset: Any = None
+        while True:
+            request = self._edge.ScrollRequest(
+                offset=offset, limit=_SCROLL_PAGE, with_payload=True, with_vector=with_vectors
+            )
+            with self._errors("read the collection"):
+                records, offset = self._shard.scroll(request)
+            yield from _points(records, with_vectors, include_meta=include_meta)
+            if offset is None:
+                return
+
+    def upsert(
+        self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]
+    ) -> None:
+        if self.mode == "read":
+            raise self._refuse("add points")
+        edge = self._edge
+        for start in range(0, len(ids), _WRITE_BATCH):
+            stop = start + _WRITE_BATCH
+            self._before_write(int(vectors[start:stop].nbytes) + 1024 * len(ids[start:stop]))
+            points = [
+                edge.Point(id=point_id, vector=vector.tolist(), payload=payload)
+                for point_id, vector, payload in zip(
+                    ids[start:stop], vectors[start:stop], payloads[start:stop]
+                )
+            ]
+            with self._errors("write points"):
+                self._shard.update(edge.UpdateOperation.upsert_points(points))
+            if self._mirror is not None:
+                for point_id, vector, payload in zip(
+                    ids[start:stop], vectors[start:stop], payloads[start:stop]
+                ):
+                    self._mirror[point_id] = (payload, np.array(vector, dtype=np.float32))
+        self._indexed = False
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if self.mode == "read":
+            raise self._refuse("delete points")
+        for start in range(0, len(ids), _WRITE_BATCH):
+            chunk: list[Any] = list(ids[start : start + _WRITE_BATCH])
+            self._before_write(64 * len(chunk))
+            with self._errors("delete points"):
+                self._shard.update(self._edge.UpdateOperation.delete_points(chunk))
+            if self._mirror is not None:
+                for point_id in chunk:
+                    self._mirror.pop(point_id, None)
+
+    def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
+        if self.mode == "read":
+            raise self._refuse("change payloads")
+        edge = self._edge
+        self._before_write(1024 * len(ids))
+        for point_id, payload in zip(ids, payloads):
+            with self._errors("write payloads"):
+                self._shard.update(edge.UpdateOperation.overwrite_payload([point_id], payload))
+            if self._mirror is not None and point_id in self._mirror:
+                self._mirror[point_id] = (payload, self._mirror[point_id][1])
+
+    def _before_write(self, nbytes: int) -> None:
+        """Refuse a write the disk cannot take (Edge would die of SIGBUS); mark the snapshot
+        stale before Edge changes, so a crash before the next publish is noticed."""
+        reserve = files.WAL_SEGMENT if self.persistent else files.TEMP_RESERVE
+        files.ensure_space(self._dir, reserve + 4 * nbytes, "write to")
+        if self.persistent and not self._dirty:
+            files.mark_dirty(self._dir)
+            self._dirty = True
+
+    def flush(self) -> None:
+        if self.mode == "read" or self._shard is None:
+            return
+        # A temporary (":memory:") collection dies with the process: fsync buys nothing there.
+        if self.persistent:
+            with self._errors("flush"):
+                self._shard.flush()
+            if self._dirty:
+                self._publish()
+
+    def _publish(self) -> None:
+        """Write the snapshot readers serve (and the writer reopens from), then clear the mark."""
+        assert self._mirror is not None
+        mirror = self._mirror
+        dimension = next(iter(mirror.values()))[1].shape[0] if mirror else 0
+        vectors = (
+            np.stack([vector for _, vector in mirror.values()])
+            if mirror
+            else np.zeros((0, dimension), np.float32)
+        )
+        snapshot = files.Snapshot(
+            self._revision + 1,
+            tuple(mirror),
+            tuple(payload for payload, _ in mirror.values()),
+            vectors.astype(np.float32, copy=False),
+        )
+        files.write_snapshot(self._dir, snapshot)
+        self._revision = snapshot.revision
+        (self._dir / files.DIRTY_FILE).unlink(missing_ok=True)
+        self._dirty = False
+
+    def retrieve_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        found: dict[str, Any] = {}
+        if self.mode == "read" and self._served is not None:
+            served = self._served
+            found = {
+                pid: served.snapshot.vectors[served.row[pid]] for pid in ids if pid in served.row
+            }
+        elif self._mirror is not None:
+            found = {pid: self._mirror[pid][1] for pid in ids if pid in self._mirror}
+        elif self._shard is not None:
+            for start in range(0, len(ids), _SCROLL_PAGE):
+                chunk: list[Any] = list(ids[start : start + _SCROLL_PAGE])
+                with self._errors("read vectors"):
+                    records = self._retrieve(chunk, True)
+                found.update((str(r.id), _plain_vector(r.vector)) for r in records)
+        return _stack(ids, found)
+
+    def _retrieve(self, ids: list[Any], with_vector: bool) -> list[Any]:
+        return list(self._shard.retrieve(ids, with_payload=True, with_vector=with_vector))
+
+    def load_vectors(self, fingerprint: str, dimension: int) -> tuple[list[str], np.ndarray] | None:
+        """Every point's vector from the snapshot (reader) or the writer's copy of it."""
+        if self.mode == "read":
+            served = self._served
+            if served is None or (self.read_meta() or {}).get("fingerprint") != fingerprint:
+                return None
+            rows = served.search_rows
+            return [served.snapshot.ids[r] for r in rows], served.snapshot.vectors[rows]
+        mirror = self._mirror
+        if not mirror or META_ID not in mirror:
+            return None
+        if mirror[META_ID][0].get(META_KEY, {}).get("fingerprint") != fingerprint:
+            return None
+        ids = [pid for pid in mirror if pid != META_ID]
+        if not ids:
+            return [], np.zeros((0, dimension), np.float32)
+        matrix = np.stack([mirror[pid][1] for pid in ids])
+        return (ids, matrix) if matrix.shape[1] == dimension else None
+
+    def prepare_search(self) -> None:
+        if self.mode == "write" and not self._indexed and self._shard is not None:
+            with self._errors("build the search index"):
+                self._shard.optimize()
+            self._indexed = True
+
+    def search(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
+        if self.mode == "read":
+            return self._exact(vectors, limit)
+        edge = self._edge
+        requests = [
+            edge.QueryRequest(query=edge.Query.Nearest(vector.tolist()), limit=limit + 1)
+            for vector in vectors
+        ]
+        with self._errors("search"):
+            results = self._shard.query_batch(edge.QueryBatchRequest(requests))
+        return [[(str(p.id), float(p.score)) for p in result] for result in results]
+
+    def _exact(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
+        served = self._served
+        if served is None or not len(served.search_rows):
+            return [[] for _ in vectors]
+        sims = _unit_rows(np.asarray(vectors, np.float32)) @ served.unit.T
+        take = min(limit + 1, sims.shape[1])
+        top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+        out = []
+        for query, cols in enumerate(top):
+            cols = cols[np.argsort(-sims[query, cols], kind="stable")]
+            ids = served.snapshot.ids
+            out.append([(ids[served.search_rows[c]], float(sims[query, c])) for c in cols])
+        return out
+
+    def close(self) -> None:
+        self._close_shard()
+        self._lock.release()
+        self._served = None
+        if self._cleanup is not None:
+            self._cleanup()
+
+    def _close_shard(self) -> None:
+        if self._shard is not None:
+            shard, self._shard = self._shard, None
+            with self._errors("close the collection"):
+                shard.close()
+
+    def _errors(self, action: str) -> Any:
+        return files.edge_errors(self._dir, action, owned=self._owned)
+
+    def __repr__(self) -> str:
+        return f"EdgeStore({self.target!r}, mode={self.mode!r}, revision={self._revision})"
+
+
+def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def _unit_rows(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.asarray(matrix / np.where(norms > 0, norms, 1.0), dtype=np.float32)
