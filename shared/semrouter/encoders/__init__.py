@@ -15,12 +15,14 @@ from ._fake import FakeEncoder
 
 if TYPE_CHECKING:
     from ._local import LocalEncoder
+    from ._multilingual import MultilingualEncoder
     from ._openai import OpenAIEncoder
 
 __all__ = [
     "Encoder",
     "FakeEncoder",
     "LocalEncoder",
+    "MultilingualEncoder",
     "OpenAIEncoder",
     "Vectors",
     "encoder_from_config",
@@ -33,6 +35,10 @@ def __getattr__(name: str) -> Any:
         from ._local import LocalEncoder
 
         return LocalEncoder
+    if name == "MultilingualEncoder":
+        from ._multilingual import MultilingualEncoder
+
+        return MultilingualEncoder
     if name == "OpenAIEncoder":
         from ._openai import OpenAIEncoder
 
@@ -59,6 +65,10 @@ def encoder_from_config(spec: dict[str, Any]) -> Encoder:
             if "model_path" not in options:
                 options.pop("model_id", None)
             return LocalEncoder(**options)
+        if kind == "multilingual":
+            from ._multilingual import MultilingualEncoder
+
+            return MultilingualEncoder(**options)
         if kind == "openai":
             from ._openai import OpenAIEncoder
 
