@@ -11,51 +11,54 @@ to plain thresholds until it is fitted again.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict
 
-from ._calibration import LogisticHead, apply_thresholds, blend_scores, fit_thresholds
+from ._calibration import (
+    LogisticHead,
+    ThresholdFit,
+    apply_thresholds,
+    blend_scores,
+    fit_thresholds,
+)
 from ._evaluation import EvaluationReport, stratified_split
 from ._exceptions import ConfigurationError
-from ._index import RouteScores
-from ._routes import Route, RouteMatch
+from ._routes import RouteMatch
+from ._routeset import Calibration, RouteSet
+from .encoders import Encoder, Vectors
 
-__all__ = ["Calibration", "Progress", "check_labels", "routes_digest", "score_matrix"]
+__all__ = ["Calibration", "FitSource", "Progress", "check_labels", "evaluate_router", "fit_router"]
 
 #: Weights of the nearest-neighbour similarity beside the head's probability tried by fit(),
 #: in order of preference on ties.
 SIMILARITY_WEIGHTS = (1.0, 0.5, 2.0, 0.25, 0.0)  # 1 first: the default
 #: Called as ``progress(done, total)`` while texts are encoded.
 Progress = Callable[[int, int], None]
-CALIBRATION_VERSION = 1
 
 
-class Calibration(BaseModel):
-    """What :meth:`SemanticRouter.fit` learnt; plain data, safe to store in a config file."""
+@dataclass(frozen=True)
+class FitSource:
+    """What fitting needs from a router, and nothing else.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Attributes:
+        state: the route set being fitted.
+        encoder: embeds the labelled texts.
+        similarities: unfitted per-route similarities (n, R) of query vectors, in
+            ``state.names`` order, NaN for routes not retrieved.
+        utterance_vectors: every index row's vector, in row order.
+        check: validates query texts (the router's own rules).
+    """
 
-    version: int = CALIBRATION_VERSION
-    routes_digest: str
-    fingerprint: str
-    head: dict[str, Any] | None
-    thresholds: dict[str, float]
-    similarity_weight: float = 1.0
-    metric: Literal["accuracy", "f1"] = "accuracy"
-    heldout: dict[str, float] = {}
-
-
-def routes_digest(routes: Sequence[Route]) -> str:
-    """A hash of the route names and utterances: what a calibration is valid for."""
-    content = [[route.name, sorted(route.utterances)] for route in routes]
-    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()[:32]
+    state: RouteSet
+    encoder: Encoder
+    similarities: Callable[[Vectors], npt.NDArray[np.float64]]
+    utterance_vectors: Callable[[], Vectors]
+    check: Callable[[Sequence[str]], list[str]]
 
 
 def check_labels(
@@ -74,20 +77,10 @@ def check_labels(
     return labels
 
 
-def score_matrix(scored: Sequence[RouteScores], names: Sequence[str]) -> npt.NDArray[np.float64]:
-    """Nearest-neighbour route scores as an (n, R) matrix, NaN for routes not retrieved."""
-    column = {name: i for i, name in enumerate(names)}
-    out = np.full((len(scored), len(names)), np.nan)
-    for row, result in enumerate(scored):
-        for name, score in zip(result.names, result.scores):
-            if name in column:
-                out[row, column[name]] = score
-    return out
-
-
 def fit_calibration(
     *,
-    routes: Sequence[Route],
+    names: Sequence[str],
+    digest: str,
     fingerprint: str,
     utterance_vectors: npt.NDArray[np.float32],
     utterance_labels: npt.NDArray[np.int64],
@@ -103,66 +96,72 @@ def fit_calibration(
     none_share: float | None,
     l2: float,
 ) -> Calibration:
-    """Train the head (optional) and choose thresholds on the held-out rows."""
+    """Train the head (optional) and choose thresholds on the held-out rows.
+
+    Scores and thresholds are on the router's one scale, [-1, 1]: the similarity itself, or
+    ``(p + w * s) / (1 + w)`` with a head (see :class:`Calibration`).
+    """
     weights = _share_weights(heldout_labels, none_share)
-    names = [route.name for route in routes]
     fitted_head = None
-    weight = 1.0
-    scores = np.nan_to_num(heldout_similarities, nan=-1.0)
-    bounds: tuple[float, float] | None = (-1.0, 1.0)
+    probabilities = None
     if head:
         X = np.concatenate([utterance_vectors, train_vectors]).astype(np.float32)
         y = np.concatenate([utterance_labels, train_labels]).astype(np.int64)
         fitted_head = LogisticHead.fit(
-            X, y, route_names=names, l2=l2, none_weight=none_weight, fingerprint=fingerprint
+            X, y, route_names=list(names), l2=l2, none_weight=none_weight, fingerprint=fingerprint
         )
         probabilities = fitted_head.predict_proba(heldout_vectors)
-        bounds = None
-    found = None
-    if len(heldout_labels):
-        # With a head, how much the nearest-neighbour similarity counts is chosen on the
-        # held-out rows too (cheap: no refit). A weight other than 1 must be significantly
-        # better row by row (McNemar's test, z > 2): on a few hundred rows most gains are noise.
-        results = []
-        for candidate in SIMILARITY_WEIGHTS if head else (1.0,):
-            if head:
-                scores = blend_scores(probabilities, heldout_similarities, weight=candidate)
-            fit = fit_thresholds(
-                scores, heldout_labels, names, metric=metric, bounds=bounds, sample_weight=weights
-            )
-            cuts = np.array([_cut(fit, per_route_thresholds, name) for name in names])
-            right = apply_thresholds(scores, cuts)[0] == heldout_labels
-            results.append((candidate, fit, right))
-        weight, fit, right = results[0]
-        best = max(results[1:], key=lambda r: int(r[2].sum()), default=None)
-        if best is not None:
-            wins = int((best[2] & ~right).sum())
-            losses = int((right & ~best[2]).sum())
-            if wins - losses > 2.0 * np.sqrt(wins + losses):
-                weight, fit, right = best
-        found = (fit.score if per_route_thresholds else fit.global_score, fit)
-    if found is not None:
-        thresholds = (
-            dict(found[1].thresholds)
-            if per_route_thresholds
-            else dict.fromkeys(names, found[1].global_threshold)
+    # With a head, how much the nearest-neighbour similarity counts is chosen on the held-out
+    # rows too (cheap: no refit). A weight other than 1 must be significantly better row by
+    # row (McNemar's test, z > 2): on a few hundred rows most gains are noise.
+    results = []
+    for candidate in SIMILARITY_WEIGHTS if probabilities is not None else (1.0,):
+        scores = _scale(probabilities, heldout_similarities, candidate)
+        fit = fit_thresholds(
+            scores,
+            heldout_labels,
+            names,
+            metric=metric,
+            bounds=(-1.0, 1.0),
+            sample_weight=weights,
         )
-        summary = {"score": found[0]}
-    else:  # nothing held out: accept the best route whatever its score
-        thresholds = dict.fromkeys(names, float(np.min(scores)) if scores.size else 0.0)
-        summary = {}
+        cuts = np.array([_cut(fit, per_route_thresholds, name) for name in names])
+        right = apply_thresholds(scores, cuts)[0] == heldout_labels
+        results.append((candidate, fit, right))
+    weight, fit, right = results[0]
+    best = max(results[1:], key=lambda r: int(r[2].sum()), default=None)
+    if best is not None:
+        wins = int((best[2] & ~right).sum())
+        losses = int((right & ~best[2]).sum())
+        if wins - losses > 2.0 * np.sqrt(wins + losses):
+            weight, fit, right = best
+    thresholds = {name: _cut(fit, per_route_thresholds, name) for name in names}
     return Calibration(
-        routes_digest=routes_digest(routes),
+        routes_digest=digest,
         fingerprint=fingerprint,
         head=fitted_head.to_dict() if fitted_head is not None else None,
-        thresholds={name: float(value) for name, value in thresholds.items()},
+        thresholds=thresholds,
         similarity_weight=weight,
         metric=metric,
-        heldout={"rows": float(len(heldout_labels)), **summary},
+        heldout={
+            "rows": float(len(heldout_labels)),
+            "score": fit.score if per_route_thresholds else fit.global_score,
+        },
     )
 
 
-def _cut(fit: Any, per_route: bool, name: str) -> float:
+def _scale(
+    probabilities: npt.NDArray[np.floating[Any]] | None,
+    similarities: npt.NDArray[np.float64],
+    weight: float,
+) -> npt.NDArray[np.float64]:
+    """Routing scores as the scorer computes them (``_scorer.route_scores``)."""
+    if probabilities is None:
+        return np.nan_to_num(similarities, nan=-1.0)
+    return blend_scores(probabilities, similarities, weight=weight) / (1.0 + weight)
+
+
+def _cut(fit: ThresholdFit, per_route: bool, name: str) -> float:
     return float(fit.thresholds[name] if per_route else fit.global_threshold)
 
 
@@ -177,34 +176,17 @@ def _share_weights(
     return np.asarray(weights * len(labels), dtype=np.float64)
 
 
-class CalibratedScorer:
-    """Applies a calibration at routing time: one matrix product and a softmax per batch."""
-
-    def __init__(self, calibration: Calibration) -> None:
-        self.calibration = calibration
-        self.head = LogisticHead.from_dict(calibration.head) if calibration.head else None
-
-    def scores(
-        self, vectors: npt.NDArray[np.float32], similarities: npt.NDArray[np.float64]
-    ) -> npt.NDArray[np.float64]:
-        """(n, R) scores in route order: blended with the head, or plain similarities."""
-        if self.head is None:
-            return np.nan_to_num(similarities, nan=-1.0)
-        probabilities = self.head.predict_proba(vectors)
-        return blend_scores(probabilities, similarities, weight=self.calibration.similarity_weight)
-
-
-def encode(router: Any, texts: list[str], progress: Progress | None) -> npt.NDArray[np.float32]:
+def _encode(encoder: Encoder, texts: list[str], progress: Progress | None) -> Vectors:
     """Embed ``texts`` in chunks, reporting progress; the same vectors as one call."""
     if progress is None:
-        return router.encoder.encode(texts)  # type: ignore[no-any-return]
-    chunk = max(router.encoder.batch_size, 256)
+        return encoder.encode(texts)
+    chunk = max(encoder.batch_size, 256)
     parts = []
     for start in range(0, len(texts), chunk):
-        parts.append(router.encoder.encode(texts[start : start + chunk]))
+        parts.append(encoder.encode(texts[start : start + chunk]))
         progress(min(start + chunk, len(texts)), len(texts))
     if not parts:
-        return np.zeros((0, router.encoder.dimension), np.float32)
+        return np.zeros((0, encoder.dimension), np.float32)
     return np.concatenate(parts)
 
 
@@ -213,8 +195,8 @@ def _indices(labels: Sequence[str | None], names: Sequence[str]) -> npt.NDArray[
     return np.array([-1 if x is None else position[x] for x in labels], dtype=np.int64)
 
 
-def _warn_if_stored(router: Any, texts: Sequence[str], what: str) -> None:
-    stored = set(router._index.utterances)
+def _warn_if_stored(state: RouteSet, texts: Sequence[str], what: str) -> None:
+    stored = set(state.snapshot.utterances)
     overlap = sum(1 for text in texts if text in stored)
     if overlap:
         warnings.warn(
@@ -226,7 +208,7 @@ def _warn_if_stored(router: Any, texts: Sequence[str], what: str) -> None:
 
 
 def fit_router(
-    router: Any,
+    source: FitSource,
     texts: Sequence[str],
     labels: Sequence[str | None],
     *,
@@ -242,9 +224,9 @@ def fit_router(
     progress: Progress | None,
 ) -> tuple[EvaluationReport, Calibration]:
     """The work behind :meth:`SemanticRouter.fit`."""
-    routes: list[Route] = router.routes
-    names = [route.name for route in routes]
-    if not routes:
+    state = source.state
+    names = list(state.names)
+    if not names:
         raise ConfigurationError("fit() needs at least one route")
     labels = check_labels(texts, labels, names)
     extra_texts: list[str] = []
@@ -252,13 +234,13 @@ def fit_router(
     if validation is not None:
         extra_texts = list(validation[0])
         extra_labels = check_labels(extra_texts, validation[1], names)
-    texts = router._check(texts)
-    extra_texts = router._check(extra_texts)
-    if not texts and validation is None:
+    texts = source.check(texts)
+    extra_texts = source.check(extra_texts)
+    if not texts and not extra_texts:
         raise ConfigurationError(
             "fit() needs labelled example queries (texts and labels, or validation=)"
         )
-    vectors = encode(router, [*texts, *extra_texts], progress)
+    vectors = _encode(source.encoder, [*texts, *extra_texts], progress)
     y = _indices(labels, names)
     if validation is not None:
         train = np.arange(len(texts))
@@ -273,15 +255,14 @@ def fit_router(
         held_texts = [texts[i] for i in held]
     if not len(held_labels):
         raise ConfigurationError("nothing was held out to choose thresholds on: give more texts")
-    _warn_if_stored(router, held_texts, "held-out")
-    options = router._query_options(1)
-    similarities = score_matrix(router._index.query(held_vectors, **options), names)
-    utterance_vectors, utterance_labels = router._index.utterance_vectors()
+    _warn_if_stored(state, held_texts, "held-out")
+    similarities = source.similarities(held_vectors)
     calibration = fit_calibration(
-        routes=routes,
-        fingerprint=router.encoder.fingerprint,
-        utterance_vectors=utterance_vectors,
-        utterance_labels=utterance_labels,
+        names=names,
+        digest=state.digest,
+        fingerprint=source.encoder.fingerprint,
+        utterance_vectors=source.utterance_vectors(),
+        utterance_labels=state.snapshot.row_route,
         train_vectors=vectors[train],
         train_labels=y[train],
         heldout_vectors=held_vectors,
@@ -294,7 +275,10 @@ def fit_router(
         none_share=none_share,
         l2=l2,
     )
-    scores = CalibratedScorer(calibration).scores(held_vectors, similarities)
+    probabilities = None
+    if calibration.head is not None:
+        probabilities = LogisticHead.from_dict(calibration.head).predict_proba(held_vectors)
+    scores = _scale(probabilities, similarities, calibration.similarity_weight)
     cuts = np.array([calibration.thresholds[name] for name in names])
     predicted, top = apply_thresholds(scores, cuts)
     report = EvaluationReport.from_predictions(
@@ -307,20 +291,22 @@ def fit_router(
 
 
 def evaluate_router(
-    router: Any,
+    state: RouteSet,
+    route_many: Callable[[list[str]], list[RouteMatch]],
+    check: Callable[[Sequence[str]], list[str]],
     texts: Sequence[str],
     labels: Sequence[str | None],
     *,
     progress: Progress | None,
 ) -> EvaluationReport:
     """The work behind :meth:`SemanticRouter.evaluate`."""
-    labels = check_labels(texts, labels, router.route_names)
-    texts = router._check(texts)
-    _warn_if_stored(router, texts, "evaluation")
+    labels = check_labels(texts, labels, state.names)
+    texts = check(texts)
+    _warn_if_stored(state, texts, "evaluation")
     matches: list[RouteMatch] = []
     chunk = 512
     for start in range(0, len(texts), chunk):
-        matches += router.route_many(texts[start : start + chunk])
+        matches += route_many(texts[start : start + chunk])
         if progress is not None:
             progress(min(start + chunk, len(texts)), len(texts))
     best = [max(m.scores, key=m.scores.__getitem__) if m.scores else None for m in matches]

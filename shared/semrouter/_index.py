@@ -23,16 +23,17 @@ import numpy as np
 import numpy.typing as npt
 
 from ._exceptions import IndexMismatchError
+from ._options import RouterOptions
 from ._routes import Route
+from ._routeset import Snapshot
+from ._scorer import Candidates
 from ._stores import NAMESPACE, Hit, Store
 from .encoders import Encoder
 
-__all__ = ["Aggregation", "RouteIndex", "RouteScores", "SyncReport", "point_id"]
+__all__ = ["RouteIndex", "SyncReport", "exact_search", "point_id"]
 
 SCHEMA_VERSION = 1
 logger = logging.getLogger("semrouter")
-Aggregation = Literal["mean", "max"]
-SearchMode = Literal["auto", "exact", "qdrant"]
 
 
 def point_id(route: str, utterance: str) -> str:
@@ -63,54 +64,25 @@ class SyncReport:
     kept: int = 0
 
 
-@dataclass(frozen=True)
-class RouteScores:
-    """Aggregated scores of the candidate routes for one query, best first."""
-
-    names: tuple[str, ...]
-    scores: npt.NDArray[np.float32]
-    utterances: tuple[str | None, ...]
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """What a query needs, swapped whole after each change (readers never see half a change)."""
-
-    route_names: tuple[str, ...]
-    route_sizes: npt.NDArray[np.int64]
-    row_route: npt.NDArray[np.int64]
-    utterances: tuple[str, ...]
-    id_to_row: dict[str, int]
-    vectors: npt.NDArray[np.float32] | None  # None: search in Qdrant
-
-
 class RouteIndex:
     """Routes in one Qdrant collection, kept in step with the routes declared in code.
+
+    :meth:`sync` writes the difference and returns a :class:`Snapshot` (what queries need);
+    :meth:`search` finds the nearest utterances of query vectors in a snapshot. The index keeps
+    no query state of its own: the router publishes each snapshot inside its route set.
 
     Args:
         store: the collection.
         encoder: fills it; its fingerprint is recorded and checked.
         rebuild: drop a collection made by another encoder instead of refusing it.
-        exact_limit: largest collection searched exactly in-process.
-        search: ``"auto"`` (exact up to ``exact_limit``), ``"exact"`` or ``"qdrant"``.
     """
 
-    def __init__(
-        self,
-        store: Store,
-        encoder: Encoder,
-        *,
-        rebuild: bool = False,
-        exact_limit: int = 20_000,
-        search: SearchMode = "auto",
-    ) -> None:
+    def __init__(self, store: Store, encoder: Encoder, *, rebuild: bool = False) -> None:
         self.store = store
         self.encoder = encoder
-        self.exact_limit = exact_limit
-        self.search_mode = search
         self._lock = threading.RLock()
         self._open(rebuild)
-        self._snapshot = _Snapshot((), np.zeros(0, np.int64), np.zeros(0, np.int64), (), {}, None)
+        self._last = Snapshot.empty()  # the latest snapshot: its vectors seed the next one
         self._known: dict[str, dict[str, Any]] | None = None  # payloads of our points, by id
 
     # -- opening and syncing ---------------------------------------------------------------
@@ -134,78 +106,89 @@ class RouteIndex:
         if found is None:
             self.store.create(wanted, self.encoder.dimension)
 
-    def sync(self, routes: Sequence[Route]) -> SyncReport:
+    def sync(self, routes: Sequence[Route], options: RouterOptions) -> tuple[SyncReport, Snapshot]:
         """Make the collection hold exactly ``routes``; encode only what is new.
 
         The first sync reads every point's payload from Qdrant; later ones diff against what
-        the index already knows, so ``add``/``remove`` cost only their own writes.
+        the index already knows, so ``add``/``remove`` cost only their own writes. If a write
+        fails, what the index knows is dropped and re-read from Qdrant by the next sync, which
+        then repairs the difference (the published snapshot is left as it was).
         """
         with self._lock:
-            desired: dict[str, tuple[Route, str]] = {
-                point_id(route.name, utt): (route, utt)
-                for route in routes
-                for utt in route.utterances
+            try:
+                return self._sync(routes, options)
+            except BaseException:
+                self._known = None
+                raise
+
+    def _sync(self, routes: Sequence[Route], options: RouterOptions) -> tuple[SyncReport, Snapshot]:
+        desired: dict[str, tuple[Route, str]] = {
+            point_id(route.name, utt): (route, utt) for route in routes for utt in route.utterances
+        }
+        if self._known is None:
+            self._known = {
+                pid: payload
+                for pid, payload, _ in self.store.scroll(with_vectors=False)
+                if _is_ours(pid, payload, desired)  # others' points are left alone
             }
-            if self._known is None:
-                self._known = {
-                    pid: payload
-                    for pid, payload, _ in self.store.scroll(with_vectors=False)
-                    if _is_ours(pid, payload, desired)  # others' points are left alone
-                }
-            known = self._known
-            payloads = {pid: _payload(route, utt) for pid, (route, utt) in desired.items()}
-            new_ids = [pid for pid in desired if pid not in known]
-            gone_ids = [pid for pid in known if pid not in desired]
-            changed = [pid for pid in desired if pid in known and known[pid] != payloads[pid]]
-            encoded = np.zeros((0, self.encoder.dimension), np.float32)
-            if new_ids:
-                encoded = self.encoder.encode([desired[pid][1] for pid in new_ids])
-                self.store.upsert(new_ids, encoded, [payloads[pid] for pid in new_ids])
-            if gone_ids:
-                self.store.delete(gone_ids)
-            if changed:
-                self.store.set_payloads(changed, [payloads[pid] for pid in changed])
-            if new_ids or gone_ids or changed:
-                self.store.flush()
-            for pid in gone_ids:
-                del known[pid]
-            for pid in (*new_ids, *changed):
-                known[pid] = payloads[pid]
-            matrix = None
-            if self._mode_for(len(desired)) == "exact":
-                matrix = self._matrix(list(desired), dict(zip(new_ids, encoded)))
-                if new_ids or gone_ids or self._snapshot.vectors is None:
-                    self.store.save_vectors(list(desired), matrix, self.encoder.fingerprint)
-            self._install(routes, desired, matrix)
-            logger.debug(
-                "synced %d routes into %s: encoded %d, deleted %d, updated %d",
-                len(routes),
-                self.store.target,
-                len(new_ids),
-                len(gone_ids),
-                len(changed),
-            )
-            return SyncReport(
-                encoded=len(new_ids),
-                deleted=len(gone_ids),
-                updated=len(changed),
-                kept=len(desired) - len(new_ids),
-            )
+        known = self._known
+        payloads = {pid: _payload(route, utt) for pid, (route, utt) in desired.items()}
+        new_ids = [pid for pid in desired if pid not in known]
+        gone_ids = [pid for pid in known if pid not in desired]
+        changed = [pid for pid in desired if pid in known and known[pid] != payloads[pid]]
+        encoded = np.zeros((0, self.encoder.dimension), np.float32)
+        if new_ids:
+            encoded = self.encoder.encode([desired[pid][1] for pid in new_ids])
+            self.store.upsert(new_ids, encoded, [payloads[pid] for pid in new_ids])
+        if gone_ids:
+            self.store.delete(gone_ids)
+        if changed:
+            self.store.set_payloads(changed, [payloads[pid] for pid in changed])
+        if new_ids or gone_ids or changed:
+            self.store.flush()
+        for pid in gone_ids:
+            del known[pid]
+        for pid in (*new_ids, *changed):
+            known[pid] = payloads[pid]
+        matrix = None
+        if _mode_for(options, len(desired)) == "exact":
+            matrix = self._matrix(list(desired), dict(zip(new_ids, encoded)))
+            if new_ids or gone_ids or self._last.vectors is None:
+                self.store.save_vectors(list(desired), matrix, self.encoder.fingerprint)
+        else:
+            self.store.prepare_search()
+        snapshot = _snapshot(routes, desired, matrix)
+        self._last = snapshot
+        logger.debug(
+            "synced %d routes into %s: encoded %d, deleted %d, updated %d",
+            len(routes),
+            self.store.target,
+            len(new_ids),
+            len(gone_ids),
+            len(changed),
+        )
+        report = SyncReport(
+            encoded=len(new_ids),
+            deleted=len(gone_ids),
+            updated=len(changed),
+            kept=len(desired) - len(new_ids),
+        )
+        return report, snapshot
 
     def _matrix(
         self, ids: list[str], fresh: dict[str, npt.NDArray[np.float32]]
     ) -> npt.NDArray[np.float32]:
-        """The exact-search matrix for ``ids``: fresh vectors, then the current snapshot, then
+        """The exact-search matrix for ``ids``: fresh vectors, then the last snapshot, then
         the store's vector cache, then Qdrant itself (a point's vector never changes: its id is
         a hash of its content and the collection is tied to one encoder)."""
         matrix = np.empty((len(ids), self.encoder.dimension), dtype=np.float32)
         missing: list[int] = []
-        snapshot = self._snapshot
+        last = self._last
         for row, pid in enumerate(ids):
             if pid in fresh:
                 matrix[row] = fresh[pid]
-            elif snapshot.vectors is not None and pid in snapshot.id_to_row:
-                matrix[row] = snapshot.vectors[snapshot.id_to_row[pid]]
+            elif last.vectors is not None and pid in last.id_to_row:
+                matrix[row] = last.vectors[last.id_to_row[pid]]
             else:
                 missing.append(row)
         if missing:
@@ -224,110 +207,71 @@ class RouteIndex:
             matrix[missing] = vectors
         return matrix
 
-    def _mode_for(self, count: int) -> Literal["exact", "qdrant"]:
-        if self.search_mode == "auto":
-            return "exact" if count <= self.exact_limit else "qdrant"
-        return self.search_mode
-
-    def _install(
-        self,
-        routes: Sequence[Route],
-        desired: dict[str, tuple[Route, str]],
-        matrix: npt.NDArray[np.float32] | None,
-    ) -> None:
-        names = tuple(route.name for route in routes)
-        position = {name: i for i, name in enumerate(names)}
-        ids = list(desired)
-        row_route = np.fromiter((position[desired[pid][0].name] for pid in ids), np.int64, len(ids))
-        if matrix is None:
-            self.store.prepare_search()
-        self._snapshot = _Snapshot(
-            route_names=names,
-            route_sizes=np.bincount(row_route, minlength=len(names)).astype(np.int64),
-            row_route=row_route,
-            utterances=tuple(desired[pid][1] for pid in ids),
-            id_to_row={pid: row for row, pid in enumerate(ids)},
-            vectors=matrix,
-        )
-
     # -- querying ----------------------------------------------------------------------------
-    @property
-    def size(self) -> int:
-        """Number of route utterances indexed."""
-        return len(self._snapshot.utterances)
-
-    def query(
-        self,
-        vectors: npt.NDArray[np.float32],
-        *,
-        candidates: int,
-        top_k: int,
-        aggregation: Aggregation,
-    ) -> list[RouteScores]:
-        """Per-route scores for each query vector."""
-        snapshot = self._snapshot
+    def search(
+        self, snapshot: Snapshot, vectors: npt.NDArray[np.float32], candidates: int
+    ) -> Candidates:
+        """The ``candidates`` nearest rows of ``snapshot`` for each query vector."""
         if snapshot.vectors is not None:
-            rows, scores = _exact_search(snapshot.vectors, vectors, candidates)
-            return [
-                _aggregate(
-                    snapshot,
-                    r,
-                    s,
-                    top_k,
-                    aggregation,
-                    exhaustive=len(r) == snapshot.vectors.shape[0],
-                )
-                for r, s in zip(rows, scores)
-            ]
-        hits = self.store.search(vectors, candidates)
-        return self._from_hits(snapshot, hits, top_k, aggregation)
+            return exact_search(snapshot.vectors, vectors, candidates)
+        return _from_hits(snapshot, self.store.search(vectors, candidates))
 
-    async def aquery(
-        self,
-        vectors: npt.NDArray[np.float32],
-        *,
-        candidates: int,
-        top_k: int,
-        aggregation: Aggregation,
-    ) -> list[RouteScores]:
-        """Asynchronous :meth:`query`: in-process search is sub-millisecond; Qdrant is awaited."""
-        snapshot = self._snapshot
+    async def asearch(
+        self, snapshot: Snapshot, vectors: npt.NDArray[np.float32], candidates: int
+    ) -> Candidates:
+        """Asynchronous :meth:`search`: in-process search is sub-millisecond; Qdrant is awaited."""
         if snapshot.vectors is not None:
-            return self.query(vectors, candidates=candidates, top_k=top_k, aggregation=aggregation)
-        hits = await self.store.asearch(vectors, candidates)
-        return self._from_hits(snapshot, hits, top_k, aggregation)
+            return exact_search(snapshot.vectors, vectors, candidates)
+        return _from_hits(snapshot, await self.store.asearch(vectors, candidates))
 
-    def _from_hits(
-        self, snapshot: _Snapshot, hits: list[list[Hit]], top_k: int, aggregation: Aggregation
-    ) -> list[RouteScores]:
-        out = []
-        for result in hits:
-            pairs = [
-                (snapshot.id_to_row[pid], score)
-                for pid, score in result
-                if pid in snapshot.id_to_row
-            ]
-            rows = np.fromiter((p[0] for p in pairs), np.int64, len(pairs))
-            scores = np.fromiter((p[1] for p in pairs), np.float32, len(pairs))
-            out.append(_aggregate(snapshot, rows, scores, top_k, aggregation, exhaustive=False))
-        return out
-
-    def utterance_vectors(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        """Every stored utterance's vector and its route's position, in index order."""
-        snapshot = self._snapshot
+    def vectors_of(self, snapshot: Snapshot) -> npt.NDArray[np.float32]:
+        """Every row's vector, in row order (from memory, or read back from Qdrant)."""
         if snapshot.vectors is not None:
-            return snapshot.vectors, snapshot.row_route
-        ids = sorted(snapshot.id_to_row, key=snapshot.id_to_row.__getitem__)
-        return self.store.retrieve_vectors(ids), snapshot.row_route
-
-    @property
-    def utterances(self) -> tuple[str, ...]:
-        """Every stored utterance, in index order."""
-        return self._snapshot.utterances
+            return snapshot.vectors
+        return self.store.retrieve_vectors(list(snapshot.ids))
 
     def close(self) -> None:
         """Close the store."""
         self.store.close()
+
+
+def _mode_for(options: RouterOptions, count: int) -> Literal["exact", "qdrant"]:
+    if options.search == "auto":
+        return "exact" if count <= options.exact_limit else "qdrant"
+    return options.search
+
+
+def _snapshot(
+    routes: Sequence[Route],
+    desired: dict[str, tuple[Route, str]],
+    matrix: npt.NDArray[np.float32] | None,
+) -> Snapshot:
+    position = {route.name: i for i, route in enumerate(routes)}
+    ids = tuple(desired)
+    row_route = np.fromiter((position[desired[pid][0].name] for pid in ids), np.int64, len(ids))
+    return Snapshot(
+        ids=ids,
+        row_route=row_route,
+        route_sizes=np.bincount(row_route, minlength=len(routes)).astype(np.int64),
+        utterances=tuple(desired[pid][1] for pid in ids),
+        id_to_row={pid: row for row, pid in enumerate(ids)},
+        vectors=matrix,
+    )
+
+
+def _from_hits(snapshot: Snapshot, hits: list[list[Hit]]) -> Candidates:
+    """Qdrant's hits as candidate rows (ids unknown to the snapshot, such as foreign points or
+    the metadata point, are dropped), -1 padded."""
+    width = max((len(result) for result in hits), default=0)
+    rows = np.full((len(hits), width), -1, dtype=np.int64)
+    scores = np.full((len(hits), width), -np.inf, dtype=np.float32)
+    for i, result in enumerate(hits):
+        rows_of = snapshot.id_to_row
+        known = [(rows_of[pid], score) for pid, score in result if pid in rows_of]
+        if known:
+            rows[i, : len(known)] = [row for row, _ in known]
+            scores[i, : len(known)] = [score for _, score in known]
+    return Candidates(rows, scores, exhaustive=False)
 
 
 def _is_ours(pid: str, payload: dict[str, Any], desired: dict[str, tuple[Route, str]]) -> bool:
@@ -346,6 +290,7 @@ def _is_ours(pid: str, payload: dict[str, Any], desired: dict[str, tuple[Route, 
 # costs more than it saves, and its spinning threads then slow the ONNX encoder that runs
 # next: route() fell from 11.5 ms to 4.7 ms a query at 10k utterances (core_perf.txt).
 _SMALL_BATCH = 16
+_THREADED_PRODUCT = 1 << 20  # below ~1M multiply-adds OpenBLAS stays on one thread anyway
 _blas: Any = None
 
 
@@ -358,69 +303,29 @@ def _single_blas_thread() -> Any:
     return _blas.limit(limits=1, user_api="blas")
 
 
-def _exact_search(
+def exact_search(
     matrix: npt.NDArray[np.float32], queries: npt.NDArray[np.float32], limit: int
-) -> tuple[list[npt.NDArray[np.int64]], list[npt.NDArray[np.float32]]]:
+) -> Candidates:
+    """The ``limit`` nearest rows of ``matrix`` for each query, best first (exact)."""
     count = matrix.shape[0]
     if count == 0:
-        empty = [np.zeros(0, np.int64)] * len(queries)
-        return empty, [np.zeros(0, np.float32)] * len(queries)
-    if len(queries) <= _SMALL_BATCH:
+        empty = np.zeros((len(queries), 0), np.int64)
+        return Candidates(empty, np.zeros((len(queries), 0), np.float32), exhaustive=True)
+    if len(queries) <= _SMALL_BATCH and count * matrix.shape[1] >= _THREADED_PRODUCT:
         with _single_blas_thread():
             sims = queries @ matrix.T
     else:
         sims = queries @ matrix.T
     if count > limit:
         top = np.argpartition(-sims, limit - 1, axis=1)[:, :limit]
+        top_scores = np.take_along_axis(sims, top, axis=1)
     else:
         top = np.broadcast_to(np.arange(count), (len(queries), count))
-    top_scores = np.take_along_axis(sims, top, axis=1)
+        top_scores = sims
     order = np.argsort(-top_scores, axis=1, kind="stable")
     rows = np.take_along_axis(top, order, axis=1)
     scores = np.take_along_axis(top_scores, order, axis=1)
-    return list(rows), list(scores)
-
-
-def _aggregate(
-    snapshot: _Snapshot,
-    rows: npt.NDArray[np.int64],
-    scores: npt.NDArray[np.float32],
-    top_k: int,
-    aggregation: Aggregation,
-    *,
-    exhaustive: bool,
-) -> RouteScores:
-    """Group hits (best first) by route and score each route.
-
-    ``max``: the route's best hit. ``mean``: the mean of its best ``top_k`` hits; when fewer of
-    its hits made the candidate list, the missing ones are counted at the lowest candidate score
-    (an upper bound of their true value), unless the search was exhaustive.
-    """
-    if len(rows) == 0:
-        return RouteScores((), np.zeros(0, np.float32), ())
-    routes = snapshot.row_route[rows]
-    order = np.argsort(routes, kind="stable")  # stable: each route's hits stay best first
-    by_route, by_score, by_row = routes[order], scores[order], rows[order]
-    unique, first, counts = np.unique(by_route, return_index=True, return_counts=True)
-    if aggregation == "max":
-        agg = by_score[first]
-    else:
-        rank = np.arange(len(by_route)) - np.repeat(first, counts)
-        keep = rank < top_k
-        sums = np.bincount(
-            by_route[keep], weights=by_score[keep], minlength=len(snapshot.route_names)
-        )
-        taken = np.minimum(counts, top_k)
-        needed = np.minimum(snapshot.route_sizes[unique], top_k)
-        floor = 0.0 if exhaustive else float(scores[-1])
-        missing = np.maximum(needed - taken, 0)
-        agg = (sums[unique] + floor * missing) / np.maximum(needed, 1)
-    best = np.argsort(-agg, kind="stable")
-    return RouteScores(
-        names=tuple(snapshot.route_names[unique[i]] for i in best),
-        scores=np.asarray(agg[best], dtype=np.float32),
-        utterances=tuple(snapshot.utterances[by_row[first[i]]] for i in best),
-    )
+    return Candidates(rows, scores, exhaustive=count <= limit)
 
 
 def _mismatch_message(target: str, found: dict[str, Any], wanted: dict[str, Any]) -> str:

@@ -1,4 +1,10 @@
-"""SemanticRouter: route texts to routes by meaning, on a Qdrant-backed route index."""
+"""SemanticRouter: route texts to routes by meaning, on a Qdrant-backed route index.
+
+The router holds one immutable :class:`~semrouter._routeset.RouteSet` (routes, index snapshot,
+options, calibration, resolved thresholds) and replaces it in one assignment after every change.
+A query reads it once, asks the index for the nearest utterances and hands both to the scorer
+(``_scorer.py``), where every decision is made.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import numpy as np
 
@@ -18,13 +24,23 @@ from ._exceptions import (
     InvalidQueryError,
     QueryTypeError,
     RouteNotFoundError,
-    backend_errors,
-    redact_url,
+    RouterClosedError,
+    SemRouterError,
 )
-from ._fitting import CalibratedScorer, Calibration, Progress, routes_digest, score_matrix
-from ._index import Aggregation, RouteIndex, RouteScores, SearchMode, SyncReport
+from ._fitting import FitSource, Progress
+from ._index import RouteIndex, SyncReport
+from ._location import QdrantLocation
+from ._options import Aggregation, RouterOptions, SearchMode
 from ._routes import Route, RouteMatch, check_text, validate_routes
-from ._stores import ClientStore, EdgeStore, Store
+from ._routeset import (
+    Calibration,
+    RouteSet,
+    Snapshot,
+    adopt_calibration,
+    build_route_set,
+    routes_digest,
+)
+from ._scorer import decide, route_scores, route_similarities
 from .encoders import Encoder, Vectors
 
 __all__ = ["SemanticRouter", "StaleCalibrationWarning"]
@@ -35,6 +51,7 @@ class StaleCalibrationWarning(UserWarning):
 
 
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_UNSET: Any = object()
 
 
 class SemanticRouter:
@@ -47,28 +64,16 @@ class SemanticRouter:
 
     Args:
         routes: the routes to serve.
-        encoder: embeds utterances and queries; default :class:`~semrouter.LocalEncoder`.
-        path: a folder for a persistent embedded collection.
-        url: a Qdrant server, e.g. ``"http://localhost:6333"``.
-        api_key: the server's API key (never saved or shown).
-        prefer_grpc: talk gRPC to the server.
-        timeout: seconds to wait for the server.
-        client: a ready ``QdrantClient`` to use instead of ``path``/``url``.
-        aclient: a ready ``AsyncQdrantClient`` for the async methods, beside ``client``.
+        encoder: embeds utterances and queries; default: the process-wide shared
+            :class:`~semrouter.LocalEncoder`.
+        path, url, api_key, prefer_grpc, timeout, client, aclient: where the collection lives
+            (see :class:`~semrouter.QdrantLocation`); or pass ``location=`` instead.
+        location: a ready :class:`~semrouter.QdrantLocation`.
         collection: the collection name.
-        threshold: the minimum score for a match when a route sets none (default: the
-            encoder's ``default_threshold``).
-        aggregation: how a route's hits become its score: ``"mean"`` of its best ``top_k``
-            hits, or its ``"max"`` hit. The default, the mean of the best two, was the most
-            accurate across CLINC150 and BANKING77 with 5 or 100 utterances per route
-            (benchmarks/results/aggregation.txt).
-        top_k: hits per route averaged by ``"mean"``.
-        candidates: nearest utterances fetched per query before aggregation.
+        options: a :class:`~semrouter.RouterOptions`; or its fields one by one (``threshold``,
+            ``aggregation``, ``top_k``, ``candidates``, ``search``, ``exact_limit``).
         rebuild: replace a collection made by another encoder instead of raising
             :class:`~semrouter.IndexMismatchError`.
-        search: ``"auto"`` (exact in-process search up to ``exact_limit`` utterances, Qdrant's
-            HNSW index above), ``"exact"`` or ``"qdrant"``.
-        exact_limit: see ``search``.
         calibration: a :class:`Calibration` from :meth:`fit` (as saved in a config file).
 
     Example:
@@ -83,6 +88,8 @@ class SemanticRouter:
         'greet'
     """
 
+    _state: RouteSet
+
     def __init__(
         self,
         routes: Sequence[Route] = (),
@@ -95,135 +102,135 @@ class SemanticRouter:
         timeout: float = 5.0,
         client: Any = None,
         aclient: Any = None,
+        location: QdrantLocation | None = None,
         collection: str = "semrouter",
-        threshold: float | None = None,
-        aggregation: Aggregation = "mean",
-        top_k: int = 2,
-        candidates: int = 32,
+        options: RouterOptions | None = None,
+        threshold: float | None = _UNSET,
+        aggregation: Aggregation = _UNSET,
+        top_k: int = _UNSET,
+        candidates: int = _UNSET,
+        search: SearchMode = _UNSET,
+        exact_limit: int = _UNSET,
         rebuild: bool = False,
-        search: SearchMode = "auto",
-        exact_limit: int = 20_000,
         calibration: Calibration | dict[str, Any] | None = None,
     ) -> None:
+        self._closed = True  # until the store is open (repr() works on a half-built router)
+        self._index: RouteIndex | None = None
         declared = validate_routes(routes)
-        _check_options(
-            collection,
-            threshold,
-            aggregation,
-            top_k,
-            candidates,
-            search,
-            path,
-            url,
-            client,
-            api_key,
+        self._options = _options(
+            options,
+            threshold=threshold,
+            aggregation=aggregation,
+            top_k=top_k,
+            candidates=candidates,
+            search=search,
+            exact_limit=exact_limit,
         )
+        if not isinstance(collection, str) or not _COLLECTION_NAME.match(collection):
+            raise ConfigurationError(
+                f"collection name {collection!r} must be letters, digits, '_', '-' or '.' "
+                "(max 128)"
+            )
+        self.collection = collection
+        if location is None:
+            if isinstance(path, str) and path == ":memory:":
+                raise ConfigurationError("leave path unset for an in-memory index")
+            location = QdrantLocation(
+                path=path,
+                url=url,
+                api_key=api_key,
+                prefer_grpc=prefer_grpc,
+                timeout=timeout,
+                client=client,
+                aclient=aclient,
+            )
+        elif any(x is not None for x in (path, url, api_key, client, aclient)):
+            raise ConfigurationError("give location= or path/url/client, not both")
+        self._location = location
         if encoder is None:
             from .encoders._local import LocalEncoder
 
-            encoder = LocalEncoder()
+            encoder = LocalEncoder.shared()
         if not isinstance(encoder, Encoder):
             raise ConfigurationError("encoder must be a semrouter.encoders.Encoder")
         self.encoder = encoder
-        self.threshold = threshold
-        self.aggregation: Aggregation = aggregation
-        self.top_k = top_k
-        self.candidates = candidates
-        self.collection = collection
-        self._location: dict[str, Any] = {
-            "path": str(path) if path is not None else None,
-            "url": redact_url(url, mark=False) if url is not None else None,
-            "prefer_grpc": prefer_grpc,
-            "timeout": timeout,
-        }
-        self._owned_clients: list[Any] = []
-        store = self._make_store(path, url, api_key, prefer_grpc, timeout, client, aclient)
         self._lock = threading.RLock()
-        self._routes: dict[str, Route] = {}
-        self._digest = ""
-        self._scorer: CalibratedScorer | None = None
         self._warned_stale = False
+        store = location.open_store(collection)
         try:
-            self._index = RouteIndex(
-                store, encoder, rebuild=rebuild, exact_limit=exact_limit, search=search
-            )
-            self.last_sync = self._set(declared)
-            self._set_calibration(calibration)
+            self._index = RouteIndex(store, encoder, rebuild=rebuild)
+            self._closed = False
+            fitted = _calibration(calibration, encoder, declared)
+            report, snapshot = self._index.sync(declared, self._options)
+            self._publish(declared, snapshot, calibration=fitted)
+            self.last_sync = report
         except BaseException:
+            self._closed = True
             store.close()
-            self._close_clients()
             raise
 
-    # -- construction helpers ----------------------------------------------------------------
-    def _make_store(
-        self,
-        path: str | Path | None,
-        url: str | None,
-        api_key: str | None,
-        prefer_grpc: bool,
-        timeout: float,
-        client: Any,
-        aclient: Any,
-    ) -> Store:
-        if client is not None:
-            return ClientStore(client, self.collection, aclient=aclient, timeout=timeout)
-        if url is not None:
-            from qdrant_client import AsyncQdrantClient, QdrantClient
-
-            seconds = max(1, round(timeout))
-            target = redact_url(url) + (" (gRPC)" if prefer_grpc else "")
-            options: dict[str, Any] = {
-                "url": url,
-                "api_key": api_key,
-                "prefer_grpc": prefer_grpc,
-                "timeout": seconds,
-                "check_compatibility": False,  # no version probe: it would call the server
-            }
-            with backend_errors(target):
-                sync_client = QdrantClient(**options)
-                async_client = AsyncQdrantClient(**options)
-            self._owned_clients += [sync_client, async_client]
-            return ClientStore(
-                sync_client, self.collection, aclient=async_client, target=target, timeout=timeout
-            )
-        return EdgeStore(path, self.collection)
-
-    def _close_clients(self) -> None:
-        for owned in self._owned_clients:
-            close = getattr(owned, "close", None)
-            if close is not None and not _is_async(close):
-                close()
-        self._owned_clients.clear()
-
     # -- the route set --------------------------------------------------------------------------
+    def _publish(
+        self,
+        routes: Sequence[Route],
+        snapshot: Snapshot,
+        *,
+        options: RouterOptions | None = None,
+        calibration: Calibration | None = _UNSET,
+    ) -> None:
+        """Build the next route set and publish it in one assignment."""
+        previous: RouteSet | None = getattr(self, "_state", None)
+        if calibration is _UNSET:
+            calibration = previous.calibration if previous is not None else None
+        state = build_route_set(
+            routes,
+            snapshot,
+            options or self._options,
+            default_threshold=self.encoder.default_threshold,
+            calibration=calibration,
+            digest=routes_digest(routes),
+        )
+        if state.stale and not self._warned_stale and previous is not None:
+            self._warned_stale = True
+            warnings.warn(
+                "the routes changed since fit(): the fitted head and thresholds are stale and "
+                "ignored until the router is fitted again",
+                StaleCalibrationWarning,
+                stacklevel=4,
+            )
+        self._options = state.options
+        self._state = state
+
     @property
     def routes(self) -> list[Route]:
         """The routes served, in declaration order."""
-        return list(self._routes.values())
+        return list(self._state.routes)
 
     @property
     def route_names(self) -> list[str]:
         """The names of the routes served."""
-        return list(self._routes)
+        return list(self._state.names)
 
     def get(self, name: str) -> Route:
         """The route called ``name``."""
+        state = self._state
         try:
-            return self._routes[name]
-        except KeyError:
+            return state.routes[state.position[name]]
+        except (KeyError, TypeError):
             raise RouteNotFoundError(f"no route named {name!r}") from None
 
     def __contains__(self, name: object) -> bool:
-        return name in self._routes
+        return isinstance(name, str) and name in self._state.position
 
     def __len__(self) -> int:
-        return len(self._routes)
+        return len(self._state.names)
 
-    def _set(self, routes: list[Route]) -> SyncReport:
+    def _sync(self, routes: list[Route]) -> SyncReport:
         with self._lock:
-            report = self._index.sync(routes)
-            self._routes = {route.name: route for route in routes}
-            self._digest = routes_digest(routes)
+            index = self._open_index()
+            report, snapshot = index.sync(routes, self._options)
+            self._publish(routes, snapshot)
+            self.last_sync = report
             return report
 
     def set_routes(self, routes: Sequence[Route]) -> SyncReport:
@@ -233,31 +240,76 @@ class SemanticRouter:
         """
         declared = validate_routes(routes)
         with self._lock:
-            if declared == list(self._routes.values()):
-                return SyncReport(kept=self._index.size)
-            self.last_sync = self._set(declared)
-            return self.last_sync
+            if declared == list(self._state.routes):
+                return SyncReport(kept=self._state.snapshot.size)
+            return self._sync(declared)
 
     def add(self, route: Route) -> SyncReport:
         """Add a route; its name must be new."""
         route = _one_route(route)
         with self._lock:
-            if route.name in self._routes:
+            if route.name in self._state.position:
                 raise ConfigurationError(f"duplicate route name: {route.name!r}; use update()")
-            return self._set([*self._routes.values(), route])
+            return self._sync([*self._state.routes, route])
 
     def update(self, route: Route) -> SyncReport:
         """Replace the route of the same name (only changed utterances are re-encoded)."""
         route = _one_route(route)
         with self._lock:
             self.get(route.name)
-            return self._set([route if r.name == route.name else r for r in self._routes.values()])
+            return self._sync([route if r.name == route.name else r for r in self._state.routes])
 
     def remove(self, name: str) -> SyncReport:
         """Remove a route; once this returns, routing never answers ``name``."""
         with self._lock:
             self.get(name)
-            return self._set([r for r in self._routes.values() if r.name != name])
+            return self._sync([r for r in self._state.routes if r.name != name])
+
+    # -- options --------------------------------------------------------------------------------
+    @property
+    def options(self) -> RouterOptions:
+        """The router's options (frozen); change them with :meth:`configure`."""
+        return self._state.options
+
+    def configure(self, **changes: Any) -> RouterOptions:
+        """Validate and apply option changes, e.g. ``router.configure(threshold=0.4)``.
+
+        Published with the route set in one step; a search-mode change rebuilds the snapshot
+        from what is stored (nothing is encoded).
+        """
+        with self._lock:
+            index = self._open_index()
+            options = self._options.replace(**changes)
+            state = self._state
+            snapshot = state.snapshot
+            if (options.search, options.exact_limit) != (
+                state.options.search,
+                state.options.exact_limit,
+            ):
+                _, snapshot = index.sync(list(state.routes), options)
+            self._publish(list(state.routes), snapshot, options=options)
+            return options
+
+    threshold = property(
+        lambda self: self._state.options.threshold,
+        lambda self, value: _read_only("threshold"),
+        doc="The router-wide threshold option (``None``: fitted or encoder default).",
+    )
+    aggregation = property(
+        lambda self: self._state.options.aggregation,
+        lambda self, value: _read_only("aggregation"),
+        doc="How a route's nearest utterances become its similarity.",
+    )
+    top_k = property(
+        lambda self: self._state.options.top_k,
+        lambda self, value: _read_only("top_k"),
+        doc="Utterances per route averaged by ``aggregation='mean'``.",
+    )
+    candidates = property(
+        lambda self: self._state.options.candidates,
+        lambda self, value: _read_only("candidates"),
+        doc="Nearest utterances retrieved per query.",
+    )
 
     # -- routing -------------------------------------------------------------------------------
     def route(self, text: str) -> RouteMatch:
@@ -270,38 +322,15 @@ class SemanticRouter:
 
     def route_many(self, texts: Sequence[str]) -> list[RouteMatch]:
         """Route many texts with one encoder batch and one batched index query."""
-        return [m[0] for m in self._decide_all(self._score(texts), limit=1, apply_threshold=True)]
+        items = self._check(texts)
+        vectors = self.encoder.encode(items) if items else _no_vectors(self.encoder)
+        return [m[0] for m in self._run(vectors, 1, True, True)]
 
     async def aroute_many(self, texts: Sequence[str]) -> list[RouteMatch]:
         """Asynchronous :meth:`route_many`."""
-        scored = await self._ascore(texts)
-        return [m[0] for m in self._decide_all(scored, limit=1, apply_threshold=True)]
-
-    def route_vectors(self, vectors: Vectors) -> list[RouteMatch]:
-        """Route already-encoded queries (rows of ``encoder.encode(...)``); nothing is encoded.
-
-        The seam for callers that keep query vectors (conversations, benchmarks, fitting).
-        """
-        return [m[0] for m in self._decide_all(self._score_vectors(vectors), 1, True)]
-
-    def top_routes_vectors(
-        self, vectors: Vectors, limit: int = 3, *, apply_threshold: bool = True
-    ) -> list[list[RouteMatch]]:
-        """:meth:`top_routes_many` for already-encoded queries."""
-        scored = self._score_vectors(vectors, limit)
-        return self._decide_all(scored, limit, apply_threshold, keep_empty=False)
-
-    async def aroute_vectors(self, vectors: Vectors) -> list[RouteMatch]:
-        """Asynchronous :meth:`route_vectors` (awaits Qdrant when the search runs there)."""
-        matrix = _query_matrix(vectors, self.encoder.dimension)
-        scored = await self._index.aquery(matrix, **self._query_options(1))
-        return [m[0] for m in self._decide_all(self._calibrated(matrix, scored), 1, True)]
-
-    def _score_vectors(self, vectors: Vectors, limit: int = 1) -> list[RouteScores]:
-        matrix = _query_matrix(vectors, self.encoder.dimension)
-        if not len(matrix):
-            return []
-        return self._calibrated(matrix, self._index.query(matrix, **self._query_options(limit)))
+        items = self._check(texts)
+        vectors = await self.encoder.aencode(items) if items else _no_vectors(self.encoder)
+        return [m[0] for m in await self._arun(vectors, 1, True, True)]
 
     def top_routes(
         self, text: str, limit: int = 3, *, apply_threshold: bool = True
@@ -309,7 +338,7 @@ class SemanticRouter:
         """Up to ``limit`` routes for ``text``, best first (empty when none passes).
 
         With ``apply_threshold=False`` the best ``limit`` routes are returned whatever their
-        score, as tool preselection wants.
+        score, as tool preselection wants. ``limit=0`` returns an empty list.
         """
         return self.top_routes_many([text], limit, apply_threshold=apply_threshold)[0]
 
@@ -317,8 +346,10 @@ class SemanticRouter:
         self, texts: Sequence[str], limit: int = 3, *, apply_threshold: bool = True
     ) -> list[list[RouteMatch]]:
         """:meth:`top_routes` for many texts in one batch."""
-        scored = self._score(texts, limit=limit)
-        return self._decide_all(scored, limit, apply_threshold, keep_empty=False)
+        _check_limit(limit)
+        items = self._check(texts)
+        vectors = self.encoder.encode(items) if items else _no_vectors(self.encoder)
+        return self._run(vectors, limit, apply_threshold, False)
 
     async def atop_routes(
         self, text: str, limit: int = 3, *, apply_threshold: bool = True
@@ -330,8 +361,73 @@ class SemanticRouter:
         self, texts: Sequence[str], limit: int = 3, *, apply_threshold: bool = True
     ) -> list[list[RouteMatch]]:
         """Asynchronous :meth:`top_routes_many`."""
-        scored = await self._ascore(texts, limit=limit)
-        return self._decide_all(scored, limit, apply_threshold, keep_empty=False)
+        _check_limit(limit)
+        items = self._check(texts)
+        vectors = await self.encoder.aencode(items) if items else _no_vectors(self.encoder)
+        return await self._arun(vectors, limit, apply_threshold, False)
+
+    def route_vectors(self, vectors: Vectors) -> list[RouteMatch]:
+        """Route already-encoded queries (rows of ``encoder.encode(...)``); nothing is encoded.
+
+        The seam for callers that keep query vectors (conversations, benchmarks, fitting).
+        """
+        return [m[0] for m in self._run(_query_matrix(vectors, self.encoder), 1, True, True)]
+
+    async def aroute_vectors(self, vectors: Vectors) -> list[RouteMatch]:
+        """Asynchronous :meth:`route_vectors` (awaits Qdrant when the search runs there)."""
+        matrix = _query_matrix(vectors, self.encoder)
+        return [m[0] for m in await self._arun(matrix, 1, True, True)]
+
+    def top_routes_vectors(
+        self, vectors: Vectors, limit: int = 3, *, apply_threshold: bool = True
+    ) -> list[list[RouteMatch]]:
+        """:meth:`top_routes_many` for already-encoded queries."""
+        _check_limit(limit)
+        return self._run(_query_matrix(vectors, self.encoder), limit, apply_threshold, False)
+
+    async def atop_routes_vectors(
+        self, vectors: Vectors, limit: int = 3, *, apply_threshold: bool = True
+    ) -> list[list[RouteMatch]]:
+        """Asynchronous :meth:`top_routes_vectors`."""
+        _check_limit(limit)
+        matrix = _query_matrix(vectors, self.encoder)
+        return await self._arun(matrix, limit, apply_threshold, False)
+
+    def _run(
+        self, vectors: Vectors, limit: int, apply_threshold: bool, keep_empty: bool
+    ) -> list[list[RouteMatch]]:
+        state = self._state  # one version for the whole batch
+        index = self._open_index()
+        found = index.search(state.snapshot, vectors, _wanted(state, limit))
+        return self._decide(state, vectors, found, limit, apply_threshold, keep_empty)
+
+    async def _arun(
+        self, vectors: Vectors, limit: int, apply_threshold: bool, keep_empty: bool
+    ) -> list[list[RouteMatch]]:
+        state = self._state
+        index = self._open_index()
+        found = await index.asearch(state.snapshot, vectors, _wanted(state, limit))
+        return self._decide(state, vectors, found, limit, apply_threshold, keep_empty)
+
+    @staticmethod
+    def _decide(
+        state: RouteSet,
+        vectors: Vectors,
+        found: Any,
+        limit: int,
+        apply_threshold: bool,
+        keep_empty: bool,
+    ) -> list[list[RouteMatch]]:
+        similarities, nearest = route_similarities(state, found)
+        scores = route_scores(state, vectors, similarities)
+        return decide(
+            state,
+            scores,
+            nearest,
+            limit=limit,
+            apply_threshold=apply_threshold,
+            keep_empty=keep_empty,
+        )
 
     def _check(self, texts: Sequence[str]) -> list[str]:
         if isinstance(texts, str):
@@ -340,84 +436,49 @@ class SemanticRouter:
         for text in items:
             if not isinstance(text, str):
                 raise QueryTypeError(f"a query must be a str, got {type(text).__name__}")
-            if not text.strip():
+            if not text or text.isspace():
                 raise InvalidQueryError("a query must not be empty or only white space")
-            problem = check_text(text, "the query")
-            if problem:
-                raise InvalidQueryError(problem)
+            if not text.isascii():
+                problem = check_text(text, "the query")
+                if problem:
+                    raise InvalidQueryError(problem)
         return items
 
-    def _query_options(self, limit: int) -> dict[str, Any]:
-        wanted = max(self.candidates, limit * self.top_k * 2)
-        return {"candidates": wanted, "top_k": self.top_k, "aggregation": self.aggregation}
+    def _open_index(self) -> RouteIndex:
+        if self._closed or self._index is None:
+            raise RouterClosedError("this router was closed; open a new one")
+        return self._index
 
-    def _score(self, texts: Sequence[str], limit: int = 1) -> list[RouteScores]:
-        items = self._check(texts)
-        if not items:
-            return []
-        vectors = self.encoder.encode(items)
-        return self._calibrated(vectors, self._index.query(vectors, **self._query_options(limit)))
-
-    async def _ascore(self, texts: Sequence[str], limit: int = 1) -> list[RouteScores]:
-        items = self._check(texts)
-        if not items:
-            return []
-        vectors = await self.encoder.aencode(items)
-        scored = await self._index.aquery(vectors, **self._query_options(limit))
-        return self._calibrated(vectors, scored)
-
-    def _calibrated(self, vectors: Vectors, scored: list[RouteScores]) -> list[RouteScores]:
-        """Re-score with the fitted head (head probability + similarity), when there is one."""
-        scorer = self._active_scorer()
-        if scorer is None or scorer.head is None:
-            return scored
-        names = scorer.head.route_names
-        blended = scorer.scores(vectors, score_matrix(scored, names))
-        keep = min(len(names), max(10, self.candidates))
-        out = []
-        for row, result in enumerate(scored):
-            nearest = dict(zip(result.names, result.utterances))
-            order = np.argsort(-blended[row], kind="stable")[:keep]
-            out.append(
-                RouteScores(
-                    names=tuple(names[i] for i in order),
-                    scores=blended[row][order].astype(np.float32),
-                    utterances=tuple(nearest.get(names[i]) for i in order),
-                )
-            )
-        return out
-
-    def _active_scorer(self) -> CalibratedScorer | None:
-        scorer = self._scorer
-        if scorer is None:
-            return None
-        if scorer.calibration.routes_digest != self._digest:
-            if not self._warned_stale:
-                self._warned_stale = True
-                warnings.warn(
-                    "the routes changed since fit(): the fitted head and thresholds are stale "
-                    "and ignored until the router is fitted again",
-                    StaleCalibrationWarning,
-                    stacklevel=4,
-                )
-            return None
-        return scorer
-
+    # -- fitting --------------------------------------------------------------------------------
     @property
     def calibration(self) -> Calibration | None:
         """What :meth:`fit` learnt, or ``None``."""
-        return self._scorer.calibration if self._scorer is not None else None
+        return self._state.calibration
 
     @property
     def calibration_stale(self) -> bool:
         """Whether the routes changed since :meth:`fit` (the calibration is then ignored)."""
-        scorer = self._scorer
-        return scorer is not None and scorer.calibration.routes_digest != self._digest
+        return self._state.stale
+
+    def threshold_for(self, name: str) -> float:
+        """The score a query needs to match route ``name`` (see docs: threshold precedence)."""
+        state = self._state
+        if name not in state.position:
+            raise RouteNotFoundError(f"no route named {name!r}")
+        return state.threshold_for(name)
+
+    def similarities(self, vectors: Vectors) -> np.ndarray:
+        """Unfitted per-route similarities (n, R) of query vectors, in :attr:`route_names`
+        order; NaN for routes with no utterance among the nearest ``candidates``."""
+        state = self._state
+        matrix = _query_matrix(vectors, self.encoder)
+        found = self._open_index().search(state.snapshot, matrix, state.options.candidates)
+        return route_similarities(state, found)[0]
 
     def fit(
         self,
-        texts: Sequence[str],
-        labels: Sequence[str | None],
+        texts: Sequence[str] = (),
+        labels: Sequence[str | None] = (),
         *,
         validation: tuple[Sequence[str], Sequence[str | None]] | None = None,
         holdout: float = 0.2,
@@ -436,10 +497,12 @@ class SemanticRouter:
         the training share of ``texts`` (a ``None`` label means "should match no route"), and
         the threshold is chosen on ``validation`` or, by default, a stratified ``holdout``
         share of ``texts``, so the report is not measured on training data. The result is
-        deterministic, saved by :meth:`save`, and goes stale when the routes change.
+        deterministic, saved by :meth:`save`, and goes stale when the routes change. A
+        router-wide ``threshold`` option, when set, still wins over the fitted thresholds
+        (``router.configure(threshold=None)`` to use them; ``-1`` never abstains).
 
         Args:
-            texts: example queries.
+            texts: example queries (may be empty when ``validation`` is given).
             labels: the route each should reach, or ``None``.
             validation: explicit held-out ``(texts, labels)`` instead of a split.
             holdout: share of ``texts`` held out when ``validation`` is not given.
@@ -449,32 +512,40 @@ class SemanticRouter:
             metric: what the thresholds maximise.
             none_weight: weight of ``None``-labelled rows in the head's loss.
             none_share: how much the held-out ``None`` rows count when the threshold is
-                chosen, as a share of the metric (``None``: as many as there are). Held-out
-                sets rarely carry production's share of out-of-scope queries (CLINC150's
-                validation: 3 %, its test: 18 %); 0.5 weighs a wrong answer and a wrong
-                abstention alike.
+                chosen, as a share of the metric (``None``: as many as there are).
             l2: the head's L2 penalty.
             seed: seeds the held-out split.
             progress: called as ``progress(done, total)`` while texts are encoded.
         """
         from ._fitting import fit_router
 
-        report, calibration = fit_router(
-            self,
-            texts,
-            labels,
-            validation=validation,
-            holdout=holdout,
-            head=head,
-            per_route_thresholds=per_route_thresholds,
-            metric=metric,
-            none_weight=none_weight,
-            none_share=none_share,
-            l2=l2,
-            seed=seed,
-            progress=progress,
-        )
-        self._set_calibration(calibration)
+        with self._lock:
+            state = self._state
+            index = self._open_index()
+            source = FitSource(
+                state=state,
+                encoder=self.encoder,
+                similarities=self.similarities,
+                utterance_vectors=lambda: index.vectors_of(state.snapshot),
+                check=self._check,
+            )
+            report, calibration = fit_router(
+                source,
+                texts,
+                labels,
+                validation=validation,
+                holdout=holdout,
+                head=head,
+                per_route_thresholds=per_route_thresholds,
+                metric=metric,
+                none_weight=none_weight,
+                none_share=none_share,
+                l2=l2,
+                seed=seed,
+                progress=progress,
+            )
+            self._warned_stale = False
+            self._publish(list(state.routes), state.snapshot, calibration=calibration)
         return report
 
     def evaluate(
@@ -490,77 +561,36 @@ class SemanticRouter:
         """
         from ._fitting import evaluate_router
 
-        return evaluate_router(self, texts, labels, progress=progress)
+        return evaluate_router(
+            self._state, self.route_many, self._check, texts, labels, progress=progress
+        )
 
-    def _set_calibration(self, calibration: Calibration | dict[str, Any] | None) -> None:
-        if calibration is None:
-            self._scorer = None
-            return
-        if isinstance(calibration, dict):
-            try:
-                calibration = Calibration.model_validate(calibration)
-            except ValueError as exc:
-                raise ConfigurationError(f"invalid calibration: {exc}") from exc
-        if calibration.fingerprint != self.encoder.fingerprint:
-            raise IndexMismatchError(
-                f"the calibration was fitted with {calibration.fingerprint!r}, "
-                f"not {self.encoder.fingerprint!r}: fit again"
-            )
-        self._scorer = CalibratedScorer(calibration)
-        self._warned_stale = False
-
-    def threshold_for(self, name: str) -> float:
-        """The score a query needs to match route ``name`` (the fitted one after :meth:`fit`)."""
-        scorer = self._active_scorer()
-        if scorer is not None and name in scorer.calibration.thresholds:
-            return scorer.calibration.thresholds[name]
-        route = self._routes.get(name)
-        if route is not None and route.threshold is not None:
-            return route.threshold
-        return self.threshold if self.threshold is not None else self.encoder.default_threshold
-
-    def _decide_all(
-        self,
-        scored: list[RouteScores],
-        limit: int,
-        apply_threshold: bool,
-        *,
-        keep_empty: bool = True,
-    ) -> list[list[RouteMatch]]:
-        return [self._decide(s, limit, apply_threshold, keep_empty) for s in scored]
-
-    def _decide(
-        self, scored: RouteScores, limit: int, apply_threshold: bool, keep_empty: bool
-    ) -> list[RouteMatch]:
-        all_scores = {name: float(s) for name, s in zip(scored.names, scored.scores)}
-        matches: list[RouteMatch] = []
-        for name, score, utterance in zip(scored.names, scored.scores, scored.utterances):
-            threshold = self.threshold_for(name)
-            if apply_threshold and score < threshold:
-                continue
-            matches.append(
-                RouteMatch(
-                    name=name,
-                    score=float(score),
-                    scores=all_scores,
-                    utterance=utterance,
-                    threshold=threshold,
-                )
-            )
-            if len(matches) >= limit:
-                break
-        if not matches and keep_empty:
-            best = float(scored.scores[0]) if len(scored.scores) else 0.0
-            nearest = scored.utterances[0] if scored.utterances else None
-            matches.append(RouteMatch(name=None, score=best, scores=all_scores, utterance=nearest))
-        return matches
+    def set_calibration(self, calibration: Calibration | dict[str, Any] | None) -> None:
+        """Install a calibration (from :meth:`fit` or a file), or drop it with ``None``."""
+        with self._lock:
+            state = self._state
+            fitted = _calibration(calibration, self.encoder, list(state.routes))
+            self._warned_stale = False
+            self._publish(list(state.routes), state.snapshot, calibration=fitted)
 
     # -- persistence and life cycle -------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Write routes, encoder spec and Qdrant location to YAML or JSON (never secrets)."""
-        from ._config import save_router
+        """Write routes, options, encoder spec and Qdrant location to YAML or JSON (never
+        secrets)."""
+        from ._config import RouterSpec, save_router
 
-        save_router(self, Path(path))
+        state = self._state
+        save_router(
+            RouterSpec(
+                routes=state.routes,
+                encoder=self.encoder.to_config(),
+                location=self._location,
+                collection=self.collection,
+                options=state.options,
+                calibration=state.calibration,
+            ),
+            Path(path),
+        )
 
     @classmethod
     def load(cls, file: str | Path, /, **overrides: Any) -> SemanticRouter:
@@ -573,19 +603,27 @@ class SemanticRouter:
         return cls(**load_router_kwargs(Path(file), overrides))
 
     @property
-    def location(self) -> dict[str, Any]:
-        """Where the collection lives: ``path``, ``url``, ``prefer_grpc``, ``timeout``."""
-        return dict(self._location)
+    def location(self) -> QdrantLocation:
+        """Where the collection lives (secrets hidden)."""
+        return self._location
 
     @property
     def index_size(self) -> int:
         """Number of utterances in the index."""
-        return self._index.size
+        return self._state.snapshot.size
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
 
     def close(self) -> None:
-        """Flush and close the index (and any client the router made itself)."""
-        self._index.close()
-        self._close_clients()
+        """Flush and close the index (and any client the router made itself). Idempotent."""
+        with self._lock:
+            index, self._index = self._index, None
+            self._closed = True
+            if index is not None:
+                index.close()
 
     def __enter__(self) -> SemanticRouter:
         return self
@@ -593,19 +631,95 @@ class SemanticRouter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> SemanticRouter:
+        # A router is a handle on a shared collection, like a client: copies share it.
+        return self
+
+    def __copy__(self) -> SemanticRouter:
+        return self
+
+    def __reduce__(self) -> NoReturn:
+        raise SemRouterError(
+            "a SemanticRouter cannot be pickled (it holds an open Qdrant collection): save() it "
+            "and SemanticRouter.load() it in the other process, or open the same path=/url= "
+            "there"
+        )
+
     def __repr__(self) -> str:
-        where = str(self._location["url"] or self._location["path"] or ":memory:")
+        state: RouteSet | None = getattr(self, "_state", None)
+        location = getattr(self, "_location", None)
+        where = location.target if location is not None else "?"
+        routes = len(state.names) if state is not None else 0
+        size = state.snapshot.size if state is not None else 0
+        closed = ", closed" if getattr(self, "_closed", True) else ""
         return (
-            f"SemanticRouter(routes={len(self._routes)}, utterances={self._index.size}, "
-            f"encoder={self.encoder!r}, collection={self.collection!r}, location={where!r})"
+            f"SemanticRouter(routes={routes}, utterances={size}, "
+            f"encoder={getattr(self, 'encoder', None)!r}, "
+            f"collection={getattr(self, 'collection', None)!r}, location={where!r}{closed})"
         )
 
 
-def _query_matrix(vectors: Any, dimension: int) -> Vectors:
+def _options(options: RouterOptions | None, **fields: Any) -> RouterOptions:
+    given = {name: value for name, value in fields.items() if value is not _UNSET}
+    if options is None:
+        return RouterOptions.build(**given)
+    if not isinstance(options, RouterOptions):
+        raise ConfigurationError("options must be a semrouter.RouterOptions")
+    return options.replace(**given) if given else options
+
+
+def _calibration(
+    calibration: Calibration | dict[str, Any] | None, encoder: Encoder, routes: list[Route]
+) -> Calibration | None:
+    if calibration is None:
+        return None
+    if isinstance(calibration, dict):
+        try:
+            calibration = Calibration.model_validate(calibration)
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid calibration: {exc}") from None
+    if not isinstance(calibration, Calibration):
+        raise ConfigurationError("calibration must be a semrouter.Calibration or a mapping")
+    if calibration.fingerprint != encoder.fingerprint:
+        raise IndexMismatchError(
+            f"the calibration was fitted with {calibration.fingerprint!r}, "
+            f"not {encoder.fingerprint!r}: fit again"
+        )
+    return adopt_calibration(calibration, routes)
+
+
+def _read_only(name: str) -> NoReturn:
+    raise AttributeError(
+        f"router.{name} is read-only: use router.configure({name}=...) (validated)"
+    )
+
+
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ConfigurationError(f"limit must be a non-negative int, got {limit!r}")
+
+
+def _wanted(state: RouteSet, limit: int) -> int:
+    """Nearest utterances to fetch: enough for ``limit`` routes of ``top_k`` hits each, never
+    more than the index holds (+1 for Qdrant's metadata point)."""
+    options = state.options
+    wanted = max(options.candidates, min(limit, len(state.names)) * options.top_k * 2)
+    return max(1, min(wanted, state.snapshot.size + 1))
+
+
+def _no_vectors(encoder: Encoder) -> Vectors:
+    return np.zeros((0, encoder.dimension), dtype=np.float32)
+
+
+def _query_matrix(vectors: Any, encoder: Encoder) -> Vectors:
     """Query vectors as a C-contiguous float32 ``(n, dimension)`` matrix of unit rows."""
-    matrix = np.asarray(vectors, dtype=np.float32)
+    try:
+        matrix = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise QueryTypeError("query vectors must be a numeric (n, dimension) array") from None
     if matrix.ndim == 1:
         matrix = matrix[None, :]
+    dimension = encoder.dimension
     if matrix.ndim != 2 or matrix.shape[1] != dimension:
         raise QueryTypeError(f"query vectors must have shape (n, {dimension}), got {matrix.shape}")
     if not np.all(np.isfinite(matrix)):
@@ -621,41 +735,3 @@ def _one_route(route: Any) -> Route:
     if not isinstance(route, Route):
         raise ConfigurationError(f"expected a Route, got {type(route).__name__}")
     return route
-
-
-def _is_async(func: Any) -> bool:
-    import inspect
-
-    return inspect.iscoroutinefunction(func)
-
-
-def _check_options(
-    collection: str,
-    threshold: float | None,
-    aggregation: str,
-    top_k: int,
-    candidates: int,
-    search: str,
-    path: Any,
-    url: Any,
-    client: Any,
-    api_key: Any,
-) -> None:
-    if not isinstance(collection, str) or not _COLLECTION_NAME.match(collection):
-        raise ConfigurationError(
-            f"collection name {collection!r} must be letters, digits, '_', '-' or '.' (max 128)"
-        )
-    if threshold is not None and not -1.0 <= threshold <= 1.0:
-        raise ConfigurationError("threshold must be between -1 and 1")
-    if aggregation not in ("mean", "max"):
-        raise ConfigurationError("aggregation must be 'mean' or 'max'")
-    if top_k < 1 or candidates < 1:
-        raise ConfigurationError("top_k and candidates must be at least 1")
-    if search not in ("auto", "exact", "qdrant"):
-        raise ConfigurationError("search must be 'auto', 'exact' or 'qdrant'")
-    if sum(x is not None for x in (path, url, client)) > 1:
-        raise ConfigurationError("give at most one of path=, url= and client=")
-    if api_key is not None and url is None:
-        raise ConfigurationError("api_key= goes with url=; an injected client carries its own key")
-    if isinstance(path, str) and path == ":memory:":
-        raise ConfigurationError("leave path unset for an in-memory index")

@@ -1,0 +1,189 @@
+"""The route set: everything a query needs, as one immutable value published in one assignment.
+
+A :class:`RouteSet` bundles the routes, their digest, the index :class:`Snapshot` (which row is
+which route and utterance, and the vectors when searched in-process), the router's options, the
+fitted calibration and the thresholds resolved from all of them. The router swaps the whole value
+after every change (``self._state = new``), so a concurrent query reads one consistent version:
+never a new snapshot with old thresholds.
+
+Threshold precedence, for each route (first that applies):
+
+1. the route's own ``Route.threshold``;
+2. the router's ``threshold`` option, when set (``-1`` never abstains);
+3. the threshold chosen by :meth:`~semrouter.SemanticRouter.fit` (while the fit is current);
+4. the encoder's ``default_threshold``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from ._head import LogisticHead
+from ._options import RouterOptions
+from ._routes import Route
+
+__all__ = [
+    "Calibration",
+    "RouteSet",
+    "Snapshot",
+    "adopt_calibration",
+    "build_route_set",
+    "routes_digest",
+]
+
+CALIBRATION_VERSION = 2
+
+
+class Calibration(BaseModel):
+    """What :meth:`SemanticRouter.fit` learnt; plain data, safe to store in a config file.
+
+    A fitted route's score is ``(p + w * s) / (1 + w)``: the head's probability ``p`` and the
+    route's nearest-neighbour similarity ``s`` weighted by ``similarity_weight`` ``w``, on the
+    same [-1, 1] scale as an unfitted router's similarity, so ``thresholds`` (and any threshold a
+    user sets by hand) mean the same thing everywhere. Version 1 files (thresholds on the raw
+    ``p + w * s`` scale) are converted when read.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = CALIBRATION_VERSION
+    routes_digest: str
+    fingerprint: str
+    head: dict[str, Any] | None
+    thresholds: dict[str, float]
+    similarity_weight: float = 1.0
+    metric: Literal["accuracy", "f1"] = "accuracy"
+    heldout: dict[str, float] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("version", CALIBRATION_VERSION) == 1:
+            data = dict(data)
+            if data.get("head") is not None:  # v1 thresholds were on the p + w * s scale
+                scale = 1.0 + float(data.get("similarity_weight", 1.0))
+                data["thresholds"] = {k: v / scale for k, v in data["thresholds"].items()}
+            data["version"] = CALIBRATION_VERSION
+            data["routes_digest"] = "v1:" + str(data.get("routes_digest", ""))
+        return data
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """The index rows: one per (route, utterance), grouped by route in declaration order."""
+
+    ids: tuple[str, ...]
+    row_route: IntArray  # (N,) route position of each row
+    route_sizes: IntArray  # (R,) rows per route
+    utterances: tuple[str, ...]
+    id_to_row: Mapping[str, int]
+    vectors: FloatArray | None  # (N, d) unit rows for exact search; None: search in Qdrant
+
+    @classmethod
+    def empty(cls) -> Snapshot:
+        return cls((), np.zeros(0, np.int64), np.zeros(0, np.int64), (), {}, None)
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True, eq=False)
+class RouteSet:
+    """One consistent version of what the router serves (see the module docstring)."""
+
+    routes: tuple[Route, ...]
+    names: tuple[str, ...]
+    position: Mapping[str, int]
+    digest: str
+    snapshot: Snapshot
+    options: RouterOptions
+    default_threshold: float
+    calibration: Calibration | None = None  # as given, current or stale
+    head: LogisticHead | None = None  # only while the calibration is current
+    head_columns: IntArray | None = None  # head column of each route position
+    similarity_weight: float = 1.0
+    thresholds: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def stale(self) -> bool:
+        """Whether a calibration is held but belongs to another route set."""
+        return self.calibration is not None and self.calibration.routes_digest != self.digest
+
+    def threshold_for(self, name: str) -> float:
+        return float(self.thresholds[self.position[name]])
+
+
+def routes_digest(routes: Sequence[Route]) -> str:
+    """A hash of the route names and utterances (order-free): what a calibration is valid for."""
+    content = sorted([route.name, sorted(route.utterances)] for route in routes)
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+def build_route_set(
+    routes: Sequence[Route],
+    snapshot: Snapshot,
+    options: RouterOptions,
+    *,
+    default_threshold: float,
+    calibration: Calibration | None,
+    digest: str | None = None,
+) -> RouteSet:
+    """Resolve the thresholds and the fitted head for ``routes`` into one :class:`RouteSet`."""
+    names = tuple(route.name for route in routes)
+    digest = digest if digest is not None else routes_digest(routes)
+    current = calibration is not None and calibration.routes_digest == digest
+    head = head_columns = None
+    weight = 1.0
+    if current and calibration is not None:
+        weight = calibration.similarity_weight
+        if calibration.head is not None:
+            head = LogisticHead.from_dict(calibration.head)
+            column = {name: i for i, name in enumerate(head.route_names)}
+            head_columns = np.array([column[name] for name in names], dtype=np.int64)
+    thresholds = np.empty(len(names), dtype=np.float64)
+    for i, route in enumerate(routes):
+        if route.threshold is not None:
+            thresholds[i] = route.threshold
+        elif options.threshold is not None:
+            thresholds[i] = options.threshold
+        elif current and calibration is not None and route.name in calibration.thresholds:
+            thresholds[i] = calibration.thresholds[route.name]
+        else:
+            thresholds[i] = default_threshold
+    return RouteSet(
+        routes=tuple(routes),
+        names=names,
+        position={name: i for i, name in enumerate(names)},
+        digest=digest,
+        snapshot=snapshot,
+        options=options,
+        default_threshold=default_threshold,
+        calibration=calibration,
+        head=head,
+        head_columns=head_columns,
+        similarity_weight=weight,
+        thresholds=thresholds,
+    )
+
+
+def adopt_calibration(calibration: Calibration, routes: Sequence[Route]) -> Calibration:
+    """``calibration`` with a version-1 digest rewritten when it matches ``routes``."""
+    if not calibration.routes_digest.startswith("v1:"):
+        return calibration
+    content = [[route.name, sorted(route.utterances)] for route in routes]
+    legacy = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()[:32]
+    if calibration.routes_digest != "v1:" + legacy:
+        return calibration
+    return calibration.model_copy(update={"routes_digest": routes_digest(routes)})

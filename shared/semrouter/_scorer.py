@@ -1,0 +1,148 @@
+"""The scorer: where every routing decision is made, in one pass over one representation.
+
+Input: the nearest utterances of each query (:class:`Candidates`, from the index) and the
+:class:`~semrouter._routeset.RouteSet` the query runs against. Output: a dense ``(n, R)`` matrix
+of route scores, then the decisions (:class:`~semrouter.RouteMatch` lists).
+
+1. **Aggregate** (:func:`route_similarities`): a route's similarity is its best hit (``"max"``)
+   or the mean of its best ``top_k`` hits (``"mean"``; hits of the route that fell outside the
+   candidates count at the lowest candidate score, an upper bound, unless the search saw every
+   utterance). Routes with no hit among the candidates have no similarity (NaN).
+2. **Calibrate** (:func:`route_scores`): after ``fit()``, ``(p + w * s) / (1 + w)`` with the
+   head's probability ``p`` and the similarity ``s`` (0 where missing); otherwise ``s``. Both lie
+   in [-1, 1]: one scale for fitted and unfitted routers and for hand-set thresholds.
+3. **Decide** (:func:`decide`): the routes whose score reaches their threshold, best first, up
+   to ``limit`` (``apply_threshold=False``: the best ``limit`` routes whatever their score).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ._routes import RouteMatch
+from ._routeset import RouteSet
+
+__all__ = ["Candidates", "decide", "route_scores", "route_similarities"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The nearest utterances of each query: ``rows`` (n, C) index rows best first, -1 padded;
+    ``scores`` (n, C) their cosine similarities; ``exhaustive`` when every row was compared."""
+
+    rows: IntArray
+    scores: npt.NDArray[np.float32]
+    exhaustive: bool
+
+
+def route_similarities(state: RouteSet, found: Candidates) -> tuple[FloatArray, IntArray]:
+    """Per-route similarities (n, R), NaN where a route had no hit, and each route's nearest
+    row (n, R), -1 where none."""
+    n, width = found.rows.shape
+    n_routes = len(state.names)
+    sims = np.full(n * n_routes, np.nan)
+    nearest = np.full(n * n_routes, -1, dtype=np.int64)
+    valid = found.rows >= 0
+    if width == 0 or n_routes == 0 or not valid.any():
+        return sims.reshape(n, n_routes), nearest.reshape(n, n_routes)
+    rows = found.rows[valid]
+    scores = found.scores[valid].astype(np.float64)
+    query = np.repeat(np.arange(n), valid.sum(axis=1))
+    keys = query * n_routes + state.snapshot.row_route[rows]
+    # Hits are best first within each query: written in reverse, the best hit of a key wins.
+    nearest[keys[::-1]] = rows[::-1]
+    options = state.options
+    if options.aggregation == "max" or options.top_k == 1:
+        sims[keys[::-1]] = scores[::-1]
+        return sims.reshape(n, n_routes), nearest.reshape(n, n_routes)
+    order = np.argsort(keys, kind="stable")  # stable: each key's hits stay best first
+    by_key, by_score = keys[order], scores[order]
+    starts = np.flatnonzero(np.r_[True, by_key[1:] != by_key[:-1]])
+    counts = np.diff(np.r_[starts, len(by_key)])
+    rank = np.arange(len(by_key)) - np.repeat(starts, counts)
+    keep = rank < options.top_k
+    group_keys = by_key[starts]
+    sums = np.bincount(np.repeat(np.arange(len(starts)), counts)[keep], by_score[keep])
+    taken = np.minimum(counts, options.top_k)
+    needed = np.minimum(state.snapshot.route_sizes[group_keys % n_routes], options.top_k)
+    if found.exhaustive:
+        floor = np.zeros(len(starts))
+    else:  # the lowest candidate score of the group's query: an upper bound of what is missing
+        last = valid.sum(axis=1) - 1
+        lowest = found.scores[np.arange(n), np.maximum(last, 0)].astype(np.float64)
+        floor = lowest[group_keys // n_routes]
+    missing = np.maximum(needed - taken, 0)
+    sims[group_keys] = (sums + floor * missing) / np.maximum(needed, 1)
+    return sims.reshape(n, n_routes), nearest.reshape(n, n_routes)
+
+
+def route_scores(
+    state: RouteSet, vectors: npt.NDArray[np.float32], similarities: FloatArray
+) -> FloatArray:
+    """The routing score of every route (n, R): calibrated after ``fit()``, else similarity."""
+    if state.head is None or state.head_columns is None:
+        return similarities
+    probabilities = state.head.predict_proba(vectors)[:, state.head_columns]
+    weight = state.similarity_weight
+    blended = probabilities + weight * np.nan_to_num(similarities, nan=0.0)
+    return np.asarray(blended / (1.0 + weight), dtype=np.float64)
+
+
+def decide(
+    state: RouteSet,
+    scores: FloatArray,
+    nearest: IntArray,
+    *,
+    limit: int,
+    apply_threshold: bool,
+    keep_empty: bool,
+) -> list[list[RouteMatch]]:
+    """Ranked matches per query (see the module docstring).
+
+    With ``keep_empty`` a query with no passing route gets one ``name=None`` match carrying the
+    best score, so ``route()`` always answers. The ``scores`` mapping of every match of one query
+    is the same object (every scored route, best first): no per-match copies.
+    """
+    names = state.names
+    utterances = state.snapshot.utterances
+    thresholds = state.thresholds
+    out: list[list[RouteMatch]] = []
+    for row in range(scores.shape[0]):
+        values = scores[row]
+        scored = np.flatnonzero(~np.isnan(values))
+        ranked = scored[np.argsort(-values[scored], kind="stable")]
+        table = dict(zip([names[i] for i in ranked], values[ranked].tolist()))
+        picked = ranked[values[ranked] >= thresholds[ranked]] if apply_threshold else ranked
+        matches = [
+            RouteMatch.model_construct(
+                name=names[i],
+                score=float(values[i]),
+                scores=table,
+                utterance=_utterance(utterances, nearest[row, i]),
+                threshold=float(thresholds[i]),
+            )
+            for i in picked[: max(limit, 0)]
+        ]
+        if not matches and keep_empty:
+            best = int(ranked[0]) if len(ranked) else -1
+            matches.append(
+                RouteMatch.model_construct(
+                    name=None,
+                    score=float(values[best]) if best >= 0 else 0.0,
+                    scores=table,
+                    utterance=_utterance(utterances, nearest[row, best]) if best >= 0 else None,
+                    threshold=None,
+                )
+            )
+        out.append(matches)
+    return out
+
+
+def _utterance(utterances: tuple[str, ...], row: np.int64 | int) -> str | None:
+    return utterances[row] if row >= 0 else None
