@@ -1,8 +1,23 @@
-"""Routes (what the user declares) and route matches (what routing returns)."""
+"""Routes (what the user declares) and route matches (what routing returns).
+
+Route metadata travels in the payload of every point of the route and is written to Qdrant's
+write-ahead log, so it is held to what every Qdrant store reads back unchanged:
+
+- a mapping with ``str`` keys; values ``None``, ``bool``, ``int``, finite ``float``, ``str``,
+  lists and nested mappings (tuples become lists);
+- at most :data:`MAX_METADATA_DEPTH` levels of nesting (the metadata mapping is level 1; Qdrant
+  Edge cannot read back a log entry nested about 128 levels deep);
+- at most :data:`MAX_METADATA_CHARS` characters as JSON;
+- integers outside the signed 64-bit range become floats (what Qdrant stores for them), so
+  the route equals what is read back;
+- text must be valid Unicode (no lone surrogates).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -13,6 +28,9 @@ __all__ = ["Route", "RouteMatch", "check_text", "validate_routes"]
 
 #: Route metadata travels in every point's payload: keep it small.
 MAX_METADATA_CHARS = 64 * 1024
+#: Deepest nesting of metadata containers (the metadata mapping itself is level 1).
+MAX_METADATA_DEPTH = 32
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class Route(BaseModel):
@@ -68,27 +86,31 @@ class Route(BaseModel):
         items = list(value)
         if not items:
             raise ValueError("a route needs at least one utterance")
-        for item in items:
+        for position, item in enumerate(items):
             if not isinstance(item, str):
-                raise ValueError(f"utterances must be strings, got {type(item).__name__}")
+                raise ValueError(
+                    f"utterance {position} must be a string, got {type(item).__name__}"
+                )
             if not item.strip():
-                raise ValueError("utterances must not be blank")
-            _check_text(item, "utterance")
+                raise ValueError(f"utterance {position} is blank: {item!r}")
+            _check_text(item, f"utterance {position}")
         # Keep the first occurrence of each utterance, in order.
         return tuple(dict.fromkeys(items))
 
-    @field_validator("metadata")
+    @field_validator("metadata", mode="before")
     @classmethod
-    def _check_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            size = len(json.dumps(value, ensure_ascii=False))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"metadata must be JSON-serialisable: {exc}") from exc
+    def _check_metadata(cls, value: Any) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError(f"metadata must be a mapping, got {type(value).__name__}")
+        normal = _plain(value, "metadata", 1)
+        size = len(json.dumps(normal, ensure_ascii=False, allow_nan=False))
         if size > MAX_METADATA_CHARS:
             raise ValueError(
                 f"metadata is {size} characters as JSON; the limit is {MAX_METADATA_CHARS}"
             )
-        return value
+        return normal  # type: ignore[no-any-return]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Route:
@@ -148,9 +170,51 @@ def _check_text(value: str, what: str) -> None:
         raise ValueError(problem)
 
 
+def _plain(value: Any, where: str, depth: int) -> Any:
+    """``value`` as plain JSON data that every Qdrant store reads back unchanged."""
+    if value is None or isinstance(value, (bool, str)):
+        if isinstance(value, str):
+            _check_text(value, where)
+        return value
+    if isinstance(value, int):
+        value = int(value)  # an int subclass (IntEnum) as a plain int
+        if _INT64[0] <= value <= _INT64[1]:
+            return value
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"{where} is an integer too large to store") from None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} is {value}: metadata numbers must be finite")
+        return float(value)
+    if isinstance(value, (Mapping, list, tuple)):
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(
+                f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep (at {where})"
+            )
+        if isinstance(value, Mapping):
+            result: dict[str, Any] = {}
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"{where} has a {type(key).__name__} key; keys must be str")
+                _check_text(key, f"a key of {where}")
+                result[key] = _plain(item, f"{where}[{key!r}]", depth + 1)
+            return result
+        return [_plain(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+    raise ValueError(
+        f"{where} is a {type(value).__name__}; metadata holds only None, bool, int, float, "
+        "str, lists and mappings"
+    )
+
+
 def _describe(exc: ValidationError, name: Any) -> str:
     where = f"route {name!r}" if isinstance(name, str) else "route"
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
-    )
-    return f"invalid {where}: {problems}"
+    problems = []
+    for err in exc.errors():
+        message = str(err["msg"])
+        for prefix in ("Value error, ", "Assertion failed, "):
+            message = message.removeprefix(prefix)
+        field = ".".join(str(p) for p in err["loc"]) or "value"
+        problems.append(message if message.startswith(field.rstrip("s")) else f"{field}: {message}")
+    return f"invalid {where}: {'; '.join(problems)}"
