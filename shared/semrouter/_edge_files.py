@@ -379,6 +379,28 @@ def _check_mappings(data: bytes) -> str | None:
     return None
 
 
+# -- payloads Qdrant Edge can read back ------------------------------------------------------------
+#: Qdrant Edge writes a payload nested 126+ levels deep but cannot read it back (its WAL then
+#: fails with RecursionLimitExceeded and the folder will not open): refuse it before writing.
+MAX_PAYLOAD_DEPTH = 100
+
+
+def payload_depth(value: Any) -> int:
+    """Nesting depth of a JSON-like value (iterative: no RecursionError on hostile input)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_PAYLOAD_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
 # -- the snapshot ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Snapshot:

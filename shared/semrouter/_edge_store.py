@@ -281,8 +281,21 @@ class EdgeStore(Store):
             return
         self._revision = snapshot.revision
         self._new_shard(snapshot.vectors.shape[1])
-        ids = list(snapshot.ids)
-        self.upsert(ids, snapshot.vectors, list(snapshot.payloads))
+        # A payload Edge cannot read back is what bricked some folders: leave it out.
+        rows = [
+            row
+            for row, payload in enumerate(snapshot.payloads)
+            if files.payload_depth(payload) <= files.MAX_PAYLOAD_DEPTH
+        ]
+        if len(rows) < len(snapshot.ids):
+            logger.warning(
+                "left out %d points nested deeper than %d levels while restoring %s",
+                len(snapshot.ids) - len(rows),
+                files.MAX_PAYLOAD_DEPTH,
+                self._dir,
+            )
+        ids = [snapshot.ids[row] for row in rows]
+        self.upsert(ids, snapshot.vectors[rows], [snapshot.payloads[row] for row in rows])
         self.flush()
         files.write_marker(self._dir, "ready")
 
@@ -510,6 +523,7 @@ class EdgeStore(Store):
     ) -> None:
         if self.mode == "read":
             raise self._refuse("add points")
+        _check_payloads(ids, payloads)
         edge = self._edge
         for start in range(0, len(ids), _WRITE_BATCH):
             stop = start + _WRITE_BATCH
@@ -544,6 +558,7 @@ class EdgeStore(Store):
     def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
         if self.mode == "read":
             raise self._refuse("change payloads")
+        _check_payloads(ids, payloads)
         edge = self._edge
         self._before_write(1024 * len(ids))
         for point_id, payload in zip(ids, payloads):
@@ -681,6 +696,16 @@ class EdgeStore(Store):
 
     def __repr__(self) -> str:
         return f"EdgeStore({self.target!r}, mode={self.mode!r}, revision={self._revision})"
+
+
+def _check_payloads(ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
+    """Refuse, before anything is written, a payload Qdrant Edge could not read back."""
+    for point_id, payload in zip(ids, payloads):
+        if files.payload_depth(payload) > files.MAX_PAYLOAD_DEPTH:
+            raise ConfigurationError(
+                f"point {point_id}: metadata nested deeper than {files.MAX_PAYLOAD_DEPTH} levels "
+                "cannot be stored in an embedded folder (Qdrant Edge could not read it back)"
+            )
 
 
 def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
