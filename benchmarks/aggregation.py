@@ -31,7 +31,7 @@ class CachedEncoder(Encoder):
         self.batch_size = 100_000
         cache.mkdir(parents=True, exist_ok=True)
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
         key = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:24]
         file = self.cache / f"{key}.npy"
         if file.exists():

@@ -76,7 +76,7 @@ class CountingEncoder(Encoder):
         self.texts = 0
         self._lock = threading.Lock()
 
-    def _encode_batch(self, texts: list[str]) -> npt.ArrayLike:
+    def encode_batch(self, texts: list[str]) -> npt.ArrayLike:
         with self._lock:
             self.calls += 1
             self.texts += len(texts)

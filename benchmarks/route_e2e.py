@@ -22,11 +22,11 @@ from semrouter.encoders import LocalEncoder
 class QueryOnlyEncoder(LocalEncoder):
     """The real encoder for queries; seeded random vectors for the bulk of route utterances."""
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
         if len(texts) > 100:
             rng = np.random.default_rng(len(texts))
             return rng.standard_normal((len(texts), self.dimension)).astype(np.float32)
-        return super()._encode_batch(texts)
+        return super().encode_batch(texts)
 
 
 def main() -> None:

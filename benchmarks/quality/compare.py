@@ -122,7 +122,7 @@ class TableEncoder(Encoder):
             self._inner = LocalEncoder()
         return self._inner
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
         if self.live:
             return self.inner.encode(texts)
         missing = [t for t in dict.fromkeys(texts) if t not in self.table]

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._conversation import ConversationMatch, ConversationRouter, Turn, TurnWeight
 from ._evaluation import EvaluationReport
 from ._exceptions import (
+    BackendError,
     BackendUnavailableError,
     ConfigurationError,
     EncoderError,
@@ -24,13 +26,20 @@ from ._exceptions import (
     MissingDependencyError,
     NoRouteMatchedError,
     QueryTypeError,
+    ReadOnlyRouterError,
     RouteNotFoundError,
+    RouterClosedError,
+    RouterLockedError,
     SemRouterError,
+    StorageFullError,
+    StoreDamagedError,
 )
-from ._fitting import Calibration
 from ._index import SyncReport
+from ._location import QdrantLocation
+from ._options import RouterOptions
 from ._router import SemanticRouter, StaleCalibrationWarning
 from ._routes import Route, RouteMatch
+from ._routeset import Calibration
 from .encoders import Encoder, FakeEncoder
 
 if TYPE_CHECKING:
@@ -39,9 +48,12 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendError",
     "BackendUnavailableError",
     "Calibration",
     "ConfigurationError",
+    "ConversationMatch",
+    "ConversationRouter",
     "Encoder",
     "EncoderError",
     "EvaluationReport",
@@ -52,14 +64,23 @@ __all__ = [
     "MissingDependencyError",
     "NoRouteMatchedError",
     "OpenAIEncoder",
+    "QdrantLocation",
     "QueryTypeError",
+    "ReadOnlyRouterError",
     "Route",
     "RouteMatch",
     "RouteNotFoundError",
+    "RouterClosedError",
+    "RouterLockedError",
+    "RouterOptions",
     "SemRouterError",
     "SemanticRouter",
     "StaleCalibrationWarning",
+    "StorageFullError",
+    "StoreDamagedError",
     "SyncReport",
+    "Turn",
+    "TurnWeight",
     "__version__",
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -10,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from .._exceptions import EncoderError
+from .._exceptions import EncoderError, QueryTypeError
 
 __all__ = ["Encoder", "Vectors"]
 
@@ -20,9 +21,11 @@ Vectors = npt.NDArray[np.float32]
 class Encoder(ABC):
     """Turns texts into L2-normalised float32 vectors.
 
-    A subclass sets ``model_id`` and ``dimension`` and implements :meth:`_encode_batch`; it may
-    override :meth:`_aencode_batch` with a truly asynchronous call (the default runs the sync
-    one in a worker thread, so the event loop is never blocked).
+    A subclass sets ``model_id`` and ``dimension`` and implements :meth:`encode_batch` (the
+    extension point); it may override :meth:`aencode_batch` with a truly asynchronous call (the
+    default runs the sync one in a worker thread, so the event loop is never blocked). Subclasses
+    written for 0.1 that implement ``_encode_batch`` / ``_aencode_batch`` still work, with a
+    ``DeprecationWarning``.
 
     The :attr:`fingerprint` is stored in every Qdrant collection the encoder fills: a router
     refuses to reuse a collection whose vectors came from another model or dimension.
@@ -50,18 +53,41 @@ class Encoder(ABC):
         """Model id, dimension and normalisation, as stored with a collection."""
         return f"{self.model_id}|dim={self.dimension}|l2"
 
-    @abstractmethod
-    def _encode_batch(self, texts: list[str]) -> npt.ArrayLike:
-        """Embed at most :attr:`batch_size` texts; rows need not be normalised."""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # 0.1 named the extension point _encode_batch / _aencode_batch. Keep both spellings
+        # pointing at the same body in every class, so old subclasses (and their super() calls)
+        # keep working; only the old spelling warns.
+        super().__init_subclass__(**kwargs)
+        for old, new in (("_encode_batch", "encode_batch"), ("_aencode_batch", "aencode_batch")):
+            if old in cls.__dict__ and new not in cls.__dict__:
+                warnings.warn(
+                    f"{cls.__name__}.{old} is deprecated: implement {new} instead",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                setattr(cls, new, cls.__dict__[old])
+            elif new in cls.__dict__ and old not in cls.__dict__:
+                setattr(cls, old, cls.__dict__[new])
 
-    async def _aencode_batch(self, texts: list[str]) -> npt.ArrayLike:
-        return await asyncio.to_thread(self._encode_batch, texts)
+    @abstractmethod
+    def encode_batch(self, texts: list[str]) -> npt.ArrayLike:
+        """Embed at most :attr:`batch_size` texts; rows need not be normalised.
+
+        The one method a custom encoder implements (batching, validation and normalisation are
+        done around it by :meth:`encode`).
+        """
+
+    async def aencode_batch(self, texts: list[str]) -> npt.ArrayLike:
+        """Asynchronous :meth:`encode_batch`; by default the sync one in a worker thread."""
+        return await asyncio.to_thread(self.encode_batch, texts)
+
+    _aencode_batch = aencode_batch  # the 0.1 spelling, for subclasses that call super()
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         """Embed ``texts`` in batches; returns an L2-normalised ``(n, dimension)`` float32 array."""
         items = _as_list(texts)
         parts = [
-            self._finish(self._encode_batch(batch), len(batch))
+            self._finish(self.encode_batch(batch), len(batch))
             for batch in _batches(items, self.batch_size)
         ]
         return self._join(parts)
@@ -70,7 +96,7 @@ class Encoder(ABC):
         """Asynchronous :meth:`encode`."""
         items = _as_list(texts)
         parts = [
-            self._finish(await self._aencode_batch(batch), len(batch))
+            self._finish(await self.aencode_batch(batch), len(batch))
             for batch in _batches(items, self.batch_size)
         ]
         return self._join(parts)
@@ -106,11 +132,16 @@ class Encoder(ABC):
 
 def _as_list(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, str):
-        raise TypeError("encode() takes a sequence of strings, not one string")
-    items = list(texts)
+        raise QueryTypeError("encode() takes a sequence of strings, not one string")
+    try:
+        items = list(texts)
+    except TypeError:
+        raise QueryTypeError(
+            f"encode() takes a sequence of strings, got {type(texts).__name__}"
+        ) from None
     for text in items:
         if not isinstance(text, str):
-            raise TypeError(f"encode() takes strings, got {type(text).__name__}")
+            raise QueryTypeError(f"encode() takes strings, got {type(text).__name__}")
     return items
 
 

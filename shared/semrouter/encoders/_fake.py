@@ -43,7 +43,7 @@ class FakeEncoder(Encoder):
         self.calls = 0
         self._lock = threading.Lock()
 
-    def _encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
+    def encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
         with self._lock:
             self.encoded_texts += len(texts)
             self.calls += 1

@@ -227,7 +227,7 @@ async def test_aencode_uses_the_async_client(
     def no_sync_path(self: OpenAIEncoder, texts: list[str]) -> Any:
         raise AssertionError("aencode must not run the sync client (in a thread or otherwise)")
 
-    monkeypatch.setattr(OpenAIEncoder, "_encode_batch", no_sync_path)
+    monkeypatch.setattr(OpenAIEncoder, "encode_batch", no_sync_path)
     encoder = amake(batch_size=2)
     texts = ["alpha", "beta", "gamma"]
 

@@ -38,3 +38,33 @@ def test_every_error_derives_from_the_root() -> None:
     assert issubclass(semrouter.BackendUnavailableError, ConnectionError)
     assert issubclass(semrouter.QueryTypeError, TypeError)
     assert issubclass(semrouter.RouteNotFoundError, KeyError)
+
+
+def test_public_names_are_pinned() -> None:
+    # A name added or removed here is an API change: say so in the changelog.
+    assert set(semrouter.__all__) >= {
+        "Calibration",
+        "ConfigurationError",
+        "Encoder",
+        "FakeEncoder",
+        "QdrantLocation",
+        "Route",
+        "RouteMatch",
+        "RouterClosedError",
+        "RouterOptions",
+        "SemRouterError",
+        "SemanticRouter",
+        "SyncReport",
+        "__version__",
+    }
+    assert sorted(encoders.__all__) == sorted(
+        [
+            "Encoder",
+            "FakeEncoder",
+            "LocalEncoder",
+            "MultilingualEncoder",
+            "OpenAIEncoder",
+            "Vectors",
+            "encoder_from_config",
+        ]
+    )

@@ -78,11 +78,11 @@ async def test_async_paths_match_sync(router: SemanticRouter) -> None:
 
 async def test_aroute_does_not_block_the_event_loop(router: SemanticRouter) -> None:
     class SlowEncoder(FakeEncoder):
-        def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        def encode_batch(self, texts: list[str]) -> np.ndarray:
             import time
 
             time.sleep(0.2)
-            return super()._encode_batch(texts)
+            return super().encode_batch(texts)
 
     slow = SemanticRouter(ROUTES, encoder=SlowEncoder(), threshold=0.3)
     ticks = 0
