@@ -278,6 +278,13 @@ class OpenAIEncoder(Encoder):
             raise self._error(f"HTTP {exc.status_code}", exc) from exc
         except (openai.OpenAIError, ValueError) as exc:  # malformed or empty responses
             raise self._error(type(exc).__name__, exc) from exc
+        except (AttributeError, TypeError) as exc:
+            # The SDK's own parser trips over a 200 answer that is not JSON (an HTML page).
+            raise self._error(
+                "the server's answer is not an embeddings response; is base_url an "
+                "OpenAI-compatible /v1 endpoint?",
+                exc,
+            ) from exc
 
     def _error(self, what: str, exc: BaseException) -> EncoderError:
         self._scrub_exception(exc)

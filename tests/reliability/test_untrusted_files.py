@@ -1,0 +1,275 @@
+"""Router files from someone else (issue 12, points 6, 8 and 10).
+
+A file must not choose where the caller's ``$OPENAI_API_KEY`` goes, nor where folders are made;
+a file that is not a regular file (a FIFO) must not hang ``load``; odd values are refused with
+:class:`ConfigurationError`, never a raw third-party error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from semrouter import ConfigurationError, FakeEncoder, SemanticRouter
+from semrouter.cli import main
+
+KEY = "sk-test-environment-key-0123456789"
+ROUTES = [{"name": "greet", "utterances": ["hello there"]}, {"name": "bye", "utterances": ["bye"]}]
+
+
+class _Embeddings(BaseHTTPRequestHandler):
+    """An OpenAI-compatible ``/v1/embeddings`` that records the keys it was sent."""
+
+    seen: list[str]
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.seen.append(self.headers.get("Authorization", ""))  # type: ignore[attr-defined]
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(t) % 5 + 1)] + [0.5] * 7}
+            for i, t in enumerate(texts)
+        ]
+        answer = json.dumps(
+            {"object": "list", "data": data, "model": body["model"], "usage": {}}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def embeddings_server() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Embeddings)
+    server.seen = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _base_url(server: ThreadingHTTPServer) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def _write(folder: Path, data: dict[str, Any], name: str = "router.json") -> Path:
+    path = folder / name
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def _openai_file(folder: Path, base_url: str) -> Path:
+    encoder = {"type": "openai", "model": "local-embed", "base_url": base_url, "dimension": 8}
+    return _write(folder, {"routes": ROUTES, "encoder": encoder})
+
+
+# -- secrets from the environment go only where the user chose -------------------------------
+
+
+def test_file_named_base_url_never_receives_the_environment_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embeddings_server: ThreadingHTTPServer
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    path = _openai_file(tmp_path, _base_url(embeddings_server))
+    with pytest.raises(ConfigurationError, match="trusted=True") as caught:
+        SemanticRouter.load(path)
+    assert embeddings_server.seen == []  # type: ignore[attr-defined]
+    assert KEY not in str(caught.value)
+
+
+def test_cli_does_not_send_the_environment_key_to_a_file_named_server(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    embeddings_server: ThreadingHTTPServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    path = _openai_file(tmp_path, _base_url(embeddings_server))
+    assert main(["route", str(path), "hello"]) == 2
+    assert "trusted" in capsys.readouterr().err
+    assert embeddings_server.seen == []  # type: ignore[attr-defined]
+
+
+def test_trusted_file_or_chosen_base_url_gets_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embeddings_server: ThreadingHTTPServer
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    base_url = _base_url(embeddings_server)
+    path = _openai_file(tmp_path, base_url)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with SemanticRouter.load(path, trusted=True) as router:
+        assert router.route("hello there").name == "greet"
+    # The user chose this server through the SDK's own variable: no opt-in needed.
+    monkeypatch.setenv("OPENAI_BASE_URL", base_url + "/")
+    with SemanticRouter.load(path) as router:
+        assert len(router) == 2
+    assert embeddings_server.seen  # type: ignore[attr-defined]
+    assert set(embeddings_server.seen) == {f"Bearer {KEY}"}  # type: ignore[attr-defined]
+
+
+def test_caller_encoder_override_needs_no_opt_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    path = _openai_file(tmp_path, "http://192.0.2.1:9/v1")  # TEST-NET: never dialled
+    with SemanticRouter.load(path, encoder=FakeEncoder(dimension=8)) as router:
+        assert len(router) == 2
+
+
+# -- folders named by a file ----------------------------------------------------------------
+
+
+def _path_file(folder: Path, index_path: str) -> Path:
+    return _write(folder, {"routes": ROUTES, "index": {"path": index_path}})
+
+
+@pytest.mark.parametrize("escape", ["../outside", "sub/../../outside", "ABSOLUTE"])
+def test_file_cannot_make_folders_outside_its_folder(tmp_path: Path, escape: str) -> None:
+    home = tmp_path / "configs"
+    home.mkdir()
+    outside = tmp_path / "outside"
+    index_path = str(outside) if escape == "ABSOLUTE" else escape
+    path = _path_file(home, index_path)
+    with pytest.raises(ConfigurationError, match="outside the file's folder"):
+        SemanticRouter.load(path, encoder=FakeEncoder(dimension=8))
+    assert not outside.exists()
+    # The caller can opt in.
+    with SemanticRouter.load(path, encoder=FakeEncoder(dimension=8), trusted=True) as router:
+        assert router.route("hello there").name == "greet"
+    assert outside.is_dir()
+
+
+def test_file_cannot_escape_through_a_symbolic_link(tmp_path: Path) -> None:
+    home = tmp_path / "configs"
+    home.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (home / "link").symlink_to(tmp_path / "elsewhere")
+    path = _path_file(home, "link/index")
+    with pytest.raises(ConfigurationError, match="outside the file's folder"):
+        SemanticRouter.load(path, encoder=FakeEncoder(dimension=8))
+    assert not (tmp_path / "elsewhere" / "index").exists()
+
+
+def test_relative_path_resolves_beside_the_file_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "configs"
+    home.mkdir()
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    path = _path_file(home, "data/index")
+    with SemanticRouter.load(path, encoder=FakeEncoder(dimension=8)) as router:
+        assert router.route("bye").name == "bye"
+    assert (home / "data" / "index").is_dir()
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_caller_path_override_is_not_restricted(tmp_path: Path) -> None:
+    home = tmp_path / "configs"
+    home.mkdir()
+    path = _path_file(home, "../outside")
+    mine = tmp_path / "mine"
+    with SemanticRouter.load(path, encoder=FakeEncoder(dimension=8), path=mine) as router:
+        assert len(router) == 2
+    assert mine.is_dir() and not (tmp_path / "outside").exists()
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_proc_self_path_is_a_configuration_error(tmp_path: Path, trusted: bool) -> None:
+    # Old code: a raw FileNotFoundError from deep inside the store.
+    path = _path_file(tmp_path, "/proc/self")
+    with pytest.raises(ConfigurationError, match="/proc/self"):
+        SemanticRouter.load(path, encoder=FakeEncoder(dimension=8), trusted=trusted)
+
+
+def test_trusted_must_be_a_bool(tmp_path: Path) -> None:
+    path = _path_file(tmp_path, "index")
+    with pytest.raises(ConfigurationError, match="trusted"):
+        SemanticRouter.load(path, encoder=FakeEncoder(dimension=8), trusted="yes")
+
+
+# -- files that are not regular files -------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "router.yaml"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | None] = []
+
+    def load() -> None:
+        try:
+            SemanticRouter.load(fifo, encoder=FakeEncoder(dimension=8))
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():  # unblock the old behaviour's reader before failing
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        thread.join(timeout=5)
+        pytest.fail("SemanticRouter.load blocked on a FIFO")
+    assert isinstance(outcome[0], ConfigurationError)
+    assert "regular file" in str(outcome[0])
+
+
+def test_folder_named_like_a_config_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "router.yaml"
+    folder.mkdir()
+    with pytest.raises(ConfigurationError):
+        SemanticRouter.load(folder, encoder=FakeEncoder(dimension=8))
+
+
+# -- odd values -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["json", "yaml"])
+def test_five_thousand_digit_number_is_a_configuration_error(tmp_path: Path, suffix: str) -> None:
+    digits = "9" * 5000
+    if suffix == "json":
+        text = '{"routes": [{"name": "a", "utterances": ["x"]}], "top_k": ' + digits + "}"
+    else:
+        text = "routes: [{name: a, utterances: [x]}]\ntop_k: " + digits + "\n"
+    path = tmp_path / f"router.{suffix}"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="not valid"):
+        SemanticRouter.load(path, encoder=FakeEncoder(dimension=8))
+
+
+@pytest.mark.parametrize("url", ["not a url", "file:///tmp/qdrant", "ftp://host/x", "http://"])
+def test_unusable_url_is_a_configuration_error(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="url"):
+        SemanticRouter(ROUTES, encoder=FakeEncoder(dimension=8), url=url)  # type: ignore[arg-type]
+
+
+def test_unusable_url_in_a_file_is_a_configuration_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"routes": ROUTES, "index": {"url": "file:///etc/passwd"}})
+    with pytest.raises(ConfigurationError, match="http"):
+        SemanticRouter.load(path, encoder=FakeEncoder(dimension=8))
+
+
+@pytest.mark.parametrize("threshold", ["0.5", b"0.5", [0.5]])
+def test_threshold_of_the_wrong_type_is_a_configuration_error(threshold: Any) -> None:
+    with pytest.raises(ConfigurationError, match="threshold"):
+        SemanticRouter(ROUTES, encoder=FakeEncoder(dimension=8), threshold=threshold)  # type: ignore[arg-type]
