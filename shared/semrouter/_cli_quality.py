@@ -5,14 +5,23 @@
 
 Labelled files are CSV with ``text`` and ``label`` columns, or JSON Lines with ``text`` and
 ``label`` keys; an empty label (or ``null``) means "should match no route".
+
+Every output (``--out`` or the config, ``--json``, ``--plot``) is checked before the router is
+loaded, and written only once everything is ready: reports go to temporary files beside their
+targets, the router is saved (atomically), then the reports are moved into place. A failure on
+the way leaves every existing file as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +94,78 @@ def _progress(done: int, total: int) -> None:
     )
 
 
-def _report(report: Any, args: argparse.Namespace) -> None:
-    print(report.to_table())
+def check_output(path: Path, what: str, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output that could not be written, before any work is done."""
+    if path.suffix.lower() not in suffixes:
+        raise ConfigurationError(f"{what} {path}: use a {' or '.join(suffixes)} file")
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.exists() and not path.is_file():
+        raise ConfigurationError(f"{what} {path} exists and is not a regular file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigurationError(f"{what} {path} is not writable")
+    if not folder.is_dir():
+        raise ConfigurationError(f"{what} {path}: folder {folder} does not exist")
+    try:  # the real test: make (and drop) a file beside the target
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(f"{what} {path} cannot be written: {exc.strerror}") from None
+
+
+def _check_outputs(args: argparse.Namespace, save_to: Path | None) -> None:
+    if save_to is not None:
+        check_output(save_to, "--out", (".yaml", ".yml", ".json"))
     if args.json:
-        args.json.write_text(report.to_json(), encoding="utf-8")
+        check_output(args.json, "--json", (".json",))
     if args.plot:
-        report.plot(args.plot)
+        check_output(args.plot, "--plot", (".png",))
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            from ._exceptions import missing_dependency
+
+            raise missing_dependency("matplotlib", "plot") from None
+
+
+@contextlib.contextmanager
+def _staged(target: Path | None) -> Iterator[Path | None]:
+    """A temporary file beside ``target``, moved onto it by :func:`_commit` or dropped."""
+    if target is None:
+        yield None
+        return
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(fd)
+    staged = Path(name)
+    try:
+        yield staged
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _write_reports(
+    report: Any, args: argparse.Namespace, save: Any = None, saved: str | None = None
+) -> None:
+    """Write the reports to temporary files, then ``save()`` the router, then move them in."""
+    try:
+        with _staged(args.json) as json_tmp, _staged(args.plot) as plot_tmp:
+            if json_tmp is not None:
+                json_tmp.write_text(report.to_json(), encoding="utf-8")
+            if plot_tmp is not None:
+                report.plot(plot_tmp)
+            if save is not None:
+                save()
+                print(saved)
+            for staged, target in ((json_tmp, args.json), (plot_tmp, args.plot)):
+                if staged is not None:
+                    os.replace(staged, target)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write the results: {exc}") from exc
+    print(report.to_table())
 
 
 def _fit(args: argparse.Namespace) -> int:
+    save_to: Path = args.out or args.config
+    _check_outputs(args, save_to)
     texts, labels = read_labelled(args.data)
     validation = read_labelled(args.validation) if args.validation else None
     with SemanticRouter.load(args.config) as router:
@@ -107,15 +179,19 @@ def _fit(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=_progress,
         )
-        router.save(args.out or args.config)
-    print(f"fitted on {len(texts)} texts; saved to {args.out or args.config}")
-    _report(report, args)
+        _write_reports(
+            report,
+            args,
+            save=lambda: router.save(save_to),
+            saved=f"fitted on {len(texts)} texts; saved to {save_to}",
+        )
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
+    _check_outputs(args, None)
     texts, labels = read_labelled(args.data)
     with SemanticRouter.load(args.config) as router:
         report = router.evaluate(texts, labels, progress=_progress)
-    _report(report, args)
+    _write_reports(report, args)
     return 0

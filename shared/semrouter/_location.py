@@ -164,7 +164,8 @@ class QdrantLocation(BaseModel):
             ]
             if extra:
                 raise ValueError(
-                    f"{', '.join(extra)} go with url; an injected client carries its own settings"
+                    f"{', '.join(extra)} {'goes' if len(extra) == 1 else 'go'} with url; "
+                    "an injected client carries its own settings"
                 )
         if self.aclient is not None and self.client is None:
             raise ValueError("aclient goes beside client (give both)")
