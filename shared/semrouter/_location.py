@@ -222,15 +222,25 @@ class QdrantLocation(BaseModel):
                 yield name, value
 
     # -- opening ------------------------------------------------------------------------------
-    def open_store(self, collection: str) -> Store:
-        """Open ``collection`` here; closing the store closes the clients this call made."""
+    def open_store(self, collection: str, **edge_options: Any) -> Store:
+        """Open ``collection`` here; closing the store closes the clients this call made.
+
+        Args:
+            collection: the collection name.
+            edge_options: keyword arguments for an embedded store (``EdgeStore``'s ``mode=``,
+                ``rebuild=`` ...); a server or client location refuses them.
+        """
+        if edge_options and self.kind in ("url", "client"):
+            raise ConfigurationError(
+                f"{', '.join(sorted(edge_options))} apply to embedded folders, not to {self.target}"
+            )
         if self.client is not None:
             return ClientStore(self.client, collection, aclient=self.aclient, timeout=self.timeout)
         if self.url is not None:
             return self._open_server(collection)
         if self.path is not None:
             check_folder(self.path)
-        return EdgeStore(self.path, collection)
+        return EdgeStore(self.path, collection, **edge_options)
 
     def _open_server(self, collection: str) -> Store:
         from qdrant_client import AsyncQdrantClient, QdrantClient

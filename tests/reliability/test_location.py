@@ -189,3 +189,10 @@ def test_store_closes_the_clients_the_location_made(
     store.close()
     assert closed.wait(5)  # ... until the store closes the client it was given
     store.close()  # idempotent
+
+
+def test_embedded_options_are_refused_for_servers_and_clients() -> None:
+    with pytest.raises(ConfigurationError, match="embedded folders"):
+        QdrantLocation(url="http://127.0.0.1:9").open_store("c", mode="read")
+    with pytest.raises(ConfigurationError, match="embedded folders"):
+        QdrantLocation(client=QdrantClient(":memory:")).open_store("c", rebuild=True)
