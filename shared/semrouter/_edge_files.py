@@ -26,14 +26,11 @@ Everything here is plain Python: no Edge call, so nothing here can abort the pro
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import logging
 import os
 import shutil
-import struct
 import tempfile
-import time
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -73,7 +70,7 @@ TEMP_RESERVE = 8 << 20
 
 
 # -- errors --------------------------------------------------------------------------------------
-def _rebuild_hint(owned: bool) -> str:
+def rebuild_hint(owned: bool) -> str:
     if owned:
         return "pass rebuild=True to recreate it (points are restored from its snapshot if intact)"
     return "it is not marked as semrouter's, so rebuild=True will not touch it: move it away"
@@ -105,7 +102,7 @@ def edge_failure(
         )
     return StoreDamagedError(
         f"the embedded folder {folder} is damaged: Qdrant Edge failed to {action} ({text}); "
-        + _rebuild_hint(owned)
+        + rebuild_hint(owned)
     )
 
 
@@ -153,106 +150,7 @@ def _mib(size: int) -> str:
     return f"{size / (1 << 20):.1f} MiB"
 
 
-# -- the writer lock -----------------------------------------------------------------------------
-_OFD = hasattr(fcntl, "F_OFD_SETLK")
-# struct flock: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid (+ padding)
-_FLOCK = "hhqqi4x"
-
-
-def _ofd(fd: int, command: int, kind: int) -> int:
-    packed = fcntl.fcntl(fd, command, struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0))
-    return int(struct.unpack(_FLOCK, packed)[0])
-
-
-class WriterLock:
-    """The one-writer lock of a folder: an open-file-description lock (per open file, so two
-    routers in one process exclude each other too), released when the file is closed or the
-    process dies. ``holder()`` tests it without taking it."""
-
-    def __init__(self, file: Path) -> None:
-        self.file = file
-        self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._fd is not None
-
-    def acquire(self, timeout: float = 0.0) -> None:
-        """Take the lock, waiting up to ``timeout`` seconds; :class:`RouterLockedError` if not."""
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise _os_failure(exc, self.file.parent, "take the writer lock of") from exc
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if _OFD:
-                    _ofd(fd, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
-                else:  # pragma: no cover - non-Linux
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                    os.close(fd)
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise _os_failure(exc, self.file.parent, "lock") from exc
-                    raise self._locked_error() from None
-                time.sleep(0.01)
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": os.uname().nodename}).encode())
-        self._fd = fd
-
-    def _locked_error(self) -> RouterLockedError:
-        holder = read_holder(self.file)
-        who = "another writer"
-        if holder is not None:
-            pid = holder.get("pid")
-            who = f"process {pid}" + (" (this process)" if pid == os.getpid() else "")
-            if holder.get("host") not in (None, os.uname().nodename):
-                who += f" on host {holder.get('host')}"
-        return RouterLockedError(
-            f"the embedded folder {self.file.parent} is held by {who} for writing; only one "
-            "writer may open it: open it with mode='read' (or mode='auto') to follow that writer, "
-            "or close the other router first"
-        )
-
-    def release(self) -> None:
-        """Drop the lock (closing the file drops it)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def read_holder(file: Path) -> dict[str, Any] | None:
-    """What the lock file says about its holder (``pid``, ``host``), if readable."""
-    try:
-        value = json.loads(file.read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def writer_alive(folder: Path) -> bool:
-    """Whether some process holds ``folder``'s writer lock (tested without taking it)."""
-    try:
-        fd = os.open(folder / LOCK_FILE, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        if _OFD:
-            return _ofd(fd, fcntl.F_OFD_GETLK, fcntl.F_WRLCK) != fcntl.F_UNLCK
-        try:  # pragma: no cover - non-Linux: a shared lock conflicts only with a writer
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:  # pragma: no cover
-            return True
-        return False  # pragma: no cover
-    finally:
-        os.close(fd)
-
-
-def _os_failure(exc: OSError, folder: Path, action: str) -> SemRouterError:
+def os_failure(exc: OSError, folder: Path, action: str) -> SemRouterError:
     if exc.errno == errno.ENOSPC:
         return StorageFullError(errno.ENOSPC, f"no space left to {action} {folder}")
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
@@ -350,7 +248,7 @@ def validate_shard(folder: Path) -> list[str]:
     if problems:
         raise StoreDamagedError(
             f"the embedded folder {folder} is damaged: {'; '.join(problems)}; "
-            + _rebuild_hint(owned(folder))
+            + rebuild_hint(owned(folder))
         )
     return dropped
 
@@ -446,7 +344,7 @@ def write_snapshot(folder: Path, snapshot: Snapshot) -> None:
         os.replace(partial, folder / SNAPSHOT_FILE)
     except OSError as exc:
         Path(partial).unlink(missing_ok=True)
-        raise _os_failure(exc, folder, "publish the read snapshot of") from exc
+        raise os_failure(exc, folder, "publish the read snapshot of") from exc
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
@@ -532,66 +430,3 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-# -- temporary folders ---------------------------------------------------------------------------
-_TEMP_PREFIX = "semrouter-tmp-"
-_TEMP_LOCK = ".semrouter-tmp.lock"
-
-
-class TempFolder:
-    """A folder for a temporary collection, in RAM where possible, locked for its lifetime.
-
-    Folders of processes that died without cleaning up (SIGKILL) are swept on the next start:
-    a folder is stale when nobody holds its lock (a lock dies with its process, in any PID
-    namespace that shares the file system), never judged by a PID.
-    """
-
-    def __init__(self) -> None:
-        parent = _ram_dir() or tempfile.gettempdir()
-        sweep_temp_folders(parent)
-        # Made under a name the sweep ignores, locked, then renamed: never seen unlocked.
-        hidden = Path(tempfile.mkdtemp(prefix=".semrouter-new-", dir=parent))
-        self._lock = WriterLock(hidden / _TEMP_LOCK)
-        self._lock.acquire()
-        self.path = hidden.with_name(_TEMP_PREFIX + hidden.name.removeprefix(".semrouter-new-"))
-        os.rename(hidden, self.path)
-
-    def remove(self) -> None:
-        """Delete the folder and release its lock."""
-        shutil.rmtree(self.path, ignore_errors=True)
-        self._lock.release()
-
-
-def sweep_temp_folders(parent: str | Path) -> int:
-    """Remove temporary folders whose owner is gone (their lock is free); returns how many."""
-    removed = 0
-    for stale in Path(parent).glob(_TEMP_PREFIX + "*"):
-        try:
-            fd = os.open(stale / _TEMP_LOCK, os.O_RDWR)
-        except OSError:
-            continue  # no lock file: not ours to judge
-        try:
-            try:
-                if _OFD:
-                    _ofd(fd, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
-                else:  # pragma: no cover
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # its owner is alive
-            shutil.rmtree(stale, ignore_errors=True)
-            removed += 1
-        finally:
-            os.close(fd)
-    return removed
-
-
-def _ram_dir() -> str | None:
-    """A RAM-backed folder for temporary collections (fsync on disk costs ~100 ms a flush)."""
-    shm = Path("/dev/shm")
-    try:
-        if shm.is_dir() and shutil.disk_usage(shm).free > 1 << 30:
-            return str(shm)
-    except OSError:
-        pass
-    return None

@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 
 from . import _edge_files as files
+from . import _edge_mirror as mirror
+from ._edge_lock import TempFolder, WriterLock, read_holder, writer_alive
+from ._edge_reader import SnapshotReader
 from ._exceptions import (
     ConfigurationError,
     ReadOnlyRouterError,
@@ -48,16 +49,6 @@ __all__ = ["EdgeStore", "StoreMode"]
 logger = logging.getLogger("semrouter")
 StoreMode = Literal["write", "read", "auto"]
 _SAMPLE = 16  # points compared between Edge and the snapshot when the writer reopens
-
-
-@dataclass(frozen=True)
-class _Served:
-    """A reader's view of one snapshot, swapped whole on :meth:`EdgeStore.reload`."""
-
-    snapshot: files.Snapshot
-    row: dict[str, int]
-    search_rows: npt.NDArray[np.int64]  # every row but the metadata point
-    unit: npt.NDArray[np.float32]  # normalised vectors of ``search_rows`` (cosine)
 
 
 class EdgeStore(Store):
@@ -98,7 +89,7 @@ class EdgeStore(Store):
         if mode not in ("write", "read", "auto"):
             raise ConfigurationError(f"mode must be 'write', 'read' or 'auto', got {mode!r}")
         self._edge = qdrant_edge
-        self._temp = files.TempFolder() if path is None else None
+        self._temp = TempFolder() if path is None else None
         self._cleanup = weakref.finalize(self, self._temp.remove) if self._temp else None
         root = Path(path) if path is not None else self._temp.path  # type: ignore[union-attr]
         if root.exists() and not root.is_dir():
@@ -107,10 +98,9 @@ class EdgeStore(Store):
         self.target = str(self._dir) if path is not None else ":memory:"
         self._shard: Any = None
         self._indexed = False
-        self._lock = files.WriterLock(self._dir / files.LOCK_FILE)
-        self._mirror: dict[str, tuple[dict[str, Any], npt.NDArray[np.float32]]] | None = None
-        self._served: _Served | None = None
-        self._stamp: tuple[int, int, int] | None = None
+        self._lock = WriterLock(self._dir / files.LOCK_FILE)
+        self._mirror: mirror.Mirror | None = None
+        self._reader: SnapshotReader | None = None
         self._revision = 0
         self._dirty = False
         self._dropped: list[str] = []
@@ -120,7 +110,7 @@ class EdgeStore(Store):
             if self._temp is not None:
                 self.mode = "write"
             elif mode == "read":
-                self._open_reader(wait)
+                self._reader = SnapshotReader(self._dir, wait)
             else:
                 try:
                     self._lock.acquire(lock_timeout)
@@ -128,7 +118,7 @@ class EdgeStore(Store):
                     if mode == "write":
                         raise
                     self.mode = "read"
-                    self._open_reader(wait)
+                    self._reader = SnapshotReader(self._dir, wait)
                 else:
                     self._open_writer(rebuild)
         except BaseException:
@@ -157,7 +147,7 @@ class EdgeStore(Store):
         elif files.read_marker(self._dir) == "ready":
             problem = StoreDamagedError(
                 f"the embedded folder {self._dir} lost its Qdrant Edge files (edge_config.json, "
-                "segments/); " + files._rebuild_hint(True)
+                "segments/); " + files.rebuild_hint(True)
             )
             if not rebuild:
                 raise problem
@@ -181,7 +171,7 @@ class EdgeStore(Store):
             dropped = f" (segments without version.info, dropped by Qdrant: {self._dropped})"
         return StoreDamagedError(
             f"the embedded folder {self._dir} lost its metadata point: files are missing or "
-            f"damaged{dropped}; " + files._rebuild_hint(True)
+            f"damaged{dropped}; " + files.rebuild_hint(True)
         )
 
     def _init_mirror(self) -> None:
@@ -200,67 +190,16 @@ class EdgeStore(Store):
         if snapshot is not None:
             self._revision = snapshot.revision
         if snapshot is not None and clean:
-            self._check_against(snapshot)
-            self._mirror = {
-                pid: (payload, snapshot.vectors[row])
-                for row, (pid, payload) in enumerate(zip(snapshot.ids, snapshot.payloads))
-            }
+            mirror.check_against(self._shard, self._edge, self._dir, snapshot)
+            self._mirror = mirror.from_snapshot(snapshot)
             return
         self._mirror = {}
         for pid, payload, vector in self._scroll_all(with_vectors=True, include_meta=True):
             self._mirror[pid] = (payload, np.asarray(vector, dtype=np.float32))
-        self._check_norms()
+        mirror.check_norms(self._mirror, self._dir)
         if self._mirror:
             self._dirty = True
             self._publish()
-
-    def _check_against(self, snapshot: files.Snapshot) -> None:
-        """Edge must hold what the (clean) snapshot says: same count, same sampled points."""
-        count = int(self._shard.count(self._edge.CountRequest(exact=True)))
-        if count != len(snapshot.ids):
-            raise StoreDamagedError(
-                f"the embedded folder {self._dir} is damaged: Qdrant Edge holds {count} points "
-                f"but its last snapshot {len(snapshot.ids)}; " + files._rebuild_hint(True)
-            )
-        if not snapshot.ids:
-            return
-        step = max(1, len(snapshot.ids) // _SAMPLE)
-        rows = list(range(0, len(snapshot.ids), step))[:_SAMPLE]
-        found = {
-            str(r.id): r
-            for r in self._shard.retrieve(
-                [snapshot.ids[i] for i in rows], with_payload=True, with_vector=True
-            )
-        }
-        for row in rows:
-            record = found.get(snapshot.ids[row])
-            vector = _plain_vector(record.vector) if record is not None else None
-            if (
-                record is None
-                or vector is None
-                or dict(record.payload or {}) != snapshot.payloads[row]
-                or not np.allclose(_unit(snapshot.vectors[row]), vector, atol=1e-4)
-            ):
-                raise StoreDamagedError(
-                    f"the embedded folder {self._dir} is damaged: point {snapshot.ids[row]} "
-                    "differs from its snapshot (bit rot in the stored vectors or payloads); "
-                    + files._rebuild_hint(True)
-                )
-
-    def _check_norms(self) -> None:
-        """A cosine collection stores unit vectors: a zeroed or non-finite one is bit rot."""
-        assert self._mirror is not None
-        bad = [
-            pid
-            for pid, (_, vector) in self._mirror.items()
-            if not np.isfinite(vector).all() or abs(float(np.linalg.norm(vector)) - 1.0) > 1e-3
-        ]
-        if bad:
-            raise StoreDamagedError(
-                f"the embedded folder {self._dir} is damaged: {len(bad)} stored vectors are not "
-                f"unit vectors (zeroed or corrupted; first: {bad[0]}); "
-                + files._rebuild_hint(files.owned(self._dir))
-            )
 
     def _recover(self) -> None:
         """Recreate a damaged folder semrouter owns; restore its points from an intact snapshot."""
@@ -281,127 +220,56 @@ class EdgeStore(Store):
             return
         self._revision = snapshot.revision
         self._new_shard(snapshot.vectors.shape[1])
-        # A payload Edge cannot read back is what bricked some folders: leave it out.
-        rows = [
-            row
-            for row, payload in enumerate(snapshot.payloads)
-            if files.payload_depth(payload) <= files.MAX_PAYLOAD_DEPTH
-        ]
-        if len(rows) < len(snapshot.ids):
-            logger.warning(
-                "left out %d points nested deeper than %d levels while restoring %s",
-                len(snapshot.ids) - len(rows),
-                files.MAX_PAYLOAD_DEPTH,
-                self._dir,
-            )
+        rows = mirror.restorable_rows(snapshot, self._dir)
         ids = [snapshot.ids[row] for row in rows]
         self.upsert(ids, snapshot.vectors[rows], [snapshot.payloads[row] for row in rows])
         self.flush()
         files.write_marker(self._dir, "ready")
 
-    def _open_reader(self, wait: float) -> None:
-        import time
-
-        self.mode = "read"
-        deadline = time.monotonic() + wait
-        while True:
-            if self._load_snapshot():
-                return
-            if not files.writer_alive(self._dir) or time.monotonic() >= deadline:
-                break
-            time.sleep(0.02)
-        if files.has_shard(self._dir):
-            raise ReadOnlyRouterError(
-                f"the embedded folder {self._dir} has no read snapshot yet (written by an older "
-                "semrouter, or its writer has not flushed): open it once with mode='write' to "
-                "publish one"
-            )
-
-    def _load_snapshot(self) -> bool:
-        stamp = files.snapshot_stamp(self._dir)
-        if stamp is None or stamp == self._stamp:
-            return False
-        try:
-            snapshot = files.read_snapshot(self._dir)
-        except files.SnapshotDamaged as exc:
-            self._stamp = stamp  # do not re-read the same damaged file on every refresh
-            if self._served is None:
-                raise StoreDamagedError(
-                    f"the read snapshot of {self._dir} is damaged ({exc}); its writer publishes "
-                    "a new one on its next write, or open the folder once with mode='write'"
-                ) from exc
-            logger.warning(
-                "keeping revision %d: the new snapshot of %s is damaged (%s)",
-                self._revision,
-                self._dir,
-                exc,
-            )
-            return False
-        if snapshot is None:
-            return False
-        search_rows = np.fromiter(
-            (row for row, pid in enumerate(snapshot.ids) if pid != META_ID), np.int64
-        )
-        self._served = _Served(
-            snapshot=snapshot,
-            row={pid: row for row, pid in enumerate(snapshot.ids)},
-            search_rows=search_rows,
-            unit=_unit_rows(snapshot.vectors[search_rows]),
-        )
-        self._stamp = stamp
-        self._revision = snapshot.revision
-        return True
-
     # -- one writer, many readers ----------------------------------------------------------------
     def revision(self) -> int:
         """The latest published revision: the writer's own; for a reader, what its writer has
         published (one ``stat``; a small read only when the file changed)."""
-        if self.mode == "write" or files.snapshot_stamp(self._dir) == self._stamp:
-            return self._revision
-        try:
-            with np.load(self._dir / files.SNAPSHOT_FILE, allow_pickle=False) as data:
-                return int(data["revision"])
-        except Exception:  # replaced or damaged under us: the next reload() will tell
-            return self._revision
+        if self._reader is not None:
+            return self._reader.published_revision()
+        return self._revision
 
     @property
     def loaded_revision(self) -> int:
         """The revision this store serves."""
-        return self._revision
+        return self._reader.loaded_revision if self._reader is not None else self._revision
 
     def changed(self) -> bool:
         """Whether the writer has published since this reader loaded (one ``stat``, ~µs)."""
-        return self.mode == "read" and files.snapshot_stamp(self._dir) != self._stamp
+        return self._reader is not None and self._reader.changed()
 
     def reload(self) -> bool:
         """Serve the writer's latest snapshot; ``True`` if it changed. A writer has nothing to
         reload. A damaged new snapshot is skipped with a log line (the old one stays)."""
-        if self.mode == "write":
-            return False
-        return self._load_snapshot()
+        return self._reader is not None and self._reader.reload()
 
     def writer_pid(self) -> int | None:
         """The pid recorded by the folder's writer, if one holds it."""
-        if self.persistent and files.writer_alive(self._dir):
-            holder = files.read_holder(self._dir / files.LOCK_FILE)
+        if self.persistent and writer_alive(self._dir):
+            holder = read_holder(self._dir / files.LOCK_FILE)
             pid = holder.get("pid") if holder else None
             return pid if isinstance(pid, int) else None
         return None
 
     def promote(self, *, rebuild: bool = False) -> None:
-        """Become the folder's writer; :class:`RouterLockedError` while another writer holds it."""
-        if self.mode == "write":
+        """Become the folder's writer; :class:`RouterLockedError` while another writer holds it
+        (this store then stays a working reader)."""
+        if self._reader is None:
             return
         self._lock.acquire(0.0)
+        reader, self._reader = self._reader, None
         try:
             self.mode = "write"
-            self._served = None
-            self._stamp = None
             self._open_writer(rebuild)
         except BaseException:
             self._close_shard()
             self._lock.release()
-            self.mode = "read"
+            self._reader, self.mode = reader, "read"
             raise
 
     def _refuse(self, action: str) -> ReadOnlyRouterError:
@@ -414,12 +282,8 @@ class EdgeStore(Store):
 
     # -- Store interface ----------------------------------------------------------------------
     def read_meta(self) -> dict[str, Any] | None:
-        if self.mode == "read":
-            if self._served is None:
-                return None
-            row = self._served.row.get(META_ID)
-            meta = self._served.snapshot.payloads[row].get(META_KEY) if row is not None else None
-            return dict(meta) if isinstance(meta, dict) else {}
+        if self._reader is not None:
+            return self._reader.read_meta()
         if self._shard is None:
             return None
         with self._errors("read the collection"):
@@ -432,7 +296,7 @@ class EdgeStore(Store):
         return dict(meta) if isinstance(meta, dict) else {}
 
     def create(self, meta: dict[str, Any], dimension: int) -> None:
-        if self.mode == "read":
+        if self._reader is not None:
             raise self._refuse("create the collection")
         if self._shard is None:
             self._new_shard(dimension)
@@ -471,7 +335,7 @@ class EdgeStore(Store):
             )
 
     def creation_interrupted(self) -> bool:
-        if self.mode == "read" or self._shard is None:
+        if self._reader is not None or self._shard is None:
             return False
         if self.persistent and files.read_marker(self._dir) is not None:
             return files.read_marker(self._dir) == "creating"
@@ -480,7 +344,7 @@ class EdgeStore(Store):
             return int(self._shard.count(self._edge.CountRequest(exact=True))) == 0
 
     def drop(self) -> None:
-        if self.mode == "read":
+        if self._reader is not None:
             raise self._refuse("drop the collection")
         self._close_shard()
         if self.persistent:
@@ -490,15 +354,8 @@ class EdgeStore(Store):
         self._indexed = False
 
     def scroll(self, *, with_vectors: bool) -> Iterator[StoredPoint]:
-        if self.mode == "read":
-            served = self._served
-            if served is None:
-                return
-            snapshot = served.snapshot
-            for row, pid in enumerate(snapshot.ids):
-                if pid != META_ID:
-                    vector = snapshot.vectors[row].tolist() if with_vectors else None
-                    yield pid, dict(snapshot.payloads[row]), vector
+        if self._reader is not None:
+            yield from self._reader.scroll(with_vectors=with_vectors)
             return
         yield from self._scroll_all(with_vectors=with_vectors)
 
@@ -521,9 +378,9 @@ class EdgeStore(Store):
     def upsert(
         self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]
     ) -> None:
-        if self.mode == "read":
+        if self._reader is not None:
             raise self._refuse("add points")
-        _check_payloads(ids, payloads)
+        mirror.check_payloads(ids, payloads)
         edge = self._edge
         for start in range(0, len(ids), _WRITE_BATCH):
             stop = start + _WRITE_BATCH
@@ -544,7 +401,7 @@ class EdgeStore(Store):
         self._indexed = False
 
     def delete(self, ids: Sequence[str]) -> None:
-        if self.mode == "read":
+        if self._reader is not None:
             raise self._refuse("delete points")
         for start in range(0, len(ids), _WRITE_BATCH):
             chunk: list[Any] = list(ids[start : start + _WRITE_BATCH])
@@ -556,9 +413,9 @@ class EdgeStore(Store):
                     self._mirror.pop(point_id, None)
 
     def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
-        if self.mode == "read":
+        if self._reader is not None:
             raise self._refuse("change payloads")
-        _check_payloads(ids, payloads)
+        mirror.check_payloads(ids, payloads)
         edge = self._edge
         self._before_write(1024 * len(ids))
         for point_id, payload in zip(ids, payloads):
@@ -577,7 +434,7 @@ class EdgeStore(Store):
             self._dirty = True
 
     def flush(self) -> None:
-        if self.mode == "read" or self._shard is None:
+        if self._reader is not None or self._shard is None:
             return
         # A temporary (":memory:") collection dies with the process: fsync buys nothing there.
         if self.persistent:
@@ -589,19 +446,7 @@ class EdgeStore(Store):
     def _publish(self) -> None:
         """Write the snapshot readers serve (and the writer reopens from), then clear the mark."""
         assert self._mirror is not None
-        mirror = self._mirror
-        dimension = next(iter(mirror.values()))[1].shape[0] if mirror else 0
-        vectors = (
-            np.stack([vector for _, vector in mirror.values()])
-            if mirror
-            else np.zeros((0, dimension), np.float32)
-        )
-        snapshot = files.Snapshot(
-            self._revision + 1,
-            tuple(mirror),
-            tuple(payload for payload, _ in mirror.values()),
-            vectors.astype(np.float32, copy=False),
-        )
+        snapshot = mirror.to_snapshot(self._mirror, self._revision + 1)
         files.write_snapshot(self._dir, snapshot)
         self._revision = snapshot.revision
         (self._dir / files.DIRTY_FILE).unlink(missing_ok=True)
@@ -609,11 +454,8 @@ class EdgeStore(Store):
 
     def retrieve_vectors(self, ids: Sequence[str]) -> np.ndarray:
         found: dict[str, Any] = {}
-        if self.mode == "read" and self._served is not None:
-            served = self._served
-            found = {
-                pid: served.snapshot.vectors[served.row[pid]] for pid in ids if pid in served.row
-            }
+        if self._reader is not None:
+            found = self._reader.vectors(ids)
         elif self._mirror is not None:
             found = {pid: self._mirror[pid][1] for pid in ids if pid in self._mirror}
         elif self._shard is not None:
@@ -629,22 +471,9 @@ class EdgeStore(Store):
 
     def load_vectors(self, fingerprint: str, dimension: int) -> tuple[list[str], np.ndarray] | None:
         """Every point's vector from the snapshot (reader) or the writer's copy of it."""
-        if self.mode == "read":
-            served = self._served
-            if served is None or (self.read_meta() or {}).get("fingerprint") != fingerprint:
-                return None
-            rows = served.search_rows
-            return [served.snapshot.ids[r] for r in rows], served.snapshot.vectors[rows]
-        mirror = self._mirror
-        if not mirror or META_ID not in mirror:
-            return None
-        if mirror[META_ID][0].get(META_KEY, {}).get("fingerprint") != fingerprint:
-            return None
-        ids = [pid for pid in mirror if pid != META_ID]
-        if not ids:
-            return [], np.zeros((0, dimension), np.float32)
-        matrix = np.stack([mirror[pid][1] for pid in ids])
-        return (ids, matrix) if matrix.shape[1] == dimension else None
+        if self._reader is not None:
+            return self._reader.load_vectors(fingerprint)
+        return mirror.vectors_for(self._mirror, fingerprint, dimension)
 
     def prepare_search(self) -> None:
         if self.mode == "write" and not self._indexed and self._shard is not None:
@@ -653,8 +482,8 @@ class EdgeStore(Store):
             self._indexed = True
 
     def search(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
-        if self.mode == "read":
-            return self._exact(vectors, limit)
+        if self._reader is not None:
+            return self._reader.search(vectors, limit)
         edge = self._edge
         requests = [
             edge.QueryRequest(query=edge.Query.Nearest(vector.tolist()), limit=limit + 1)
@@ -664,24 +493,10 @@ class EdgeStore(Store):
             results = self._shard.query_batch(edge.QueryBatchRequest(requests))
         return [[(str(p.id), float(p.score)) for p in result] for result in results]
 
-    def _exact(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
-        served = self._served
-        if served is None or not len(served.search_rows):
-            return [[] for _ in vectors]
-        sims = _unit_rows(np.asarray(vectors, np.float32)) @ served.unit.T
-        take = min(limit + 1, sims.shape[1])
-        top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-        out = []
-        for query, cols in enumerate(top):
-            cols = cols[np.argsort(-sims[query, cols], kind="stable")]
-            ids = served.snapshot.ids
-            out.append([(ids[served.search_rows[c]], float(sims[query, c])) for c in cols])
-        return out
-
     def close(self) -> None:
         self._close_shard()
         self._lock.release()
-        self._served = None
+        self._reader = None
         if self._cleanup is not None:
             self._cleanup()
 
@@ -696,23 +511,3 @@ class EdgeStore(Store):
 
     def __repr__(self) -> str:
         return f"EdgeStore({self.target!r}, mode={self.mode!r}, revision={self._revision})"
-
-
-def _check_payloads(ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
-    """Refuse, before anything is written, a payload Qdrant Edge could not read back."""
-    for point_id, payload in zip(ids, payloads):
-        if files.payload_depth(payload) > files.MAX_PAYLOAD_DEPTH:
-            raise ConfigurationError(
-                f"point {point_id}: metadata nested deeper than {files.MAX_PAYLOAD_DEPTH} levels "
-                "cannot be stored in an embedded folder (Qdrant Edge could not read it back)"
-            )
-
-
-def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm > 0 else vector
-
-
-def _unit_rows(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.asarray(matrix / np.where(norms > 0, norms, 1.0), dtype=np.float32)
