@@ -89,11 +89,11 @@ class Route(BaseModel):
         for position, item in enumerate(items):
             if not isinstance(item, str):
                 raise ValueError(
-                    f"utterance {position} must be a string, got {type(item).__name__}"
+                    f"utterances[{position}] must be a string, got {type(item).__name__}"
                 )
             if not item.strip():
-                raise ValueError(f"utterance {position} is blank: {item!r}")
-            _check_text(item, f"utterance {position}")
+                raise ValueError(f"utterances[{position}] is blank: {item!r}")
+            _check_text(item, f"utterances[{position}]")
         # Keep the first occurrence of each utterance, in order.
         return tuple(dict.fromkeys(items))
 
@@ -216,5 +216,5 @@ def _describe(exc: ValidationError, name: Any) -> str:
         for prefix in ("Value error, ", "Assertion failed, "):
             message = message.removeprefix(prefix)
         field = ".".join(str(p) for p in err["loc"]) or "value"
-        problems.append(message if message.startswith(field.rstrip("s")) else f"{field}: {message}")
+        problems.append(message if message.startswith(field) else f"{field}: {message}")
     return f"invalid {where}: {'; '.join(problems)}"

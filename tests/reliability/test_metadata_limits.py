@@ -128,7 +128,7 @@ def test_blank_utterance_error_names_route_and_position_without_pydantic_prefix(
         Route("billing", ["refund please", "   ", "invoice"])
     message = str(caught.value)
     assert "billing" in message
-    assert "utterance 1" in message
+    assert "utterances[1] is blank" in message
     assert "Value error" not in message
 
 
@@ -139,5 +139,5 @@ def test_blank_utterance_in_a_router_names_the_route() -> None:
             encoder=FakeEncoder(dimension=8),
         )
     message = str(caught.value)
-    assert "'bad'" in message and "utterance 1" in message
+    assert "'bad'" in message and "utterances[1] is blank" in message
     assert "Value error" not in message
