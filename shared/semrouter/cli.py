@@ -2,7 +2,8 @@
 
     semrouter route router.yaml "What have you been upto?" ["another text" ...]
     semrouter sync router.yaml          # build or refresh the index; prints what was encoded
-    semrouter info router.yaml          # routes, encoder, where the index lives
+    semrouter info router.yaml          # routes, encoder, where the index lives, calibration
+    semrouter import router.json -o router.yaml   # from semantic-router 0.x/1.x or RedisVL
 
 Exit status: 0 on success, 2 on a semrouter error (message on stderr).
 """
@@ -14,8 +15,9 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from ._exceptions import SemRouterError
+from ._exceptions import ConfigurationError, SemRouterError
 from ._router import SemanticRouter
 
 __all__ = ["main"]
@@ -32,6 +34,22 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("config", type=Path)
     info = commands.add_parser("info", help="describe a router file")
     info.add_argument("config", type=Path)
+    imp = commands.add_parser(
+        "import",
+        help="convert a semantic-router (0.x JSON/YAML, 1.x YAML) or RedisVL router file",
+        description="Convert another library's router file to a semrouter config; every "
+        "conversion and every part not imported is listed.",
+    )
+    imp.add_argument("source", type=Path)
+    imp.add_argument("-o", "--output", type=Path, help="write here (.yaml/.json); default stdout")
+    imp.add_argument(
+        "--format", choices=["semantic-router-0", "semantic-router-1", "redisvl"], default=None
+    )
+    imp.add_argument(
+        "--local",
+        action="store_true",
+        help="use the local default encoder when the source's has no semrouter counterpart",
+    )
     _add_quality_commands(commands)
     return parser
 
@@ -66,18 +84,85 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"deleted {report.deleted}, updated {report.updated}"
                 )
         elif args.command == "info":
-            from ._config import read_config
-
-            config = read_config(args.config)
-            print(config.model_dump_json(indent=2, exclude={"routes"}))
-            for route in config.routes:
-                print(f"- {route.get('name')}: {len(route.get('utterances') or [])} utterances")
+            _info(args.config)
+        elif args.command == "import":
+            _import(args.source, args.output, args.format, local=args.local)
         else:
             return int(args.handler(args))
     except SemRouterError as exc:
         print(f"semrouter: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _info(path: Path) -> None:
+    from ._config import read_config
+
+    config = read_config(path)
+    # The learned head's weights are base64 bytes: summarise the calibration instead.
+    print(config.model_dump_json(indent=2, exclude={"routes", "calibration"}))
+    for line in _calibration_summary(config.calibration):
+        print(line)
+    for route in config.routes:
+        print(f"- {route.get('name')}: {len(route.get('utterances') or [])} utterances")
+
+
+def _calibration_summary(calibration: dict[str, Any] | None) -> list[str]:
+    if not calibration:
+        return ["calibration: none (unfitted; run semrouter fit)"]
+    lines = [
+        f"calibration: fitted for {str(calibration.get('fingerprint'))!r}, "
+        f"metric {calibration.get('metric', 'accuracy')}, "
+        f"similarity weight {calibration.get('similarity_weight', 1.0)}"
+    ]
+    head = calibration.get("head")
+    if isinstance(head, dict):
+        names = head.get("route_names") or []
+        extra = " + 'no route'" if head.get("has_none") else ""
+        lines.append(
+            f"  head: logistic, {len(names)} routes{extra}, {head.get('dimension')}-d input, "
+            f"temperature {head.get('temperature')}"
+        )
+    else:
+        lines.append("  head: none (thresholds only)")
+    thresholds = calibration.get("thresholds") or {}
+    if thresholds:
+        values = sorted(float(v) for v in thresholds.values())
+        lines.append(
+            f"  thresholds: {len(values)} routes, {values[0]:.3f} to {values[-1]:.3f} "
+            f"(median {values[len(values) // 2]:.3f})"
+        )
+    heldout = calibration.get("heldout") or {}
+    if heldout:
+        shown = ", ".join(f"{k} {float(v):.3f}" for k, v in sorted(heldout.items()))
+        lines.append(f"  held-out: {shown}")
+    return lines
+
+
+def _import(source: Path, output: Path | None, fmt: Any, *, local: bool) -> None:
+    import yaml
+
+    from ._importers import import_router
+
+    result = import_router(source, format=fmt, local_fallback=local)
+    notes_to = sys.stdout if output else sys.stderr
+    print(
+        f"{source}: {result.source_format}, {len(result.routes)} routes, "
+        f"encoder {result.source_encoder}",
+        file=notes_to,
+    )
+    for note in result.notes:
+        print(f"- {note}", file=notes_to)
+    if result.encoder is None:
+        raise ConfigurationError(
+            f"no semrouter encoder for {result.source_encoder}: pass --local to use the local "
+            "default (thresholds dropped)"
+        )
+    if output is None:
+        print(yaml.safe_dump(result.to_config(), sort_keys=False, allow_unicode=False), end="")
+    else:
+        result.save(output)
+        print(f"wrote {output}")
 
 
 if __name__ == "__main__":  # pragma: no cover
