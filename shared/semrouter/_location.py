@@ -72,13 +72,40 @@ class QdrantLocation(BaseModel):
     client: Any = None
     aclient: Any = None
 
-    def __init__(self, **data: Any) -> None:
+    def __init__(
+        self,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        url: str | None = None,
+        api_key: str | SecretStr | None = None,
+        prefer_grpc: bool = False,
+        grpc_port: int | None = None,
+        timeout: float = 5.0,
+        client: Any = None,
+        aclient: Any = None,
+    ) -> None:
+        data = {
+            "path": path,
+            "url": url,
+            "api_key": api_key,
+            "prefer_grpc": prefer_grpc,
+            "grpc_port": grpc_port,
+            "timeout": timeout,
+            "client": client,
+            "aclient": aclient,
+        }
         try:
             super().__init__(**data)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             if isinstance(exc, ConfigurationError):
                 raise
             raise ConfigurationError(f"invalid Qdrant location: {_problems(exc)}") from None
+
+    def __copy__(self) -> QdrantLocation:
+        return self  # an immutable value: copies share it (and the clients it names)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> QdrantLocation:
+        return self
 
     # -- validation ---------------------------------------------------------------------------
     @field_validator("path", mode="before")

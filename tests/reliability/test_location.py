@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import Iterator
@@ -44,7 +45,6 @@ KEY = "location-secret-0123456789"
         ({"timeout": float("nan")}, "timeout"),
         ({"timeout": float("inf")}, "timeout"),
         ({"timeout": 10**400}, "timeout"),
-        ({"colour": "red"}, "colour"),
     ],
 )
 def test_invalid_locations_are_configuration_errors(kwargs: dict[str, Any], match: str) -> None:
@@ -52,6 +52,18 @@ def test_invalid_locations_are_configuration_errors(kwargs: dict[str, Any], matc
         QdrantLocation(**kwargs)
     assert "Value error" not in str(caught.value)
     assert KEY not in str(caught.value)
+
+
+def test_unknown_keyword_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="colour"):
+        QdrantLocation(colour="red")  # type: ignore[call-arg]
+
+
+def test_copies_share_the_value_and_its_clients() -> None:
+    client = QdrantClient(":memory:")
+    location = QdrantLocation(client=client)
+    assert copy.deepcopy(location) is location
+    assert copy.copy(location).client is client
 
 
 def test_location_is_frozen_and_hides_the_key() -> None:
