@@ -89,7 +89,8 @@ class Route(BaseModel):
         for position, item in enumerate(items):
             if not isinstance(item, str):
                 raise ValueError(
-                    f"utterances[{position}] must be a string, got {type(item).__name__}"
+                    f"utterances must be strings, got {type(item).__name__} at "
+                    f"utterances[{position}]"
                 )
             if not item.strip():
                 raise ValueError(f"utterances[{position}] is blank: {item!r}")
