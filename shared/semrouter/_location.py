@@ -285,12 +285,15 @@ class QdrantLocation(BaseModel):
             "timeout": max(1, math.ceil(self.timeout)),
             "check_compatibility": False,  # no version probe: it would call the server
         }
+        # Mounted for every URL rather than passed as transport=, so that proxies from the
+        # environment (HTTPS_PROXY...) still apply: httpx prefers their more specific mounts.
+        # Proxied requests then keep httpx's per-operation timeouts only.
         sync_transport, async_transport = deadline_transports(self.timeout)
         target = self.target
         with backend_errors(target):
-            sync_client = QdrantClient(**options, transport=sync_transport)
+            sync_client = QdrantClient(**options, mounts={"all://": sync_transport})
             try:
-                async_client = AsyncQdrantClient(**options, transport=async_transport)
+                async_client = AsyncQdrantClient(**options, mounts={"all://": async_transport})
             except BaseException:
                 sync_client.close()
                 raise
