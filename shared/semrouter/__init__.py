@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._conversation import ConversationMatch, ConversationRouter, Turn, TurnWeight
+from ._conversation import (
+    ConversationMatch,
+    ConversationOptions,
+    ConversationRouter,
+    Turn,
+    TurnWeight,
+)
 from ._evaluation import EvaluationReport
 from ._exceptions import (
     BackendError,
@@ -53,6 +59,7 @@ __all__ = [
     "Calibration",
     "ConfigurationError",
     "ConversationMatch",
+    "ConversationOptions",
     "ConversationRouter",
     "Encoder",
     "EncoderError",

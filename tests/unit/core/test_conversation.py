@@ -1,0 +1,281 @@
+"""ConversationRouter: follow-ups, topic switches, out-of-scope turns, nothing re-encoded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from semrouter import (
+    ConfigurationError,
+    ConversationMatch,
+    ConversationOptions,
+    ConversationRouter,
+    FakeEncoder,
+    InvalidQueryError,
+    QueryTypeError,
+    Route,
+    SemanticRouter,
+    Turn,
+)
+from semrouter._conversation import fold, user_text
+
+ROUTES = [
+    Route("flights", ["book a flight to paris", "find flights to rome", "cheap plane tickets"]),
+    Route("hotels", ["book a hotel room", "find a hotel near the station", "cheap hotel rooms"]),
+    Route("weather", ["weather forecast for tomorrow", "will it rain today", "is it sunny"]),
+]
+
+
+@pytest.fixture
+def router(fake_encoder: FakeEncoder) -> Iterator[SemanticRouter]:
+    with SemanticRouter(ROUTES, encoder=fake_encoder) as router:
+        yield router
+
+
+@pytest.fixture
+def conversation(router: SemanticRouter) -> ConversationRouter:
+    return ConversationRouter(router)
+
+
+# -- the fold, on known scores (threshold 0.3 everywhere) ---------------------------------------
+THRESHOLDS = np.array([0.3, 0.3, 0.3])
+OPTIONS = ConversationOptions(decay=1.0, clear_margin=0.05, switch_gap=0.08, join_margin=0.14)
+
+
+def row(*scores: float) -> np.ndarray:
+    return np.array(scores, dtype=np.float64)
+
+
+def test_fold_follow_up_inherits_the_context() -> None:
+    context, weights = fold([row(0.7, 0.1, 0.0), row(0.2, 0.25, 0.1)], THRESHOLDS, OPTIONS)
+    assert context is not None
+    np.testing.assert_allclose(context, [0.45, 0.175, 0.05])
+    assert weights == {0: 0.5, 1: 0.5}
+
+
+def test_fold_clear_switch_starts_a_new_context() -> None:
+    rows = [row(0.7, 0.1, 0.0), row(0.3, 0.6, 0.1)]
+    context, weights = fold(rows, THRESHOLDS, OPTIONS)
+    assert context is not None
+    np.testing.assert_allclose(context, rows[1])
+    assert weights == {1: 1.0}
+
+
+def test_fold_clear_but_close_to_the_context_route_is_a_follow_up() -> None:
+    # 0.40 passes clear_margin but beats the context route (0.35) by less than switch_gap.
+    context, weights = fold([row(0.7, 0.1, 0.0), row(0.35, 0.40, 0.1)], THRESHOLDS, OPTIONS)
+    assert context is not None
+    assert int(np.argmax(context)) == 0
+    assert weights == {0: 0.5, 1: 0.5}
+
+
+def test_fold_out_of_scope_last_turn_stands_alone() -> None:
+    # 0.1 for the context route is below 0.3 - 0.14: it does not join.
+    context, weights = fold([row(0.7, 0.1, 0.0), row(0.1, 0.12, 0.15)], THRESHOLDS, OPTIONS)
+    assert context is None
+    assert weights == {1: 1.0}
+
+
+def test_fold_out_of_scope_turn_in_the_middle_leaves_the_context() -> None:
+    rows = [row(0.7, 0.1, 0.0), row(0.1, 0.12, 0.15), row(0.2, 0.1, 0.1)]
+    context, weights = fold(rows, THRESHOLDS, OPTIONS)
+    assert context is not None
+    np.testing.assert_allclose(context, [0.45, 0.1, 0.05])
+    assert weights == {0: 0.5, 2: 0.5}
+
+
+def test_fold_decay_weighs_the_context() -> None:
+    options = OPTIONS.model_copy(update={"decay": 3.0})
+    context, weights = fold([row(0.8, 0.0, 0.0), row(0.2, 0.0, 0.0)], THRESHOLDS, options)
+    assert context is not None
+    assert context[0] == pytest.approx(0.65)
+    assert weights == {0: 0.75, 1: 0.25}
+
+
+# -- the router, end to end on the fake encoder --------------------------------------------------
+def test_follow_up_keeps_the_route_the_last_turn_alone_misses(
+    conversation: ConversationRouter,
+) -> None:
+    turns = ["book a flight to paris on friday", "what about tuesday to paris instead"]
+    assert conversation.route_last(turns).name is None
+    match = conversation.route(turns)
+    assert isinstance(match, ConversationMatch)
+    assert match.name == "flights"
+    assert match.context is True
+    assert [t.index for t in match.turns] == [0, 1]
+    assert sum(t.weight for t in match.turns) == pytest.approx(1.0)
+    assert match.turns[0].route == "flights"
+    assert match.turns[1].route is None
+    assert match.threshold == pytest.approx(0.3)
+    assert match.score >= 0.3
+    assert match.utterance == "book a flight to paris"
+
+
+def test_topic_switch_does_not_stick(conversation: ConversationRouter) -> None:
+    turns = ["book a flight to paris", "will it rain today or is it sunny"]
+    match = conversation.route(turns)
+    assert match.name == "weather"
+    assert match.context is False
+    assert [(t.index, t.weight) for t in match.turns] == [(1, 1.0)]
+    alone = conversation.route_last(turns)
+    assert (match.name, match.utterance) == (alone.name, alone.utterance)
+    assert match.score == pytest.approx(alone.score, abs=1e-6)
+
+
+def test_switch_then_follow_up_follows_the_new_topic(conversation: ConversationRouter) -> None:
+    turns = [
+        "book a flight to paris",
+        "find a hotel near the station",
+        "one with breakfast near the station",
+    ]
+    assert conversation.route(turns).name == "hotels"
+
+
+def test_out_of_scope_turn_is_not_pulled_into_the_context(
+    conversation: ConversationRouter,
+) -> None:
+    turns = ["book a flight to paris", "who painted the mona lisa"]
+    match = conversation.route(turns)
+    assert match.name is None
+    assert match.context is False
+    assert [t.index for t in match.turns] == [1]
+
+
+def test_single_turn_equals_the_router(
+    conversation: ConversationRouter, router: SemanticRouter
+) -> None:
+    for text in ("book a flight to paris", "will it rain today", "who painted the mona lisa"):
+        match = conversation.route([text])
+        expected = router.route(text)
+        assert (match.name, match.utterance) == (expected.name, expected.utterance)
+        assert match.scores == pytest.approx(expected.scores, abs=1e-6)
+        assert match.context is False
+
+
+def test_assistant_and_system_turns_are_skipped(conversation: ConversationRouter) -> None:
+    turns: list[Turn] = [
+        ("system", "you are a helpful travel agent who can check the weather"),
+        ("user", "book a flight to paris"),
+        ("assistant", "will it rain today? is it sunny? the weather forecast for tomorrow"),
+        {"role": "user", "content": "what about tuesday to paris instead"},
+    ]
+    match = conversation.route(turns)
+    assert match.name == "flights"
+    assert [t.index for t in match.turns] == [1, 3]
+
+
+def test_window_limits_the_turns_looked_at(router: SemanticRouter) -> None:
+    turns = ["book a flight to paris", "what about tuesday to paris instead"]
+    alone = ConversationRouter(router, window=1).route(turns)
+    assert alone.name is None and alone.context is False
+
+
+# -- cost: nothing re-encoded --------------------------------------------------------------------
+def test_each_new_turn_is_encoded_once(
+    conversation: ConversationRouter, fake_encoder: FakeEncoder
+) -> None:
+    turns = [
+        "book a flight to paris",
+        "what about tuesday to paris instead",
+        "and a window seat to paris",
+        "find a hotel near the station",
+    ]
+    fake_encoder.reset_counts()
+    for n in range(1, len(turns) + 1):
+        conversation.route(turns[:n])
+        assert fake_encoder.calls == n
+        assert fake_encoder.encoded_texts == n
+    # Routing the same conversation again encodes nothing; so do assistant turns.
+    conversation.route([*turns, ("assistant", "done")])
+    assert fake_encoder.encoded_texts == len(turns)
+    assert conversation.cached_turns == len(turns)
+
+
+def test_replace_shares_the_cache(
+    conversation: ConversationRouter, fake_encoder: FakeEncoder
+) -> None:
+    turns = ["book a flight to paris", "what about tuesday to paris instead"]
+    conversation.route(turns)
+    fake_encoder.reset_counts()
+    other = conversation.replace(decay=2.0)
+    assert other.options.decay == 2.0 and conversation.options.decay == 1.0
+    other.route(turns)
+    assert fake_encoder.encoded_texts == 0
+
+
+def test_cache_is_bounded(router: SemanticRouter, fake_encoder: FakeEncoder) -> None:
+    conversation = ConversationRouter(router, cache_size=2)
+    for text in ("book a flight", "will it rain", "a hotel room"):
+        conversation.route([text])
+    assert conversation.cached_turns == 2
+    fake_encoder.reset_counts()
+    conversation.route(["book a flight"])
+    assert fake_encoder.encoded_texts == 1
+    conversation.clear_cache()
+    assert conversation.cached_turns == 0
+
+
+def test_aroute_matches_route(conversation: ConversationRouter, fake_encoder: FakeEncoder) -> None:
+    turns = ["book a flight to paris", "what about tuesday to paris instead"]
+    expected = ConversationRouter(conversation.router).route(turns)
+    fake_encoder.reset_counts()
+    match = asyncio.run(conversation.aroute(turns))
+    assert match == expected
+    assert fake_encoder.encoded_texts == 2
+    asyncio.run(conversation.aroute(turns))
+    assert fake_encoder.encoded_texts == 2
+
+
+# -- bad input and options -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("turns", "error"),
+    [
+        ("book a flight", QueryTypeError),
+        ([], InvalidQueryError),
+        (["   "], InvalidQueryError),
+        ([("assistant", "hello")], InvalidQueryError),
+        ([42], QueryTypeError),
+        ([("user", 42)], QueryTypeError),
+        (["bad \ud800 text"], InvalidQueryError),
+    ],
+)
+def test_bad_turns_raise_our_errors(
+    conversation: ConversationRouter, turns: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        conversation.route(turns)  # type: ignore[arg-type]
+
+
+def test_blank_earlier_turns_are_skipped(conversation: ConversationRouter) -> None:
+    match = conversation.route(["book a flight to paris", "", "what about tuesday to paris"])
+    assert [t.index for t in match.turns] == [0, 2]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"window": 0}, {"decay": -1.0}, {"clear_margin": 5.0}, {"nonsense": 1}, {"window": "x"}],
+)
+def test_bad_options_raise_configuration_error(
+    router: SemanticRouter, conversation: ConversationRouter, fields: dict[str, object]
+) -> None:
+    with pytest.raises(ConfigurationError):
+        ConversationRouter(router, **fields)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        conversation.replace(**fields)
+
+
+def test_options_are_frozen(conversation: ConversationRouter) -> None:
+    with pytest.raises(ValueError):
+        conversation.options.window = 3
+    with pytest.raises(ConfigurationError):
+        ConversationRouter(conversation.router, ConversationOptions(), window=2)
+
+
+def test_user_text_roles() -> None:
+    assert user_text("hi") == "hi"
+    assert user_text(("Human", "hi")) == "hi"
+    assert user_text(("assistant", "hi")) is None
+    assert user_text({"role": "tool", "content": "x"}) is None
