@@ -187,11 +187,15 @@ def _map_backend_error(exc: Exception, target: str) -> SemRouterError | None:
                 f"Qdrant at {target} is unavailable (HTTP {status}): {_excerpt(exc.content)}"
             )
         return BackendError(f"Qdrant at {target} answered HTTP {status}: {_excerpt(exc.content)}")
-    source = exc.source if isinstance(exc, ResponseHandlingException) else exc
-    if isinstance(source, json.JSONDecodeError) or _is_parse_error(source):
+    # A 2xx answer that does not parse: qdrant-client wraps pydantic's error, or lets a
+    # JSONDecodeError through. (A bare ValidationError is not about an answer: left alone.)
+    wrapped = isinstance(exc, ResponseHandlingException)
+    source = exc.source if wrapped else exc
+    if isinstance(source, json.JSONDecodeError) or (wrapped and _is_parse_error(source)):
         return BackendError(
             f"{target} answered with something that is not a Qdrant response "
-            f"({type(source).__name__}); is the URL a Qdrant server?"
+            f"({type(source).__name__}); is the URL a Qdrant server (of a version this "
+            "qdrant-client reads)?"
         )
     if _is_connection_failure(exc):
         detail = scrub(f"{type(source).__name__}: {source}")
