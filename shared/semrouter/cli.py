@@ -40,8 +40,31 @@ def _parser() -> argparse.ArgumentParser:
         description="Convert another library's router file to a semrouter config; every "
         "conversion and every part not imported is listed.",
     )
-    imp.add_argument("source", type=Path)
+    imp.add_argument(
+        "source", help="a router file, or a collection with --qdrant-url/--qdrant-path"
+    )
     imp.add_argument("-o", "--output", type=Path, help="write here (.yaml/.json); default stdout")
+    where = imp.add_mutually_exclusive_group()
+    where.add_argument(
+        "--qdrant-url",
+        help="import a semantic-router collection from this Qdrant server "
+        "(API key from $QDRANT_API_KEY)",
+    )
+    where.add_argument(
+        "--qdrant-path", type=Path, help="... or from this local qdrant-client folder"
+    )
+    imp.add_argument("--namespace", help="the semantic-router namespace to import")
+    imp.add_argument(
+        "--encoder",
+        default="local",
+        help="for a collection: the new router's encoder, checked against the stored vectors "
+        "(local, multilingual or openai:MODEL; default local)",
+    )
+    imp.add_argument(
+        "--path",
+        type=Path,
+        help="for a collection: the new router's embedded folder (default: beside --output)",
+    )
     imp.add_argument(
         "--format", choices=["semantic-router-0", "semantic-router-1", "redisvl"], default=None
     )
@@ -86,7 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "info":
             _info(args.config)
         elif args.command == "import":
-            _import(args.source, args.output, args.format, local=args.local)
+            if args.qdrant_url or args.qdrant_path:
+                _import_collection(args)
+            else:
+                _import(Path(args.source), args.output, args.format, local=args.local)
         else:
             return int(args.handler(args))
     except SemRouterError as exc:
@@ -163,6 +189,41 @@ def _import(source: Path, output: Path | None, fmt: Any, *, local: bool) -> None
     else:
         result.save(output)
         print(f"wrote {output}")
+
+
+def _import_collection(args: argparse.Namespace) -> None:
+    import os
+
+    from qdrant_client import QdrantClient
+
+    from ._exceptions import backend_errors
+    from ._importers import import_qdrant_collection
+    from .encoders import encoder_from_config
+
+    if args.output is None:
+        raise ConfigurationError("importing a collection needs -o/--output")
+    kind, _, model = str(args.encoder).partition(":")
+    encoder = encoder_from_config({"type": kind, **({"model": model} if model else {})})
+    target = args.qdrant_url or str(args.qdrant_path)
+    with backend_errors(target):
+        client = (
+            QdrantClient(url=args.qdrant_url, api_key=os.environ.get("QDRANT_API_KEY"))
+            if args.qdrant_url
+            else QdrantClient(path=str(args.qdrant_path))
+        )
+    try:
+        result = import_qdrant_collection(
+            client, args.source, encoder=encoder, namespace=args.namespace
+        )
+    finally:
+        client.close()
+    print(f"{args.source}: {len(result.routes)} routes")
+    for note in result.notes:
+        print(f"- {note}")
+    path = args.path or args.output.parent / f"{args.output.stem}_db"
+    with result.to_router(encoder=encoder, path=path) as router:
+        router.save(args.output)
+        print(f"wrote {args.output} (index in {path}, {len(result.vectors)} vectors reused)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,9 @@ from pydantic import ValidationError
 from .._exceptions import ConfigurationError
 from .._routes import Route
 from ..encoders import Encoder
+
+if TYPE_CHECKING:
+    from .._router import SemanticRouter
 
 __all__ = ["ImportResult", "SourceFormat"]
 
@@ -98,6 +101,28 @@ class ImportResult:
         tmp.replace(target)
         return target
 
+    def to_router(self, *, encoder: Encoder | None = None, **kwargs: Any) -> SemanticRouter:
+        """Build the router: the imported routes and options, reused vectors not re-encoded.
+
+        Args:
+            encoder: default: the encoder of :attr:`encoder` (the spec); for a Qdrant import,
+                pass the encoder the vectors were checked against.
+            kwargs: any other :class:`~semrouter.SemanticRouter` argument (``path=``, ``url=``,
+                ``collection=``...); they win over the imported options.
+        """
+        from .._router import SemanticRouter
+        from ..encoders import encoder_from_config
+
+        if encoder is None:
+            encoder = encoder_from_config(self.to_config()["encoder"])
+        if self.threshold is not None:
+            kwargs.setdefault("threshold", self.threshold)
+        if self.aggregation is not None:
+            kwargs.setdefault("aggregation", self.aggregation)
+        if self.collection:
+            kwargs.setdefault("collection", self.collection)
+        return SemanticRouter(self.routes, encoder=self.seeded_encoder(encoder), **kwargs)
+
     def seeded_encoder(self, encoder: Encoder) -> Encoder:
         """``encoder``, answering the imported utterances from the reused vectors.
 
@@ -132,6 +157,9 @@ class _SeededEncoder(Encoder):
 
     def to_config(self) -> dict[str, Any]:
         return self._inner.to_config()
+
+    def __repr__(self) -> str:
+        return f"{self._inner!r} (with {len(self._known)} imported vectors)"
 
 
 def _validate(config: dict[str, Any]) -> None:

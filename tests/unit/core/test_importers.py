@@ -407,3 +407,33 @@ def test_cli_info_summarises_the_calibration(
     assert "head: logistic, 2 routes" in out
     assert "calibration: fitted for 'fake-bow|dim=64|l2'" in out
     assert "- flights: 1 utterances" in out
+
+
+def test_to_router_applies_the_imported_options(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    result = import_router(write(tmp_path / "router.yaml", REDISVL_YAML))
+    with result.to_router(encoder=fake_encoder) as router:
+        assert router.collection == "topic-router"
+        assert router.aggregation == "max"
+        assert router.threshold_for("sports") == pytest.approx(0.55)
+        assert router.route("football scores today").name == "sports"
+
+
+def test_cli_imports_a_collection_in_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = QdrantClient(path=str(tmp_path / "sr"))
+    sr_collection(source, "sr-index", FakeEncoder(dimension=64))
+    source.close()
+    out = tmp_path / "router.yaml"
+    argv = ["import", "sr-index", "--qdrant-path", str(tmp_path / "sr"), "--encoder", "fake"]
+    assert main([*argv, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 vectors reused" in printed
+    assert "router_db" in printed
+    encoder = FakeEncoder(dimension=64)
+    with SemanticRouter.load(out, encoder=encoder) as router:
+        assert encoder.encoded_texts == 0  # the imported index was kept, nothing re-encoded
+        assert router.threshold_for("greet") == pytest.approx(0.5)
+        assert router.route("hello there").name == "greet"
+    assert main(argv) == 2  # a collection import needs somewhere to write
+    assert "--output" in capsys.readouterr().err
