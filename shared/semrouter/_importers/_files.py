@@ -144,8 +144,12 @@ class _Converter:
         encoder = data.get("encoder") or {}
         if not isinstance(encoder, dict):
             raise ConfigurationError("'encoder' must be a mapping with type and name")
-        enc = self._encoder(encoder.get("type"), encoder.get("name"))
-        self._unknown(data, _SR1_KEYS, "")
+        # Some 1.x writers keep 0.x's top-level encoder_type / encoder_name.
+        enc = self._encoder(
+            encoder.get("type", data.get("encoder_type")),
+            encoder.get("name", data.get("encoder_name")),
+        )
+        self._unknown(data, _SR1_KEYS | {"encoder_type", "encoder_name"}, "")
         calibrator = data.get("calibrator")
         calibrated = bool(calibrator)
         if calibrated:

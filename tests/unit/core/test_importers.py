@@ -190,6 +190,17 @@ def test_calibrated_thresholds_are_dropped(tmp_path: Path) -> None:
     assert notes_with(result, "platt", "calibrated")
 
 
+def test_sr1_with_top_level_encoder_keys(tmp_path: Path) -> None:
+    text = SR1_ROUTER_YAML.replace(
+        "encoder:\n  type: huggingface\n  name: sentence-transformers/all-MiniLM-L6-v2\n",
+        "encoder_type: openai\nencoder_name: text-embedding-3-large\n",
+    )
+    result = import_router(write(tmp_path / "router.yaml", text))
+    assert result.source_format == "semantic-router-1"
+    assert result.encoder == {"type": "openai", "model": "text-embedding-3-large"}
+    assert not notes_with(result, "encoder_type")
+
+
 @pytest.mark.parametrize("kind", ["decision", "chain", "merge"])
 def test_other_router_types_are_reported(tmp_path: Path, kind: str) -> None:
     text = SR1_ROUTER_YAML.replace("router_type: indexed", f"router_type: {kind}")
