@@ -27,10 +27,11 @@ from ._options import RouterOptions
 from ._routes import Route
 from ._routeset import Snapshot
 from ._scorer import Candidates
+from ._search import exact_search, make_pruning
 from ._stores import NAMESPACE, Hit, Store
 from .encoders import Encoder
 
-__all__ = ["RouteIndex", "SyncReport", "exact_search", "point_id"]
+__all__ = ["RouteIndex", "SyncReport", "point_id"]
 
 SCHEMA_VERSION = 1
 logger = logging.getLogger("semrouter")
@@ -213,7 +214,7 @@ class RouteIndex:
     ) -> Candidates:
         """The ``candidates`` nearest rows of ``snapshot`` for each query vector."""
         if snapshot.vectors is not None:
-            return exact_search(snapshot.vectors, vectors, candidates)
+            return exact_search(snapshot.vectors, vectors, candidates, snapshot.pruning)
         return _from_hits(snapshot, self.store.search(vectors, candidates))
 
     async def asearch(
@@ -221,7 +222,7 @@ class RouteIndex:
     ) -> Candidates:
         """Asynchronous :meth:`search`: in-process search is sub-millisecond; Qdrant is awaited."""
         if snapshot.vectors is not None:
-            return exact_search(snapshot.vectors, vectors, candidates)
+            return exact_search(snapshot.vectors, vectors, candidates, snapshot.pruning)
         return _from_hits(snapshot, await self.store.asearch(vectors, candidates))
 
     def vectors_of(self, snapshot: Snapshot) -> npt.NDArray[np.float32]:
@@ -256,6 +257,7 @@ def _snapshot(
         utterances=tuple(desired[pid][1] for pid in ids),
         id_to_row={pid: row for row, pid in enumerate(ids)},
         vectors=matrix,
+        pruning=make_pruning(matrix) if matrix is not None else None,
     )
 
 
@@ -284,48 +286,6 @@ def _is_ours(pid: str, payload: dict[str, Any], desired: dict[str, tuple[Route, 
         if (declared_route.name, declared_utterance) == (route, utterance):
             return True
     return pid == point_id(route, utterance)
-
-
-# A query or a few: one BLAS thread. Handing a 10k x 384 product to OpenBLAS's second thread
-# costs more than it saves, and its spinning threads then slow the ONNX encoder that runs
-# next: route() fell from 11.5 ms to 4.7 ms a query at 10k utterances (core_perf.txt).
-_SMALL_BATCH = 16
-_THREADED_PRODUCT = 1 << 20  # below ~1M multiply-adds OpenBLAS stays on one thread anyway
-_blas: Any = None
-
-
-def _single_blas_thread() -> Any:
-    global _blas
-    if _blas is None:
-        from threadpoolctl import ThreadpoolController
-
-        _blas = ThreadpoolController()
-    return _blas.limit(limits=1, user_api="blas")
-
-
-def exact_search(
-    matrix: npt.NDArray[np.float32], queries: npt.NDArray[np.float32], limit: int
-) -> Candidates:
-    """The ``limit`` nearest rows of ``matrix`` for each query, best first (exact)."""
-    count = matrix.shape[0]
-    if count == 0:
-        empty = np.zeros((len(queries), 0), np.int64)
-        return Candidates(empty, np.zeros((len(queries), 0), np.float32), exhaustive=True)
-    if len(queries) <= _SMALL_BATCH and count * matrix.shape[1] >= _THREADED_PRODUCT:
-        with _single_blas_thread():
-            sims = queries @ matrix.T
-    else:
-        sims = queries @ matrix.T
-    if count > limit:
-        top = np.argpartition(-sims, limit - 1, axis=1)[:, :limit]
-        top_scores = np.take_along_axis(sims, top, axis=1)
-    else:
-        top = np.broadcast_to(np.arange(count), (len(queries), count))
-        top_scores = sims
-    order = np.argsort(-top_scores, axis=1, kind="stable")
-    rows = np.take_along_axis(top, order, axis=1)
-    scores = np.take_along_axis(top_scores, order, axis=1)
-    return Candidates(rows, scores, exhaustive=count <= limit)
 
 
 def _mismatch_message(target: str, found: dict[str, Any], wanted: dict[str, Any]) -> str:

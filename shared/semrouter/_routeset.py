@@ -20,7 +20,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,9 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from ._head import LogisticHead
 from ._options import RouterOptions
 from ._routes import Route
+
+if TYPE_CHECKING:
+    from ._search import Pruning
 
 __all__ = [
     "Calibration",
@@ -89,6 +92,7 @@ class Snapshot:
     utterances: tuple[str, ...]
     id_to_row: Mapping[str, int]
     vectors: FloatArray | None  # (N, d) unit rows for exact search; None: search in Qdrant
+    pruning: Pruning | None = None  # a projection that prunes the exact search (_search.py)
 
     @classmethod
     def empty(cls) -> Snapshot:

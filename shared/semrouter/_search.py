@@ -1,0 +1,203 @@
+"""Exact in-process nearest-neighbour search over the route matrix, pruned by a projection.
+
+For one query against N unit rows the plain product costs N x d multiply-adds (10k x 384: about
+0.3 ms, most of routing's cost beyond encoding). Above :data:`PRUNE_FROM` rows the snapshot also
+holds a :class:`Pruning`: the rows projected on their top ``k`` principal directions ``P``
+(``d x k``, k = d / 4) and each row's residual norm ``|x - P P^T x|``. Since
+``q . x = (P^T q) . (P^T x) + r_q . r_x`` and ``|r_q . r_x| <= |r_q| |r_x|``,
+
+1. the projected product gives every row's score to within ``|r_q| |r_x|`` (a quarter of the
+   work);
+2. the best ``2 * limit`` rows by projected score are scored exactly; the ``limit``-th best of
+   them is a floor ``tau``;
+3. every other row whose upper bound ``projected + |r_q| |r_x|`` exceeds ``tau`` is scored
+   exactly too; no row left out can beat ``tau``.
+
+So the answer is the same as the full product (exact, not approximate); on MiniLM vectors of
+CLINC150 about 300 of 10,000 rows are scored exactly (benchmarks/results/core_perf.txt).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._scorer import Candidates
+
+__all__ = ["PRUNE_FROM", "Pruning", "exact_search", "make_pruning"]
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+#: Matrices with at least this many rows get a :class:`Pruning`.
+PRUNE_FROM = 4096
+#: Batches up to this many queries are searched one by one (pruned, one BLAS thread).
+SMALL_BATCH = 16
+#: Bound slack for float32 rounding in the products.
+_EPS = 1e-4
+#: Rows used to estimate the principal directions (evenly spaced: deterministic).
+_SAMPLE = 4096
+
+
+@dataclass(frozen=True, eq=False)
+class Pruning:
+    """The projection of a route matrix: ``basis`` (d, k), ``rows`` (N, k), ``residual`` (N,)."""
+
+    basis: FloatArray
+    rows: FloatArray
+    residual: FloatArray
+
+
+def make_pruning(matrix: FloatArray) -> Pruning | None:
+    """The projection of ``matrix`` on its top principal directions (``None`` below
+    :data:`PRUNE_FROM` rows, where the plain product is cheap)."""
+    count, dimension = matrix.shape
+    if count < PRUNE_FROM or dimension < 64:
+        return None
+    step = max(1, count // _SAMPLE)
+    sample = matrix[::step].astype(np.float64)
+    _, vectors = np.linalg.eigh(sample.T @ sample)  # ascending eigenvalues
+    basis = np.ascontiguousarray(vectors[:, ::-1][:, : dimension // 4], dtype=np.float32)
+    rows = np.ascontiguousarray(matrix @ basis)
+    residual = np.linalg.norm(matrix - rows @ basis.T, axis=1).astype(np.float32) + _EPS
+    return Pruning(basis, rows, residual)
+
+
+def exact_search(
+    matrix: FloatArray, queries: FloatArray, limit: int, pruning: Pruning | None = None
+) -> Candidates:
+    """The ``limit`` nearest rows of ``matrix`` for each unit query, best first (exact)."""
+    count = matrix.shape[0]
+    n = len(queries)
+    if count == 0 or limit <= 0:
+        empty = np.zeros((n, 0), np.int64)
+        return Candidates(empty, np.zeros((n, 0), np.float32), exhaustive=True)
+    if n <= SMALL_BATCH:
+        with _one_blas_thread:
+            if pruning is not None and 2 * limit < count:
+                return _pruned(matrix, queries, limit, pruning)
+            if _one_blas_thread._calls or count * matrix.shape[1] < _THREADED_PRODUCT:
+                sims = queries @ matrix.T
+            else:
+                with _single_blas_thread():
+                    sims = queries @ matrix.T
+    else:
+        sims = queries @ matrix.T
+    if count > limit:
+        top = np.argpartition(-sims, limit - 1, axis=1)[:, :limit]
+        top_scores = np.take_along_axis(sims, top, axis=1)
+    else:
+        top = np.broadcast_to(np.arange(count), (n, count))
+        top_scores = sims
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    rows = np.take_along_axis(top, order, axis=1)
+    scores = np.take_along_axis(top_scores, order, axis=1)
+    return Candidates(rows, scores, exhaustive=count <= limit)
+
+
+def _pruned(matrix: FloatArray, queries: FloatArray, limit: int, pruning: Pruning) -> Candidates:
+    projected = queries @ pruning.basis  # (n, k)
+    residual = np.sqrt(np.maximum(1.0 - np.einsum("ij,ij->i", projected, projected), 0.0))
+    approx = projected @ pruning.rows.T  # (n, N)
+    short = 2 * limit
+    out_rows = np.empty((len(queries), limit), np.int64)
+    out_scores = np.empty((len(queries), limit), np.float32)
+    for i, query in enumerate(queries):
+        row = approx[i]
+        picked = np.argpartition(-row, short - 1)[:short]
+        exact = matrix[picked] @ query
+        floor = np.partition(exact, short - limit)[short - limit]
+        bound = row + (residual[i] + _EPS) * pruning.residual
+        bound[picked] = -np.inf  # already scored
+        extra = np.flatnonzero(bound > floor)
+        if len(extra) > len(row) // 8:  # the bound prunes little here: the full product
+            picked = np.arange(len(row))
+            exact = matrix @ query
+        elif len(extra):
+            picked = np.concatenate([picked, extra])
+            exact = np.concatenate([exact, matrix[extra] @ query])
+        best = np.argpartition(-exact, limit - 1)[:limit]
+        best = best[np.argsort(-exact[best], kind="stable")]
+        out_rows[i] = picked[best]
+        out_scores[i] = exact[best]
+    return Candidates(out_rows, out_scores, exhaustive=False)
+
+
+# A few queries: one BLAS thread. OpenBLAS hands any product above ~9k multiply-adds to all its
+# threads; for one query that costs more than it saves, its threads then spin and slow the ONNX
+# encoder that runs next, and with more busy processes than cores a product can stall for
+# milliseconds waiting for a descheduled thread (core_perf.txt). threadpoolctl's limit() costs
+# ~0.1 ms a call, so OpenBLAS's own setter is called directly (~1 us); other BLAS libraries go
+# through threadpoolctl, and only for big products.
+
+
+class _OneBlasThread:
+    """A re-entrant, thread-safe "one BLAS thread" scope: the first caller in saves the count,
+    the last one out restores it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: list[int] = []
+        self._calls: list[tuple[Any, Any]] | None = None
+
+    def _find(self) -> list[tuple[Any, Any]]:
+        calls: list[tuple[Any, Any]] = []
+        try:
+            from threadpoolctl import threadpool_info
+
+            for info in threadpool_info():
+                if info.get("internal_api") != "openblas":
+                    continue
+                lib = ctypes.CDLL(info["filepath"])
+                for prefix in (info.get("prefix", ""), "scipy_openblas", "openblas"):
+                    for suffix in ("64_", ""):
+                        setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                        getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                        if setter is not None and getter is not None:
+                            setter.argtypes, getter.restype = [ctypes.c_int], ctypes.c_int
+                            calls.append((getter, setter))
+                            break
+                    else:
+                        continue
+                    break
+        except (ImportError, OSError, AttributeError):  # pragma: no cover - unusual builds
+            return []
+        return calls
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._calls is None:
+                self._calls = self._find()
+            if self._depth == 0:
+                self._saved = [getter() for getter, _ in self._calls]
+                for _, setter in self._calls:
+                    setter(1)
+            self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0 and self._calls:
+                for (_, setter), count in zip(self._calls, self._saved):
+                    setter(count)
+
+
+_one_blas_thread = _OneBlasThread()
+_THREADED_PRODUCT = 1 << 22
+_blas: Any = None
+
+
+def _single_blas_thread() -> Any:
+    """threadpoolctl's limit, for BLAS libraries other than OpenBLAS (MKL, BLIS, ...)."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
