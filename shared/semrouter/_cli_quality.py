@@ -30,6 +30,11 @@ from ._router import SemanticRouter
 
 __all__ = ["add_commands", "read_labelled"]
 
+_TRUSTED_HELP = (
+    "trust the router file: let it name folders outside its own and send $OPENAI_API_KEY "
+    "to the encoder server it names"
+)
+
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``fit`` and ``eval`` on the ``semrouter`` parser."""
@@ -44,12 +49,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--json", type=Path, help="write the held-out report as JSON")
     fit.add_argument("--plot", type=Path, help="write accuracy vs threshold as PNG")
+    fit.add_argument("--trusted", action="store_true", help=_TRUSTED_HELP)
     fit.set_defaults(handler=_fit)
     ev = commands.add_parser("eval", help="evaluate a router on labelled data")
     ev.add_argument("config", type=Path)
     ev.add_argument("data", type=Path, help="labelled CSV or JSONL")
     ev.add_argument("--json", type=Path, help="write the report as JSON")
     ev.add_argument("--plot", type=Path, help="write accuracy vs threshold as PNG")
+    ev.add_argument("--trusted", action="store_true", help=_TRUSTED_HELP)
     ev.set_defaults(handler=_eval)
 
 
@@ -168,7 +175,7 @@ def _fit(args: argparse.Namespace) -> int:
     _check_outputs(args, save_to)
     texts, labels = read_labelled(args.data)
     validation = read_labelled(args.validation) if args.validation else None
-    with SemanticRouter.load(args.config) as router:
+    with SemanticRouter.load(args.config, trusted=args.trusted) as router:
         report = router.fit(
             texts,
             labels,
@@ -191,7 +198,7 @@ def _fit(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     _check_outputs(args, None)
     texts, labels = read_labelled(args.data)
-    with SemanticRouter.load(args.config) as router:
+    with SemanticRouter.load(args.config, trusted=args.trusted) as router:
         report = router.evaluate(texts, labels, progress=_progress)
     _write_reports(report, args)
     return 0

@@ -179,7 +179,8 @@ def _check_key_destination(spec: dict[str, Any], path: Path) -> None:
     if host is not None:
         raise ConfigurationError(
             f"{path} names the encoder server {host}, which would receive $OPENAI_API_KEY; "
-            "pass encoder= yourself, or trusted=True if you trust the file"
+            "pass encoder= yourself, set OPENAI_BASE_URL to it, or load with trusted=True "
+            "(semrouter --trusted) if you trust the file"
         )
 
 

@@ -190,7 +190,7 @@ def _map_backend_error(exc: Exception, target: str) -> SemRouterError | None:
     # A 2xx answer that does not parse: qdrant-client wraps pydantic's error, or lets a
     # JSONDecodeError through. (A bare ValidationError is not about an answer: left alone.)
     wrapped = isinstance(exc, ResponseHandlingException)
-    source = exc.source if wrapped else exc
+    source = exc.source if isinstance(exc, ResponseHandlingException) else exc
     if isinstance(source, json.JSONDecodeError) or (wrapped and _is_parse_error(source)):
         return BackendError(
             f"{target} answered with something that is not a Qdrant response "

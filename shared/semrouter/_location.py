@@ -403,7 +403,8 @@ def resolve_config_path(
     if candidate.is_absolute() or not inside:
         raise ConfigurationError(
             f"index path {stored!r} in the config file leads outside the file's folder "
-            f"({root}); pass path= yourself, or trusted=True if you trust the file"
+            f"({root}); pass path= yourself, or load with trusted=True (semrouter --trusted) "
+            "if you trust the file"
         )
     return full
 

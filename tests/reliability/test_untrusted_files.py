@@ -273,3 +273,23 @@ def test_unusable_url_in_a_file_is_a_configuration_error(tmp_path: Path) -> None
 def test_threshold_of_the_wrong_type_is_a_configuration_error(threshold: Any) -> None:
     with pytest.raises(ConfigurationError, match="threshold"):
         SemanticRouter(ROUTES, encoder=FakeEncoder(dimension=8), threshold=threshold)  # type: ignore[arg-type]
+
+
+def test_cli_eval_refuses_an_escaping_path_unless_trusted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "configs"
+    home.mkdir()
+    encoder = {"type": "fake", "dimension": 8}
+    path = _write(home, {"routes": ROUTES, "encoder": encoder, "index": {"path": "../db"}})
+    data = tmp_path / "data.jsonl"
+    data.write_text(
+        "\n".join(
+            json.dumps({"text": t, "label": x}) for t, x in [("hello", "greet"), ("bye", "bye")]
+        )
+    )
+    assert main(["eval", str(path), str(data)]) == 2
+    assert "--trusted" in capsys.readouterr().err
+    assert not (tmp_path / "db").exists()
+    assert main(["eval", str(path), str(data), "--trusted"]) == 0
+    assert (tmp_path / "db").is_dir()
