@@ -143,3 +143,21 @@ def test_a_bad_mode_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigurationError, match="mode"):
         EdgeStore(tmp_path, "c", mode="readonly")  # type: ignore[arg-type]
+
+
+def test_a_damaged_new_snapshot_leaves_the_reader_on_its_revision(
+    pair: tuple[EdgeStore, EdgeStore], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import os
+
+    _, reader = pair
+    before, scrolled = reader.loaded_revision, _scrolled(reader)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 torn")
+    os.replace(bad, tmp_path / "c" / "semrouter-vectors.npz")
+    with caplog.at_level(logging.WARNING, logger="semrouter"):
+        assert reader.changed() and not reader.reload()
+    assert reader.loaded_revision == before and _scrolled(reader) == scrolled
+    assert any("is damaged" in r.getMessage() for r in caplog.records)
+    assert not reader.changed()  # the same damaged file is not read again on every refresh
