@@ -166,7 +166,10 @@ MarkerState = Literal["creating", "ready"]
 
 def write_marker(folder: Path, state: MarkerState) -> None:
     """Mark ``folder`` as semrouter's (atomically) with the state of its creation."""
-    _atomic_write(folder / MARKER_FILE, json.dumps({"semrouter": 1, "state": state}).encode())
+    try:
+        _atomic_write(folder / MARKER_FILE, json.dumps({"semrouter": 1, "state": state}).encode())
+    except OSError as exc:
+        raise os_failure(exc, folder, "write to") from exc
 
 
 def read_marker(folder: Path) -> MarkerState | None:
@@ -256,6 +259,18 @@ def validate_shard(folder: Path) -> list[str]:
 def _check_mappings(data: bytes) -> str | None:
     """The id tracker's log: entries of a kind byte, an id (u64 / u128) and, for inserts, a u32
     internal id. Internal ids are dense, so one above the number of inserts is damage."""
+    stride = _MAPPING_SIZES[2]
+    if data and len(data) % stride == 0:  # the usual log: uuid inserts only (vectorised)
+        table = np.frombuffer(data, np.uint8).reshape(-1, stride)
+        if bool((table[:, 0] == 2).all()):
+            internal = table[:, stride - 4 :].copy().view("<u4").ravel()
+            worst = int(internal.argmax())
+            if int(internal[worst]) > 2 * len(table) + 1024:
+                return (
+                    f"internal id {int(internal[worst])} at byte {worst * stride} "
+                    f"(only {len(table)} inserts)"
+                )
+            return None
     entries: list[tuple[int, int]] = []
     position = 0
     size = len(data)
@@ -402,11 +417,14 @@ def snapshot_stamp(folder: Path) -> tuple[int, int, int] | None:
 
 def mark_dirty(folder: Path) -> None:
     """Record, durably, that Edge is about to change beyond the published snapshot."""
-    fd = os.open(folder / DIRTY_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(folder / DIRTY_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise os_failure(exc, folder, "write to") from exc
     _fsync_dir(folder)
 
 
