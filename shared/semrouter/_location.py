@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -293,7 +294,9 @@ class QdrantLocation(BaseModel):
         with backend_errors(target):
             sync_client = QdrantClient(**options, mounts={"all://": sync_transport})
             try:
-                async_client = AsyncQdrantClient(**options, mounts={"all://": async_transport})
+                with warnings.catch_warnings():  # the sync client just said the same
+                    warnings.simplefilter("ignore", UserWarning)
+                    async_client = AsyncQdrantClient(**options, mounts={"all://": async_transport})
             except BaseException:
                 sync_client.close()
                 raise
