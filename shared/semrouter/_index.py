@@ -158,7 +158,7 @@ class RouteIndex:
                 self.store.save_vectors(list(desired), matrix, self.encoder.fingerprint)
         else:
             self.store.prepare_search()
-        snapshot = _snapshot(routes, desired, matrix)
+        snapshot = _snapshot(routes, desired, matrix, self._last)
         self._last = snapshot
         logger.debug(
             "synced %d routes into %s: encoded %d, deleted %d, updated %d",
@@ -246,6 +246,7 @@ def _snapshot(
     routes: Sequence[Route],
     desired: dict[str, tuple[Route, str]],
     matrix: npt.NDArray[np.float32] | None,
+    last: Snapshot,
 ) -> Snapshot:
     position = {route.name: i for i, route in enumerate(routes)}
     ids = tuple(desired)
@@ -257,7 +258,7 @@ def _snapshot(
         utterances=tuple(desired[pid][1] for pid in ids),
         id_to_row={pid: row for row, pid in enumerate(ids)},
         vectors=matrix,
-        pruning=make_pruning(matrix) if matrix is not None else None,
+        pruning=make_pruning(matrix, last.pruning) if matrix is not None else None,
     )
 
 

@@ -41,31 +41,59 @@ SMALL_BATCH = 16
 #: Bound slack for float32 rounding in the products.
 _EPS = 1e-4
 #: Rows used to estimate the principal directions (evenly spaced: deterministic).
-_SAMPLE = 4096
+_SAMPLE = 2048
 
 
 @dataclass(frozen=True, eq=False)
 class Pruning:
-    """The projection of a route matrix: ``basis`` (d, k), ``rows`` (N, k), ``residual`` (N,)."""
+    """The projection of a route matrix: ``basis`` (d, k), ``rows`` (N, k), ``residual`` (N,);
+    ``fitted_on``: the row count the basis was estimated on."""
 
     basis: FloatArray
     rows: FloatArray
     residual: FloatArray
+    fitted_on: int
 
 
-def make_pruning(matrix: FloatArray) -> Pruning | None:
+def make_pruning(matrix: FloatArray, previous: Pruning | None = None) -> Pruning | None:
     """The projection of ``matrix`` on its top principal directions (``None`` below
-    :data:`PRUNE_FROM` rows, where the plain product is cheap)."""
+    :data:`PRUNE_FROM` rows, where the plain product is cheap).
+
+    The search is exact with any orthonormal basis (a good one only prunes more), so the
+    ``previous`` snapshot's basis is reused while the matrix is at most twice the size it was
+    estimated on: a route change then costs one projection, not a new basis.
+    """
     count, dimension = matrix.shape
     if count < PRUNE_FROM or dimension < 64:
         return None
-    step = max(1, count // _SAMPLE)
-    sample = matrix[::step].astype(np.float64)
-    _, vectors = np.linalg.eigh(sample.T @ sample)  # ascending eigenvalues
-    basis = np.ascontiguousarray(vectors[:, ::-1][:, : dimension // 4], dtype=np.float32)
+    with _one_blas_thread:  # small products: threads cost more than they bring (see below)
+        return _project(matrix, previous)
+
+
+def _project(matrix: FloatArray, previous: Pruning | None) -> Pruning:
+    count, dimension = matrix.shape
+    reuse = previous is not None and previous.basis.shape[0] == dimension
+    if previous is not None and reuse and count <= 2 * previous.fitted_on:
+        basis, fitted_on = previous.basis, previous.fitted_on
+    else:
+        basis, fitted_on = _principal_directions(matrix, dimension // 4), count
     rows = np.ascontiguousarray(matrix @ basis)
-    residual = np.linalg.norm(matrix - rows @ basis.T, axis=1).astype(np.float32) + _EPS
-    return Pruning(basis, rows, residual)
+    # |x - P P^T x|^2 = |x|^2 - |P^T x|^2 (P orthonormal); the slack covers float32 rounding.
+    squares = np.einsum("ij,ij->i", matrix, matrix) - np.einsum("ij,ij->i", rows, rows)
+    residual = (np.sqrt(np.maximum(squares, 0.0) + 1e-6) + _EPS).astype(np.float32)
+    return Pruning(basis, rows, residual, fitted_on)
+
+
+def _principal_directions(matrix: FloatArray, k: int) -> FloatArray:
+    """An orthonormal (d, k) basis of the top-``k`` directions of ``matrix``'s rows: subspace
+    iteration on the second-moment matrix of evenly spaced rows (deterministic, a few ms)."""
+    sample = matrix[:: max(1, len(matrix) // _SAMPLE)]
+    gram = (sample.T @ sample).astype(np.float64)
+    start = np.random.default_rng(0).standard_normal((gram.shape[0], k))
+    basis, _ = np.linalg.qr(start)
+    for _ in range(6):
+        basis, _ = np.linalg.qr(gram @ basis)
+    return np.ascontiguousarray(basis, dtype=np.float32)
 
 
 def exact_search(
