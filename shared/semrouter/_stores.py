@@ -123,6 +123,25 @@ class Store(ABC):
     ) -> None:
         """Keep a copy of the exact-search matrix beside the collection (optional)."""
 
+    # -- following another process's writes (readers of an embedded folder override these) --
+    @property
+    def read_only(self) -> bool:
+        """Whether writes are refused (:class:`ReadOnlyRouterError`)."""
+        return False
+
+    def revision(self) -> int:
+        """A number that changes whenever the stored points change, where the store can tell
+        cheaply (embedded folders); ``0`` where it cannot."""
+        return 0
+
+    def changed(self) -> bool:
+        """Whether another process has published changes this store does not serve yet."""
+        return False
+
+    def reload(self) -> bool:
+        """Serve the latest published changes; ``True`` if anything was swapped in."""
+        return False
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and connections."""
 
