@@ -26,7 +26,14 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
 
 from ._deadline import deadline_transports
-from ._exceptions import ConfigurationError, backend_errors, redact_url, register_secret
+from ._exceptions import (
+    ConfigurationError,
+    ReadOnlyRouterError,
+    SemRouterError,
+    backend_errors,
+    redact_url,
+    register_secret,
+)
 from ._stores import ClientStore, EdgeStore, Store
 
 __all__ = ["QdrantLocation", "resolve_config_path"]
@@ -268,7 +275,16 @@ class QdrantLocation(BaseModel):
             return self._open_server(collection)
         if self.path is not None:
             check_folder(self.path)
-        return EdgeStore(self.path, collection, **edge_options)
+        try:
+            return EdgeStore(self.path, collection, **edge_options)
+        except SemRouterError:
+            raise
+        except PermissionError as exc:  # e.g. root on a read-only or special file system
+            raise ReadOnlyRouterError(
+                f"cannot write in {self.target}: {exc.strerror or exc}"
+            ) from exc
+        except OSError as exc:
+            raise ConfigurationError(f"path {self.target} is not usable: {exc}") from exc
 
     def _open_server(self, collection: str) -> Store:
         from qdrant_client import AsyncQdrantClient, QdrantClient

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from qdrant_client import QdrantClient
 
-from semrouter import ConfigurationError
+from semrouter import ConfigurationError, FakeEncoder, Route, SemanticRouter, SemRouterError
 from semrouter._location import QdrantLocation
 from semrouter._stores import ClientStore, EdgeStore
 
@@ -208,3 +208,13 @@ def test_embedded_options_are_refused_for_servers_and_clients() -> None:
         QdrantLocation(url="http://127.0.0.1:9").open_store("c", mode="read")
     with pytest.raises(ConfigurationError, match="embedded folders"):
         QdrantLocation(client=QdrantClient(":memory:")).open_store("c", rebuild=True)
+
+
+@pytest.mark.parametrize("folder", ["/proc/self", "/sys/kernel"])
+def test_unusable_folders_are_semrouter_errors(folder: str) -> None:
+    # As root, /sys/kernel passes every permission check and fails only when written.
+    if not Path(folder).is_dir():
+        pytest.skip(f"{folder} is not on this system")
+    with pytest.raises(SemRouterError, match=folder):
+        SemanticRouter([Route("a", ["x"])], encoder=FakeEncoder(dimension=8), path=folder)
+    assert not Path(folder, "semrouter").exists()
