@@ -19,6 +19,7 @@ import contextlib
 import csv
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -63,7 +64,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def read_labelled(path: Path) -> tuple[list[str], list[str | None]]:
     """Texts and labels from a CSV (``text``, ``label`` columns) or JSONL file."""
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = _read_regular(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"cannot read {path}: {exc}") from exc
     rows: list[dict[str, Any]]
@@ -87,6 +88,15 @@ def read_labelled(path: Path) -> tuple[list[str], list[str | None]]:
         texts.append(row["text"])
         labels.append(label or None)
     return texts, labels
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path``; a FIFO or device is refused before it can block the read."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise ConfigurationError(f"{path} is not a regular file")
+        return file.read()
 
 
 def _progress(done: int, total: int) -> None:

@@ -7,6 +7,8 @@ router file had already been overwritten with the fitted router.
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,24 @@ def test_fit_with_good_outputs_writes_all_of_them(files: tuple[Path, Path], tmp_
     assert "accuracy" in json.loads(report.read_text())
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith((".partial", ".probe"))]
+
+
+def test_labelled_data_from_a_fifo_is_refused_without_blocking(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs FIFOs")
+    config, _ = files
+    fifo = tmp_path / "data.csv"
+    os.mkfifo(fifo)
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(main(["eval", str(config), str(fifo)])))
+    thread.daemon = True
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():  # unblock the old behaviour's reader before failing
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(timeout=5)
+        pytest.fail("semrouter eval blocked on a FIFO")
+    assert result == [2]
+    assert "regular file" in capsys.readouterr().err
