@@ -1,8 +1,8 @@
 """Where a router's Qdrant collection lives: one validated, frozen value.
 
-A :class:`QdrantLocation` is exactly one of
+A :class:`QdrantLocation` is one of
 
-- nothing: a temporary embedded collection (Qdrant Edge in a temporary folder);
+- nothing given: a temporary embedded collection (Qdrant Edge in a temporary folder);
 - ``path``: a persistent embedded collection in that folder;
 - ``url`` (with ``api_key``, ``prefer_grpc``, ``grpc_port``, ``timeout``): a Qdrant server;
 - ``client`` (with an optional ``aclient``): ready qdrant-client clients.
@@ -57,8 +57,8 @@ class QdrantLocation(BaseModel):
         prefer_grpc: talk gRPC to the server.
         grpc_port: the gRPC port; by default the URL's port, or 6334 when the URL names none
             or names 6333 (Qdrant's REST port).
-        timeout: seconds one call to the server may take in all (connecting, sending and
-            reading the whole answer), fractions allowed.
+        timeout: seconds each request to the server may take in all (connecting, sending
+            and reading the whole answer), fractions allowed.
         client: a ready ``QdrantClient`` (closed by its owner, not by semrouter).
         aclient: a ready ``AsyncQdrantClient`` on the same storage, beside ``client``.
 
@@ -109,11 +109,9 @@ class QdrantLocation(BaseModel):
                 raise
             raise ConfigurationError(f"invalid Qdrant location: {_problems(exc)}") from None
 
-    def __copy__(self) -> QdrantLocation:
-        return self  # an immutable value: copies share it (and the clients it names)
-
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> QdrantLocation:
-        return self
+        # A deep copy would copy the live clients; an immutable value can share them.
+        return self.__copy__()
 
     # -- validation ---------------------------------------------------------------------------
     @field_validator("path", mode="before")

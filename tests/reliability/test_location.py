@@ -62,8 +62,10 @@ def test_unknown_keyword_is_a_type_error() -> None:
 def test_copies_share_the_value_and_its_clients() -> None:
     client = QdrantClient(":memory:")
     location = QdrantLocation(client=client)
-    assert copy.deepcopy(location) is location
-    assert copy.copy(location).client is client
+    for copied in (copy.deepcopy(location), copy.copy(location)):
+        assert copied == location and copied.client is client
+    changed = location.model_copy(update={"timeout": 1.0}, deep=True)
+    assert changed.timeout == 1.0 and location.timeout == 5.0  # the original is untouched
 
 
 def test_location_is_frozen_and_hides_the_key() -> None:
