@@ -65,7 +65,7 @@ class QdrantLocation(BaseModel):
     Example:
         >>> QdrantLocation(url="http://localhost:6333", api_key="s3cret", timeout=2)
         QdrantLocation(url='http://localhost:6333', timeout=2.0)
-        >>> QdrantLocation(url="http://localhost:6333", prefer_grpc=True).grpc_target
+        >>> QdrantLocation(url="http://localhost:6333", prefer_grpc=True).endpoint
         'http://localhost:6334 (gRPC)'
     """
 
@@ -227,13 +227,14 @@ class QdrantLocation(BaseModel):
         return parts.port or REST_PORT  # qdrant-client's default for both schemes
 
     @property
-    def grpc_target(self) -> str | None:
-        """The server as errors name it (no credentials), with the port actually dialled."""
+    def endpoint(self) -> str | None:
+        """The server as errors name it: no credentials, the port actually dialled, and
+        ``(gRPC)`` when gRPC is used."""
         if self.url is None:
             return None
         parts = _parse_url(self.url)
         host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
-        where = f"{parts.scheme}://{host}:{self.port}"
+        where = f"{parts.scheme}://{host}:{self.port}{parts.path.rstrip('/')}"
         return where + (" (gRPC)" if self.prefer_grpc else "")
 
     @property
@@ -242,7 +243,7 @@ class QdrantLocation(BaseModel):
         if self.path is not None:
             return str(self.path)
         if self.url is not None:
-            return str(self.grpc_target)
+            return str(self.endpoint)
         return "an injected client" if self.client is not None else ":memory:"
 
     def __repr_args__(self) -> Any:
