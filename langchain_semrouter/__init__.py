@@ -25,11 +25,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "langchain-core is not installed; run: pip install 'semrouter[langchain]'"
     ) from exc
 
-from .decision import SemanticDecisionModel
 from .embeddings import LangChainEncoder, SemRouterEmbeddings
 from .runnables import SemanticBranch
 
 if TYPE_CHECKING:
+    from .decision import SemanticDecisionModel
     from .middleware import SemanticToolSelector, SemanticToolSelectorMiddleware, tool_route
 
 __all__ = [
@@ -46,6 +46,22 @@ _MIDDLEWARE = ("SemanticToolSelector", "SemanticToolSelectorMiddleware", "tool_r
 
 
 def __getattr__(name: str) -> Any:
+    # The decision model needs langchain_core.decisions (langchain-core 1.8+) and pulls in the
+    # LangSmith client (~0.5 s): imported on first use only, like the middleware below.
+    if name == "SemanticDecisionModel":
+        try:
+            import langchain_core.decisions  # noqa: F401
+        except ImportError as exc:
+            from importlib.metadata import version
+
+            raise MissingDependencyError(
+                "SemanticDecisionModel needs langchain-core 1.8 or later (langchain_core."
+                f"decisions); installed: {version('langchain-core')}; run: pip install -U "
+                "'langchain-core>=1.8'"
+            ) from exc
+        from .decision import SemanticDecisionModel
+
+        return SemanticDecisionModel
     # The middleware needs `langchain` (agents, langgraph): imported on first use only.
     if name in _MIDDLEWARE:
         try:

@@ -7,12 +7,27 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import Runnable
 
-from semrouter import ConfigurationError, Encoder, Route, RouteMatch, SemanticRouter
+from semrouter import (
+    ConfigurationError,
+    Encoder,
+    InvalidQueryError,
+    QueryTypeError,
+    Route,
+    RouteMatch,
+    SemanticRouter,
+)
 
 if TYPE_CHECKING:
     from .runnables import SemanticBranch
 
-__all__ = ["Plan", "Total", "parse_branches", "resolve_router"]
+__all__ = [
+    "Plan",
+    "Total",
+    "check_given_router",
+    "default_encoder",
+    "own_routes",
+    "parse_branches",
+]
 
 
 class Plan:
@@ -29,6 +44,14 @@ class Plan:
         for i, value in enumerate(inputs):
             try:
                 self.texts[i] = branch._text(value)
+            except (InvalidQueryError, QueryTypeError) as exc:
+                try:
+                    runnable, tag, meta = branch._unroutable(exc)
+                except Exception as error:
+                    self.errors[i] = error
+                    continue
+                self.runnable[i] = runnable
+                self.choice[i] = (tag, meta)
             except Exception as exc:
                 self.errors[i] = exc
 
@@ -102,9 +125,7 @@ class Total:
             self.value, self._supported = None, False
 
 
-def parse_branches(
-    items: Sequence[Any], default: Any
-) -> tuple[list[tuple[Route | str, Any]], Any]:
+def parse_branches(items: Sequence[Any], default: Any) -> tuple[list[tuple[Route | str, Any]], Any]:
     if len(items) == 1 and isinstance(items[0], Mapping):
         pairs: list[tuple[Route | str, Any]] = list(items[0].items())
     else:
@@ -134,21 +155,33 @@ def parse_branches(
     return pairs, default
 
 
-def resolve_router(
-    router: SemanticRouter | None, encoder: Encoder | None, keys: list[Route | str]
-) -> SemanticRouter:
+def default_encoder() -> Encoder:
+    """The process-wide :class:`~semrouter.LocalEncoder` (one model load per process)."""
+    from semrouter import LocalEncoder
+
+    return LocalEncoder.shared()
+
+
+def own_routes(keys: list[Route | str]) -> list[Route]:
+    """The routes of a branch that builds its own router (every key must be a Route)."""
     routes = [key for key in keys if isinstance(key, Route)]
-    if router is None:
-        if len(routes) != len(keys):
-            raise ConfigurationError("pass router= or give every branch as a Route object")
-        return SemanticRouter(routes, encoder=encoder)
-    if encoder is not None:
-        raise ConfigurationError("give encoder= only when SemanticBranch builds the router")
-    for route in routes:
-        if route.name not in router:
-            router.add(route)
-        elif router.get(route.name) != route:
+    if len(routes) != len(keys):
+        raise ConfigurationError("pass router= or give every branch as a Route object")
+    return routes
+
+
+def check_given_router(router: SemanticRouter, keys: list[Route | str]) -> None:
+    """Refuse Route objects that would change a router the user gave (it is never modified)."""
+    for key in keys:
+        if not isinstance(key, Route):
+            continue
+        if key.name not in router:
             raise ConfigurationError(
-                f"route {route.name!r} differs from the router's route of that name"
+                f"route {key.name!r} is not in the given router, and SemanticBranch never "
+                f"changes a router it is given: call router.add(route) first, or leave out "
+                "router= to let the branch build a router of its own"
             )
-    return router
+        if router.get(key.name) != key:
+            raise ConfigurationError(
+                f"route {key.name!r} differs from the router's route of that name"
+            )

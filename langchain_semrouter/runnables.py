@@ -22,22 +22,31 @@ from langchain_core.runnables.utils import (
     ConfigurableFieldSpec,
     Input,
     Output,
+    gather_with_concurrency,
     get_unique_config_specs,
 )
 from langchain_core.utils.pydantic import TypeBaseModel
-from pydantic import ConfigDict
+from pydantic import ConfigDict, PrivateAttr
 
 from semrouter import (
     ConfigurationError,
     Encoder,
     InvalidQueryError,
     NoRouteMatchedError,
+    QueryTypeError,
     Route,
     RouteMatch,
     SemanticRouter,
 )
 
-from ._branching import Plan, Total, parse_branches, resolve_router
+from ._branching import (
+    Plan,
+    Total,
+    check_given_router,
+    default_encoder,
+    own_routes,
+    parse_branches,
+)
 from ._text import RouteOn, routed_text
 
 __all__ = ["SemanticBranch"]
@@ -51,7 +60,19 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
     Conditions become routes: give ``(route_or_name, runnable)`` pairs and a default, as for
     ``RunnableBranch``, or a mapping ``{route_name: runnable}`` and ``default=``. The chosen
     branch receives the original input unchanged. Names refer to routes of ``router``; with
-    :class:`~semrouter.Route` objects and no ``router`` a router is built for them.
+    :class:`~semrouter.Route` objects and no ``router`` a router is built for them (with the
+    process-wide :meth:`~semrouter.LocalEncoder.shared` encoder unless ``encoder=`` is given).
+    A router that is given is never changed: a ``Route`` object it does not hold is refused.
+
+    Inputs with no text to route (empty, blank, ``None``, a dict with several str values and
+    no ``route_on``...) run the default branch, as ``RunnableBranch`` runs its default when no
+    condition holds; the reason is in the child run's metadata (``semrouter_reason``). Without
+    a default they raise :class:`~semrouter.InvalidQueryError` / :class:`~semrouter.QueryTypeError`.
+
+    ``copy.deepcopy`` and ``model_copy(deep=True)`` share the router (it holds live clients, like
+    an LLM client). Pickling works for a branch that built its router from ``Route`` objects:
+    the routes and the encoder are pickled and the router rebuilt; a branch given ``router=``
+    refuses to pickle with a :class:`~semrouter.ConfigurationError`.
 
     Args:
         *branches: ``(route_or_name, runnable)`` pairs, then optionally the default runnable;
@@ -89,6 +110,10 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
+    # (routes, encoder) the branch built its router from, to rebuild it when unpickled.
+    _spec: tuple[list[Route], Encoder] | None = PrivateAttr(default=None)
+    _owns_router: bool = PrivateAttr(default=False)
+
     def __init__(
         self,
         *branches: tuple[Route | str, RunnableLike[Input, Output]]
@@ -100,7 +125,16 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
         route_on: RouteOn = None,
     ) -> None:
         pairs, default = parse_branches(branches, default)
-        router = resolve_router(router, encoder, [key for key, _ in pairs])
+        keys = [key for key, _ in pairs]
+        spec: tuple[list[Route], Encoder] | None = None
+        if router is None:
+            routes = own_routes(keys)
+            spec = (routes, encoder if encoder is not None else default_encoder())
+            router = SemanticRouter(spec[0], encoder=spec[1])
+        elif encoder is not None:
+            raise ConfigurationError("give encoder= only when SemanticBranch builds the router")
+        else:
+            check_given_router(router, keys)
         names = [key.name if isinstance(key, Route) else key for key, _ in pairs]
         unknown = [name for name in names if name not in router.route_names]
         if unknown:
@@ -116,12 +150,51 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
             "router": router,
             "route_on": route_on,
         }
-        super().__init__(**fields)
+        try:
+            super().__init__(**fields)
+        except BaseException:
+            if spec is not None:
+                router.close()
+            raise
+        self._spec = spec
+        self._owns_router = spec is not None
 
     @classmethod
     def is_lc_serializable(cls) -> bool:
         """``False``: the router holds live clients."""
         return False
+
+    def close(self) -> None:
+        """Close the router if this branch built it (a given router stays open)."""
+        if self._owns_router:
+            self.router.close()
+
+    # -- copies share the router; pickles rebuild an own router ---------------------------------
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> SemanticBranch[Input, Output]:
+        memo = {} if memo is None else memo
+        memo.setdefault(id(self.router), self.router)
+        clone = super().__deepcopy__(memo)
+        clone._owns_router = False  # the original closes the shared router
+        return clone
+
+    def __getstate__(self) -> dict[Any, Any]:
+        if self._spec is None:
+            raise ConfigurationError(
+                "a SemanticBranch given router= cannot be pickled: a router holds live Qdrant "
+                "clients and is shared, not copied. Share the branch (or the router) within the "
+                "process, or build the branch from Route objects without router= so that its "
+                "routes and encoder are pickled and the router rebuilt"
+            )
+        state = super().__getstate__()
+        state["__dict__"] = {**state["__dict__"], "router": None}
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        if self._spec is not None:
+            routes, encoder = self._spec
+            self.__dict__["router"] = SemanticRouter(routes, encoder=encoder)
+            self._owns_router = True
 
     # -- schema and graph, delegated as RunnableBranch does ------------------------------------
     def _runnables(self) -> list[Runnable[Input, Output]]:
@@ -167,10 +240,35 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
 
     # -- choosing the branch -------------------------------------------------------------------
     def _text(self, value: Any) -> str:
+        if value is None:
+            raise InvalidQueryError("the input is None")
         text = routed_text(value, self.route_on)
         if not text.strip():
             raise InvalidQueryError("the routed text is empty")
         return text
+
+    def _unroutable(
+        self, exc: InvalidQueryError | QueryTypeError
+    ) -> tuple[Runnable[Input, Output], str, dict[str, Any]]:
+        """The default branch for an input with no text to route, or ``exc`` without one."""
+        if self.default is None:
+            raise exc
+        metadata = {"semrouter_route": None, "semrouter_reason": f"{type(exc).__name__}: {exc}"}
+        return self.default, _DEFAULT_TAG, metadata
+
+    def _pick(self, input: Any) -> tuple[Runnable[Input, Output], str, dict[str, Any]]:
+        try:
+            text = self._text(input)
+        except (InvalidQueryError, QueryTypeError) as exc:
+            return self._unroutable(exc)
+        return self._choose(self.router.route(text), text)
+
+    async def _apick(self, input: Any) -> tuple[Runnable[Input, Output], str, dict[str, Any]]:
+        try:
+            text = self._text(input)
+        except (InvalidQueryError, QueryTypeError) as exc:
+            return self._unroutable(exc)
+        return self._choose(await self.router.aroute(text), text)
 
     def _choose(
         self, match: RouteMatch, text: str
@@ -212,8 +310,7 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
             None, input, name=self._run_name(config), run_id=config.pop("run_id", None)
         )
         try:
-            text = self._text(input)
-            runnable, tag, meta = self._choose(self.router.route(text), text)
+            runnable, tag, meta = self._pick(input)
             output = runnable.invoke(input, self._child(config, run_manager, tag, meta), **kwargs)
         except BaseException as exc:
             run_manager.on_chain_error(exc)
@@ -230,8 +327,7 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
             None, input, name=self._run_name(config), run_id=config.pop("run_id", None)
         )
         try:
-            text = self._text(input)
-            runnable, tag, meta = self._choose(await self.router.aroute(text), text)
+            runnable, tag, meta = await self._apick(input)
             child = self._child(config, run_manager, tag, meta)
             output = await runnable.ainvoke(input, child, **kwargs)
         except BaseException as exc:
@@ -251,8 +347,7 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
         )
         total = Total()
         try:
-            text = self._text(input)
-            runnable, tag, meta = self._choose(self.router.route(text), text)
+            runnable, tag, meta = self._pick(input)
             child = self._child(config, run_manager, tag, meta)
             for chunk in runnable.stream(input, child, **kwargs):
                 yield chunk
@@ -272,8 +367,7 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
         )
         total = Total()
         try:
-            text = self._text(input)
-            runnable, tag, meta = self._choose(await self.router.aroute(text), text)
+            runnable, tag, meta = await self._apick(input)
             child = self._child(config, run_manager, tag, meta)
             async for chunk in runnable.astream(input, child, **kwargs):
                 yield chunk
@@ -313,8 +407,19 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
             )
             plan.collect(indices, outs)
 
+        def run_one(i: int) -> None:
+            # With max_concurrency, at most that many branch runs at once (as Runnable.batch).
+            child = self._child(configs[i], runs[i], *plan.choice[i])
+            try:
+                plan.collect([i], [plan.runnable[i].invoke(inputs[i], child, **kwargs)])
+            except Exception as exc:
+                plan.collect([i], [exc])
+
         with get_executor_for_config(configs[0]) as executor:
-            list(executor.map(run_group, plan.groups()))
+            if configs[0].get("max_concurrency") is None:
+                list(executor.map(run_group, plan.groups()))
+            else:
+                list(executor.map(run_one, sorted(plan.runnable)))
         for i, run in enumerate(runs):
             if i in plan.errors:
                 run.on_chain_error(plan.errors[i])
@@ -353,7 +458,18 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
             )
             plan.collect(indices, outs)
 
-        await asyncio.gather(*(run_group(group) for group in plan.groups()))
+        async def run_one(i: int) -> None:
+            child = self._child(configs[i], runs[i], *plan.choice[i])
+            try:
+                plan.collect([i], [await plan.runnable[i].ainvoke(inputs[i], child, **kwargs)])
+            except Exception as exc:
+                plan.collect([i], [exc])
+
+        limit = configs[0].get("max_concurrency")
+        if limit is None:
+            await asyncio.gather(*(run_group(group) for group in plan.groups()))
+        else:
+            await gather_with_concurrency(limit, *(run_one(i) for i in sorted(plan.runnable)))
         await asyncio.gather(
             *(
                 run.on_chain_error(plan.errors[i])

@@ -52,10 +52,14 @@ def test_routes_without_router_build_one(fake_encoder: FakeEncoder) -> None:
     branch.router.close()
 
 
-def test_route_object_is_added_to_a_given_router(router: SemanticRouter) -> None:
+def test_a_given_router_is_never_changed(router: SemanticRouter) -> None:
+    # Issue 11 point 8: the route used to be added to the user's router silently.
     extra = Route("greet", ["hello there friend"])
+    with pytest.raises(ConfigurationError, match="never changes a router"):
+        SemanticBranch((extra, _tag("G")), ("weather", _tag("W")), router=router)
+    assert "greet" not in router
+    router.add(extra)
     branch = SemanticBranch((extra, _tag("G")), ("weather", _tag("W")), router=router)
-    assert "greet" in router
     assert branch.invoke("hello there") == "G"
 
 
@@ -135,14 +139,16 @@ def test_route_on(router: SemanticRouter, value: Any, route_on: Any) -> None:
     assert branch.invoke(value) == "W"
 
 
-def test_unroutable_inputs(router: SemanticRouter) -> None:
-    branch = SemanticBranch({"weather": _tag("W")}, default=_tag("D"), router=router)
+def test_unroutable_inputs_without_default_raise(router: SemanticRouter) -> None:
+    branch = SemanticBranch({"weather": _tag("W")}, router=router)
     with pytest.raises(QueryTypeError, match="route_on"):
         branch.invoke({"a": "b", "c": "d"})
     with pytest.raises(QueryTypeError, match="human"):
         branch.invoke([AIMessage("hello")])
     with pytest.raises(ValueError, match="empty"):
         branch.invoke("   ")
+    with pytest.raises(ValueError, match="None"):
+        branch.invoke(None)
 
 
 # -- async: the async encoder and index only ----------------------------------------------------
