@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from qdrant_client import QdrantClient, models
 
 from semrouter import ConfigurationError, FakeEncoder, Route, SemanticRouter
@@ -448,3 +450,36 @@ def test_cli_imports_a_collection_in_place(
         assert router.route("hello there").name == "greet"
     assert main(argv) == 2  # a collection import needs somewhere to write
     assert "--output" in capsys.readouterr().err
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    distance=st.floats(min_value=0.0, max_value=2.0, allow_nan=False),
+    names=st.lists(
+        st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1).filter(
+            lambda s: s.strip() == s and s.strip()
+        ),
+        min_size=1,
+        max_size=4,
+        unique=True,
+    ),
+)
+def test_redisvl_round_trip_property(
+    tmp_path_factory: Any, distance: float, names: list[str]
+) -> None:
+    folder = tmp_path_factory.mktemp("prop")
+    data = {
+        "name": "r",
+        "vectorizer": {"type": "hf", "model": "sentence-transformers/all-MiniLM-L6-v2"},
+        "routes": [
+            {"name": n, "references": [f"{n} example"], "distance_threshold": distance}
+            for n in names
+        ],
+    }
+    result = import_router(write(folder / "r.yaml", yaml.safe_dump(data)))
+    assert [r.name for r in result.routes] == names
+    assert all(r.threshold == pytest.approx(1.0 - distance, abs=1e-6) for r in result.routes)
+    saved = result.save(folder / "out.yaml")
+    again = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    assert [r["name"] for r in again["routes"]] == names
+    assert [r["utterances"] for r in again["routes"]] == [[f"{n} example"] for n in names]
