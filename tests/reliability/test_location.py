@@ -220,3 +220,49 @@ def test_unusable_folders_are_semrouter_errors(folder: str) -> None:
     with pytest.raises(SemRouterError, match=folder):
         SemanticRouter([Route("a", ["x"])], encoder=FakeEncoder(dimension=8), path=folder)
     assert not Path(folder, "semrouter").exists()
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Records each request and answers an empty Qdrant batch-query result."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.seen.append(  # type: ignore[attr-defined]
+            (self.command, self.path, self.headers.get("api-key"), json.loads(body))
+        )
+        answer = json.dumps({"result": [{"points": []}], "status": "ok", "time": 0}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_requests_reach_the_server_whole_through_the_deadline_transport(use_async: bool) -> None:
+    import asyncio
+
+    import numpy as np
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.seen = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    store = QdrantLocation(url=url, api_key=KEY, timeout=2).open_store("routes")
+    try:
+        query = np.full((1, 4), 0.5, dtype=np.float32)
+        hits = asyncio.run(store.asearch(query, 3)) if use_async else store.search(query, 3)
+    finally:
+        store.close()
+        server.shutdown()
+        server.server_close()
+    assert hits == [[]]
+    [(method, path, key, body)] = server.seen  # type: ignore[attr-defined]
+    assert (method, key) == ("POST", KEY)
+    assert path == "/collections/routes/points/query/batch?timeout=2"  # query string kept
+    assert body["searches"][0]["query"] == {"nearest": [0.5, 0.5, 0.5, 0.5]}
+    assert body["searches"][0]["limit"] == 4
