@@ -12,7 +12,14 @@ from semrouter import ConfigurationError, Encoder, Route, SemanticRouter
 
 from .embeddings import as_encoder
 
-__all__ = ["build_router", "check_thresholds", "check_utterances", "route_for", "shorten"]
+__all__ = [
+    "build_router",
+    "check_thresholds",
+    "check_utterances",
+    "default_encoder",
+    "route_for",
+    "shorten",
+]
 
 
 def build_router(
@@ -39,7 +46,7 @@ def build_router(
     settings = {"aggregation": "max", **options}
     return SemanticRouter(
         routes,
-        encoder=as_encoder(encoder) if encoder is not None else None,
+        encoder=as_encoder(encoder) if encoder is not None else default_encoder(),
         threshold=threshold,
         path=path,
         url=url,
@@ -49,6 +56,13 @@ def build_router(
         collection=collection,
         **settings,
     )
+
+
+def default_encoder() -> Encoder:
+    """The process-wide :class:`~semrouter.LocalEncoder` (one model load per process)."""
+    from semrouter import LocalEncoder
+
+    return LocalEncoder.shared()
 
 
 def check_utterances(

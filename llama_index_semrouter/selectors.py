@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import threading
+import warnings
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from llama_index.core.base.base_selector import BaseSelector, SelectorResult, SingleSelection
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -26,27 +29,48 @@ from semrouter import (
 
 from ._utils import build_router, check_thresholds, check_utterances, route_for, shorten
 
-__all__ = ["SemRouterSelector", "choice_key"]
+__all__ = ["MAX_CHOICE_SETS", "SemRouterSelector", "choice_key", "choice_of"]
 
 _ChoiceKey = tuple[tuple[str | None, str], ...]
+
+#: ``Route.metadata["kind"]`` of the routes a selector makes; it never touches other routes.
+ROUTE_KIND = "choice"
+#: How many distinct choice sets a selector keeps indexed at once (older ones are dropped).
+MAX_CHOICE_SETS = 8
+
+
+class _ChoiceSet(NamedTuple):
+    names: list[str]  # route name of each choice, in the order of the choices
+    routes: list[Route]
 
 
 class SemRouterSelector(BaseSelector):
     """Selects query engines or retrievers by semantic routes instead of an LLM call.
 
-    Each choice (``ToolMetadata`` or ``str``) becomes a route named after the choice (or after
-    a content hash of its description when it has no name), whose utterances are its description
-    plus the example queries given in ``utterances``. The route vectors are encoded once and kept
-    in Qdrant; a query costs one embedding call however many choices there are. When the choices
-    change between calls, only new utterances are encoded.
+    A drop-in for ``EmbeddingSingleSelector`` (and the LLM selectors): each choice
+    (``ToolMetadata`` or ``str``) becomes a route whose utterances are its description plus the
+    example queries given in ``utterances``; the route vectors are encoded once and kept in
+    Qdrant, so a query costs one embedding call however many choices there are.
 
-    Indices are 0-based and always index the ``choices`` of the call. When no choice passes its
-    threshold the ``fallback`` choice is selected, or :class:`semrouter.NoRouteMatchedError` says
-    which choice came closest and by how much it missed.
+    Like the built-in selectors it always selects the best choice, unless abstention was asked
+    for: with ``fallback=``, per-choice ``thresholds=``, or an explicit router threshold
+    (``from_defaults(threshold=...)``, ``SemanticRouter(threshold=...)`` or a fitted router), a
+    query close to no choice selects the ``fallback`` or raises
+    :class:`semrouter.NoRouteMatchedError` saying which choice came closest.
+
+    Several choice sets (up to :data:`MAX_CHOICE_SETS`) stay indexed side by side, keyed by
+    content: alternating between them encodes nothing, and concurrent calls with different
+    sets never see each other's routes. Indices are 0-based and index the ``choices`` of the call.
+
+    The selector owns the routes of its router: a router given to it may hold only routes
+    that a selector made (an empty router is fine); anything else is refused, never changed.
+
+    ``copy.deepcopy`` shares the router. A selector made by :meth:`from_defaults` pickles as
+    its arguments (its encoder must pickle) and is rebuilt on load; one given a router or a
+    ready client refuses with a :class:`semrouter.ConfigurationError`.
 
     Args:
-        router: the semantic router that holds the routes (its routes are replaced by the
-            choices of each call; give the selector a router of its own).
+        router: the semantic router that holds the routes (give the selector its own).
         utterances: example queries per choice, keyed by choice name (or by description for a
             choice without a name).
         max_outputs: how many choices to select at most (``> 1`` for multi-selection).
@@ -83,6 +107,7 @@ class SemRouterSelector(BaseSelector):
             raise ConfigurationError("max_outputs must be an integer of at least 1")
         if fallback is not None and not isinstance(fallback, str):
             raise ConfigurationError("fallback must be the name (or description) of a choice")
+        _check_own(router)
         self._router = router
         self._utterances = check_utterances(utterances)
         self._thresholds = check_thresholds(thresholds)
@@ -90,8 +115,10 @@ class SemRouterSelector(BaseSelector):
         self.fallback = fallback
         self.include_descriptions = include_descriptions
         self._owns_router = False
+        self._rebuild: dict[str, Any] | None = None
         self._lock = threading.RLock()
-        self._synced: tuple[_ChoiceKey, list[str], list[Route]] | None = None
+        self._sets: OrderedDict[_ChoiceKey, _ChoiceSet] = OrderedDict()
+        self._warned = False
 
     @classmethod
     def from_defaults(
@@ -117,18 +144,17 @@ class SemRouterSelector(BaseSelector):
 
         Args:
             choices: the choices the selector will see, if known: their routes are encoded
-                now, and with ``path=`` or ``url=`` the vectors of an earlier run are reused
-                (a router opened with no routes would drop them and re-encode at the first
-                call).
+                now, and with ``path=`` or ``url=`` the vectors of an earlier run are reused.
+                A key of ``utterances`` or ``thresholds`` that names none of them is an error.
             utterances: see the class.
             max_outputs: see the class.
             fallback: see the class.
             thresholds: see the class.
             include_descriptions: see the class.
             encoder: a semrouter ``Encoder`` or any LlamaIndex ``BaseEmbedding`` (default:
-                the offline ``LocalEncoder``).
-            threshold: the score a choice needs when ``thresholds`` sets none for it
-                (default: the encoder's).
+                the process-wide ``LocalEncoder.shared()``).
+            threshold: the score a choice needs when ``thresholds`` sets none for it; giving it
+                turns abstention on (see the class).
             path: a folder that keeps the route vectors between runs.
             url: a Qdrant server instead of the embedded store.
             api_key: the server's API key.
@@ -137,18 +163,18 @@ class SemRouterSelector(BaseSelector):
             collection: the Qdrant collection.
             **router_options: further :class:`semrouter.SemanticRouter` options.
         """
+        checked_utterances = check_utterances(utterances)
+        checked_thresholds = check_thresholds(thresholds)
+        wrapped = [_wrap(c) for c in choices] if choices else []
+        if wrapped:
+            _check_keys(wrapped, checked_utterances, checked_thresholds, strict=True)
         planned = (
-            plan_routes(
-                [_wrap(c) for c in choices],
-                check_utterances(utterances),
-                check_thresholds(thresholds),
-                include_descriptions,
-            )
-            if choices
+            _choice_set(wrapped, checked_utterances, checked_thresholds, include_descriptions)
+            if wrapped
             else None
         )
         router = build_router(
-            planned[2] if planned else (),
+            planned.routes if planned else (),
             encoder=encoder,
             threshold=threshold,
             path=path,
@@ -171,8 +197,25 @@ class SemRouterSelector(BaseSelector):
         except BaseException:
             router.close()
             raise
-        selector._synced = planned
+        if planned is not None:
+            selector._sets[_signature(wrapped)] = planned
         selector._owns_router = True
+        if client is None and aclient is None:
+            selector._rebuild = {
+                "choices": list(choices) if choices else None,
+                "utterances": utterances,
+                "max_outputs": max_outputs,
+                "fallback": fallback,
+                "thresholds": thresholds,
+                "include_descriptions": include_descriptions,
+                "encoder": router.encoder,
+                "threshold": threshold,
+                "path": path,
+                "url": url,
+                "api_key": api_key,
+                "collection": collection,
+                **router_options,
+            }
         return selector
 
     @classmethod
@@ -189,6 +232,26 @@ class SemRouterSelector(BaseSelector):
         if self._owns_router:
             self._router.close()
 
+    # -- copies share the router; pickles rebuild from the from_defaults arguments -------------
+    def __deepcopy__(self, memo: dict[int, Any]) -> SemRouterSelector:
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._lock = threading.RLock()
+        clone._sets = OrderedDict(self._sets)
+        clone._owns_router = False  # the original closes the shared router
+        memo[id(self)] = clone
+        return clone
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        if self._rebuild is None:
+            raise ConfigurationError(
+                "this SemRouterSelector cannot be pickled: it was given a router or a ready "
+                "Qdrant client, which hold live connections and are shared, not copied. Share "
+                "the selector within the process, or build it with SemRouterSelector."
+                "from_defaults(path=... or url=...) so that it pickles as its arguments"
+            )
+        return (_from_defaults, (self._rebuild,))
+
     # -- PromptMixin: a semantic selector has no prompts --------------------------------------
     def _get_prompts(self) -> PromptDictType:
         """Get prompts (none: selection needs no LLM)."""
@@ -199,61 +262,99 @@ class SemRouterSelector(BaseSelector):
 
     # -- selection ---------------------------------------------------------------------------
     def _select(self, choices: Sequence[ToolMetadata], query: QueryBundle) -> SelectorResult:
-        with self._lock:
-            signature, keys, routes, changed = self._plan(choices)
-            if changed:
-                self._sync(signature, keys, routes)
+        entry = self._entry(choices)
+        for attempt in range(2):
+            if attempt or not self._indexed(entry):
+                self._index(entry)
             matches = self._router.top_routes(
-                query.query_str, limit=len(routes), apply_threshold=False
+                query.query_str, limit=max(len(self._router), 1), apply_threshold=False
             )
-        return self._decide(choices, keys, matches, query.query_str)
+            if self._complete(entry, matches):
+                break
+        return self._decide(choices, entry, matches, query.query_str)
 
     async def _aselect(self, choices: Sequence[ToolMetadata], query: QueryBundle) -> SelectorResult:
-        signature, keys, routes, changed = self._plan(choices)
-        if changed:  # encoding new utterances is blocking work: keep it off the event loop
-            await asyncio.to_thread(self._sync_locked, signature, keys, routes)
-        matches = await self._router.atop_routes(
-            query.query_str, limit=len(routes), apply_threshold=False
-        )
-        return self._decide(choices, keys, matches, query.query_str)
+        entry = self._entry(choices)
+        for attempt in range(2):
+            if attempt or not self._indexed(entry):
+                # encoding new utterances is blocking work: keep it off the event loop
+                await asyncio.to_thread(self._index, entry)
+            matches = await self._router.atop_routes(
+                query.query_str, limit=max(len(self._router), 1), apply_threshold=False
+            )
+            if self._complete(entry, matches):
+                break
+        return self._decide(choices, entry, matches, query.query_str)
 
-    def _plan(
-        self, choices: Sequence[ToolMetadata]
-    ) -> tuple[_ChoiceKey, list[str], list[Route], bool]:
-        """Route names and routes for ``choices``, and whether the router must be re-synced."""
+    def _entry(self, choices: Sequence[ToolMetadata]) -> _ChoiceSet:
+        """The routes of ``choices`` (cached by content; nothing is encoded here)."""
         if not choices:
             raise ConfigurationError("a selector needs at least one choice")
-        synced = self._synced
-        if (
-            synced is not None
-            and len(synced[0]) == len(choices)
-            and all(k == (c.name, c.description) for k, c in zip(synced[0], choices, strict=True))
-            and self._router.route_names == synced[1]
-        ):
-            return synced[0], synced[1], synced[2], False
-        signature, keys, routes = plan_routes(
-            choices, self._utterances, self._thresholds, self.include_descriptions
-        )
-        return signature, keys, routes, True
-
-    def _sync_locked(self, signature: _ChoiceKey, keys: list[str], routes: list[Route]) -> None:
+        signature = _signature(choices)
         with self._lock:
-            self._sync(signature, keys, routes)
+            entry = self._sets.get(signature)
+            if entry is not None:
+                self._sets.move_to_end(signature)
+                return entry
+        if not self._warned:
+            self._warned = True
+            _check_keys(choices, self._utterances, self._thresholds, strict=False)
+        entry = _choice_set(choices, self._utterances, self._thresholds, self.include_descriptions)
+        with self._lock:
+            self._sets[signature] = entry
+            self._sets.move_to_end(signature)
+            while len(self._sets) > MAX_CHOICE_SETS:
+                self._sets.popitem(last=False)
+        return entry
 
-    def _sync(self, signature: _ChoiceKey, keys: list[str], routes: list[Route]) -> None:
-        self._router.set_routes(routes)
-        self._synced = (signature, keys, routes)
+    def _indexed(self, entry: _ChoiceSet) -> bool:
+        held = set(self._router.route_names)
+        return all(name in held for name in entry.names)
+
+    def _index(self, entry: _ChoiceSet) -> None:
+        """Index the routes of every kept choice set (only new utterances are encoded)."""
+        with self._lock:
+            _check_own(self._router)
+            wanted: dict[str, Route] = {}
+            for kept in [*self._sets.values(), entry]:
+                for route in kept.routes:
+                    wanted[route.name] = route
+            if set(wanted) != set(self._router.route_names):
+                self._router.set_routes(list(wanted.values()))
+
+    def _complete(self, entry: _ChoiceSet, matches: list[RouteMatch]) -> bool:
+        """Whether the ranking holds enough of this call's routes to decide (another thread
+        may have dropped an old choice set between indexing and searching)."""
+        present = sum(1 for m in matches if m.name in set(entry.names))
+        return present >= min(len(entry.names), self.max_outputs + 1)
+
+    def _abstains(self) -> bool:
+        """Whether the user asked for "no choice" answers (see the class)."""
+        return (
+            self.fallback is not None
+            or bool(self._thresholds)
+            or self._router.options.threshold is not None
+            or self._router.calibration is not None
+        )
 
     def _decide(
         self,
         choices: Sequence[ToolMetadata],
-        keys: list[str],
+        entry: _ChoiceSet,
         matches: list[RouteMatch],
         query: str,
     ) -> SelectorResult:
-        index_of = {key: i for i, key in enumerate(keys)}
+        index_of = {name: i for i, name in enumerate(entry.names)}
         # Only routes of *this* call's choices count, so every index is in range.
         ranked = [m for m in matches if m.name in index_of]
+        if not self._abstains():
+            return SelectorResult(
+                selections=[
+                    SingleSelection(index=index_of[m.name], reason=_best_reason(m))
+                    for m in ranked[: self.max_outputs]
+                    if m.name is not None
+                ]
+            )
         passing = [m for m in ranked if m.threshold is not None and m.score >= m.threshold]
         if passing:
             return SelectorResult(
@@ -277,6 +378,68 @@ class SemRouterSelector(BaseSelector):
             )
         reason = f"fallback {self.fallback!r}: no choice passed its threshold; {missed}"
         return SelectorResult(selections=[SingleSelection(index=index, reason=reason)])
+
+
+def _from_defaults(arguments: dict[str, Any]) -> SemRouterSelector:
+    return SemRouterSelector.from_defaults(**arguments)
+
+
+def _signature(choices: Sequence[ToolMetadata]) -> _ChoiceKey:
+    return tuple((c.name, c.description) for c in choices)
+
+
+def _check_own(router: SemanticRouter) -> None:
+    foreign = [r.name for r in router.routes if r.metadata.get("kind") != ROUTE_KIND]
+    if foreign:
+        raise ConfigurationError(
+            f"the router holds routes that no selector made ({foreign[:5]}); a selector "
+            "indexes its choices as routes of its router and never changes routes it did not "
+            "make: give it a router of its own (SemRouterSelector.from_defaults(...) or an "
+            "empty SemanticRouter)"
+        )
+
+
+def _check_keys(
+    choices: Sequence[ToolMetadata],
+    utterances: Mapping[str, Any],
+    thresholds: Mapping[str, Any],
+    *,
+    strict: bool,
+) -> None:
+    """A key of ``utterances`` / ``thresholds`` that names no choice is most likely a typo."""
+    known = {c.name if c.name is not None else c.description for c in choices}
+    for what, mapping in (("utterances", utterances), ("thresholds", thresholds)):
+        unknown = sorted(key for key in mapping if key not in known)
+        if not unknown:
+            continue
+        message = (
+            f"{what} keys {unknown} name none of the choices {sorted(known)}; a choice is "
+            "keyed by its name (or by its description when it has no name)"
+        )
+        if strict:
+            raise ConfigurationError(message)
+        warnings.warn(message, UserWarning, stacklevel=4)
+
+
+def _choice_set(
+    choices: Sequence[ToolMetadata],
+    utterances: Mapping[str, Sequence[str]],
+    thresholds: Mapping[str, float],
+    include_descriptions: bool,
+) -> _ChoiceSet:
+    _, keys, routes = plan_routes(choices, utterances, thresholds, include_descriptions)
+    named = [_content_named(key, route) for key, route in zip(keys, routes, strict=True)]
+    return _ChoiceSet([route.name for route in named], named)
+
+
+def _content_named(key: str, route: Route) -> Route:
+    """``route`` renamed ``<choice key>~<content hash>``: one name per content, so that choice
+    sets that reuse a key with other texts live side by side in one router."""
+    content = json.dumps(
+        [key, list(route.utterances), route.threshold, route.description], ensure_ascii=True
+    )
+    digest = hashlib.sha256(content.encode("utf-8")).hexdigest()[:12]
+    return route.model_copy(update={"name": f"{key}~{digest}", "metadata": {"kind": ROUTE_KIND}})
 
 
 def plan_routes(
@@ -334,16 +497,28 @@ def _find(choices: Sequence[ToolMetadata], wanted: str) -> int | None:
     return None
 
 
+def choice_of(route_name: str | None) -> str | None:
+    """The choice key of a selector route name (``<key>~<content hash>``)."""
+    return route_name.rsplit("~", 1)[0] if route_name is not None else None
+
+
+def _best_reason(match: RouteMatch) -> str:
+    return (
+        f"semantic route {choice_of(match.name)!r}: best score {match.score:.3f} among the "
+        f"choices; closest example {shorten(match.utterance)!r}"
+    )
+
+
 def _reason(match: RouteMatch) -> str:
     return (
-        f"semantic route {match.name!r}: score {match.score:.3f} >= threshold "
+        f"semantic route {choice_of(match.name)!r}: score {match.score:.3f} >= threshold "
         f"{match.threshold:.3f}; closest example {shorten(match.utterance)!r}"
     )
 
 
 def _missed(best: RouteMatch) -> str:
     return (
-        f"best was {best.name!r} with score {best.score:.3f} below its threshold "
+        f"best was {choice_of(best.name)!r} with score {best.score:.3f} below its threshold "
         f"{best.threshold if best.threshold is not None else float('nan'):.3f} "
         f"(closest example {shorten(best.utterance)!r})"
     )

@@ -75,7 +75,7 @@ def test_fallback_engine_answers_when_nothing_matches(
 def test_no_match_says_why_instead_of_failed_to_select(
     engine_tools: list[QueryEngineTool], fake_encoder: FakeEncoder
 ) -> None:
-    router = engine(engine_tools, fake_encoder)
+    router = engine(engine_tools, fake_encoder, threshold=0.3)  # abstention asked for
     with pytest.raises(NoRouteMatchedError, match=r"best was .* below its threshold"):
         router.query("zebra xylophone quantum")
 

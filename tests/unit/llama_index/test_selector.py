@@ -12,6 +12,7 @@ from llama_index.core.tools import ToolMetadata
 from qdrant_client import QdrantClient
 
 from llama_index_semrouter import SemRouterEmbedding, SemRouterSelector
+from llama_index_semrouter.selectors import choice_of
 from semrouter import ConfigurationError, Encoder, FakeEncoder, NoRouteMatchedError, SemanticRouter
 
 from .conftest import LoopGuardEncoder
@@ -40,7 +41,7 @@ def test_selects_the_closest_choice_with_a_reason(fake_encoder: FakeEncoder) -> 
     result = make(fake_encoder).select(CHOICES, "what is the weather forecast tomorrow")
     assert result.ind == 1
     assert "'weather'" in result.reason
-    assert "score" in result.reason and "threshold" in result.reason
+    assert "best score" in result.reason  # no threshold asked for: the best choice
     assert "the weather forecast" in result.reason  # the matched utterance
 
 
@@ -78,7 +79,12 @@ def test_changed_choices_are_synced_incrementally(fake_encoder: FakeEncoder) -> 
     fake_encoder.reset_counts()
     assert selector.select(CHOICES[:2], "book a flight ticket").ind == 0
     assert fake_encoder.encoded_texts == 1  # removing a choice encodes nothing
-    assert selector.router.route_names == ["flights", "weather"]
+    assert sorted({choice_of(n) for n in selector.router.route_names}) == [
+        "flights",
+        "hotels",
+        "recipes",
+        "weather",
+    ]  # both choice sets stay indexed
 
 
 def test_string_choices_are_keyed_by_a_content_hash(fake_encoder: FakeEncoder) -> None:
@@ -87,7 +93,7 @@ def test_string_choices_are_keyed_by_a_content_hash(fake_encoder: FakeEncoder) -
     assert result.ind == 1
     names = selector.router.route_names
     assert all(name.startswith("choice-") for name in names)
-    again = make(FakeEncoder())
+    again = make(FakeEncoder(), utterances={"cooking recipes": ["what should I cook"]})
     again.select(["flight tickets", "cooking recipes"], "flight tickets")
     assert again.router.route_names == names  # the same content, the same keys
 
@@ -95,8 +101,10 @@ def test_string_choices_are_keyed_by_a_content_hash(fake_encoder: FakeEncoder) -
 def test_example_utterances_widen_a_choice(fake_encoder: FakeEncoder) -> None:
     query = "should I take an umbrella"
     with pytest.raises(NoRouteMatchedError):
-        make(FakeEncoder()).select(CHOICES, query)
-    selector = make(fake_encoder, utterances={"weather": ["should I take an umbrella today"]})
+        make(FakeEncoder(), threshold=0.3).select(CHOICES, query)
+    selector = make(
+        fake_encoder, utterances={"weather": ["should I take an umbrella today"]}, threshold=0.3
+    )
     assert selector.select(CHOICES, query).ind == 1
 
 
@@ -110,7 +118,7 @@ def test_multi_selection_is_best_first_and_capped(fake_encoder: FakeEncoder) -> 
 
 def test_no_match_raises_a_clear_error_without_fallback(fake_encoder: FakeEncoder) -> None:
     with pytest.raises(NoRouteMatchedError) as info:
-        make(fake_encoder).select(CHOICES, "zebra xylophone quantum")
+        make(fake_encoder, threshold=0.3).select(CHOICES, "zebra xylophone quantum")
     message = str(info.value)
     assert "best was" in message and "threshold" in message and "fallback=" in message
 
@@ -130,7 +138,8 @@ def test_unknown_fallback_is_a_configuration_error(fake_encoder: FakeEncoder) ->
 def test_per_choice_thresholds(fake_encoder: FakeEncoder) -> None:
     selector = make(fake_encoder, thresholds={"weather": 0.99}, fallback="recipes")
     assert selector.select(CHOICES, "the weather forecast").ind == 2
-    assert selector.router.threshold_for("weather") == 0.99
+    weather = next(n for n in selector.router.route_names if choice_of(n) == "weather")
+    assert selector.router.threshold_for(weather) == 0.99
 
 
 @pytest.mark.parametrize(
