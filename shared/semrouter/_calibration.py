@@ -94,6 +94,12 @@ def fit_thresholds(
     moves only for a strict gain, to the best cut nearest its current one, and a route that
     wins fewer than ``min_support`` rows keeps the global threshold: both curb over-fitting.
 
+    Ties between global cuts go to the middle of the tied run when some rows are labelled -1,
+    and to the lowest cut when none is: without "no route" rows, abstaining never helps
+    accuracy, and the router must not abstain more than the labels justify. When that lowest
+    cut accepts every row, the threshold is ``bounds[0]`` (the floor of the scale), so a later
+    query scoring below every held-out row is accepted too.
+
     Args:
         scores: (n, R) per-route scores (similarities or head probabilities).
         labels: (n,) gold route index, -1 for rows that should match no route.
@@ -131,9 +137,17 @@ def fit_thresholds(
     cuts = _cut_points(top)
     order = np.argsort(top, kind="stable")
     values = state.sweep(order, top[order], cuts, None, metric)
-    # Among equally good global cuts, take the middle one: the widest margin either side.
-    pick = _nearest_best(values, cuts, float(np.median(cuts[values >= values.max() - 1e-12])))
+    if state.none_support > 0:
+        # Among equally good global cuts, take the middle one: the widest margin either side.
+        anchor = float(np.median(cuts[values >= values.max() - 1e-12]))
+    else:
+        # No "no route" rows: nothing says abstaining is ever right, so take the lowest of the
+        # equally good cuts (the middle of a tie abstained on 1-3 % of in-scope queries).
+        anchor = float(cuts[0])
+    pick = _nearest_best(values, cuts, anchor)
     global_cut, global_score = float(cuts[pick]), float(values[pick])
+    if pick == 0 and state.none_support == 0 and bounds is not None:
+        global_cut = bounds[0]  # every row accepted: so is anything scoring lower
     current = np.full(n_routes, global_cut)
     state.assign(top >= global_cut)
 

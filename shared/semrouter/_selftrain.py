@@ -1,0 +1,348 @@
+"""Routing well with no labelled data: a head trained on the route utterances, and abstention.
+
+Pure NumPy building blocks for the default (unfitted) router; the scorer calls them at sync
+time and persists the result with the route set. Nothing here touches Qdrant or the router.
+
+The rule (:func:`decide`):
+
+* **Which route**: the one with the highest probability under a softmax head trained on the
+  stored utterances alone (:func:`train_route_head`; each utterance is a labelled example of
+  its route). On CLINC150 validation this beats nearest-neighbour routing by 5.7 points with
+  100 utterances per route and 5.6 with 5 (benchmarks/results/zero_label.txt).
+* **Whether to answer**: the route's nearest-neighbour *similarity* (the router's own
+  aggregation of cosine similarities, e.g. the mean of its best 2 hits) must reach a
+  threshold. So the score scale is unchanged: a cosine similarity in ``[-1, 1]``, a
+  user-set threshold means what it always meant, and ``-1`` never abstains.
+* **The threshold adapts to the route set** (:func:`abstention_threshold`): it is the
+  ``reject_share`` quantile of the utterances' *leave-one-out* similarity to their own route
+  (:func:`own_route_scores`), i.e. the cut that would reject about that share of queries that
+  look like the utterances. Tight routes with many utterances get a high threshold (about 0.45
+  on CLINC150 with 100 per route), sparse ones a low one (about 0.22 with 5 per route).
+
+Assumptions, documented because the threshold rests on them:
+
+* In-scope queries resemble the stored utterances as much as the utterances resemble each
+  other (exchangeability). Where users phrase queries unlike every example, more in-scope
+  queries fall under the threshold than ``reject_share`` says.
+* Routes with one utterance have no leave-one-out score; they take the threshold of the rest.
+  With no route of two or more utterances there is nothing to learn from and
+  :func:`abstention_threshold` returns ``None`` (the caller keeps its default threshold).
+* With few utterances per route the leave-one-out score is taken over one utterance fewer than
+  a query sees, so it is a little low and the router abstains a little less than
+  ``reject_share`` (measured: 5 per route loses 0.1-0.4 points of in-scope accuracy, 100 per
+  route about 1.5 at the default share).
+* ``DEFAULT_REJECT_SHARE`` was chosen on CLINC150 validation (+ its out-of-scope train and
+  validation queries; never the test splits): see benchmarks/quality/zero_label.py.
+
+Training is a deterministic full-batch L-BFGS in float32 (no randomness, no seed): the same
+utterance vectors in the same order give the same head. ``previous=`` warm-starts from the
+head of the previous route set (routes matched by name), which needs fewer iterations when a
+few routes change; the result then depends on that history, so a caller that wants
+"same routes, same head" across processes trains cold or persists the head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ._exceptions import ConfigurationError
+from ._head import LogisticHead, _lbfgs
+
+__all__ = [
+    "DEFAULT_REJECT_SHARE",
+    "SelfTraining",
+    "abstention_threshold",
+    "decide",
+    "own_route_scores",
+    "self_train",
+    "train_route_head",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Aggregation = Literal["mean", "max"]
+_FORMAT = "semrouter.self_training/1"
+
+#: Share of utterance-like queries the adaptive threshold may turn away, chosen on CLINC150
+#: validation (benchmarks/results/zero_label.txt).
+DEFAULT_REJECT_SHARE = 0.0125
+#: L2 weight and iteration cap of the head: 1e-5 as for fit(); 50 L-BFGS iterations reach the
+#: validation accuracy of 300 on CLINC150 and BANKING77 (about 60 loss evaluations).
+DEFAULT_L2 = 1e-5
+DEFAULT_MAX_ITER = 50
+
+
+def train_route_head(
+    vectors: npt.ArrayLike,
+    route_of_row: npt.ArrayLike,
+    route_names: Sequence[str],
+    *,
+    previous: LogisticHead | None = None,
+    l2: float = DEFAULT_L2,
+    max_iter: int = DEFAULT_MAX_ITER,
+    fingerprint: str | None = None,
+) -> LogisticHead:
+    """A softmax head over the routes, trained on the route utterances alone.
+
+    Args:
+        vectors: (n, d) utterance embeddings (unit rows, as encoders return them).
+        route_of_row: (n,) index into ``route_names`` of each utterance's route.
+        route_names: the R route names, in column order.
+        previous: a head of an earlier route set with the same dimension; the routes it knows
+            start from its weights, new ones from zero (fewer iterations when little changed).
+        l2: weight of the ``0.5 * ||W||²`` penalty beside the mean cross-entropy.
+        max_iter: L-BFGS iterations at most.
+        fingerprint: the encoder fingerprint, stored with the head.
+
+    Returns:
+        A :class:`LogisticHead` without a none class.
+
+    Example:
+        >>> X = np.eye(3, dtype=np.float32)[[0, 0, 1, 1, 2, 2]]
+        >>> head = train_route_head(X, [0, 0, 1, 1, 2, 2], ["a", "b", "c"])
+        >>> head.predict_proba(X).argmax(axis=1).tolist()
+        [0, 0, 1, 1, 2, 2]
+    """
+    data, labels = _check(vectors, route_of_row, len(route_names))
+    n_routes = len(route_names)
+    d = data.shape[1]
+    start = np.zeros(d * n_routes + n_routes)
+    if previous is not None:
+        start = _warm_start(previous, route_names, d)
+    theta = _lbfgs(_softmax_loss(data, labels, n_routes, l2), start, max_iter, 1e-6)
+    return LogisticHead(
+        theta[: d * n_routes].reshape(d, n_routes),
+        theta[d * n_routes :],
+        route_names=route_names,
+        fingerprint=fingerprint,
+    )
+
+
+def own_route_scores(
+    vectors: npt.ArrayLike,
+    route_of_row: npt.ArrayLike,
+    n_routes: int,
+    *,
+    top_k: int = 2,
+    aggregation: Aggregation = "mean",
+) -> FloatArray:
+    """Each utterance's route score against its own route, itself left out.
+
+    The score is the router's aggregation (the ``"mean"`` of the best ``top_k`` cosine
+    similarities, or the ``"max"``) over the *other* utterances of the same route, so it is
+    what the utterance would score as a query. Costs one (n_r, n_r) product per route.
+
+    Returns:
+        (n,) scores in row order; NaN for the utterance of a one-utterance route.
+    """
+    data, labels = _check(vectors, route_of_row, n_routes)
+    if top_k < 1:
+        raise ConfigurationError("top_k must be at least 1")
+    if aggregation not in ("mean", "max"):
+        raise ConfigurationError("aggregation must be 'mean' or 'max'")
+    out = np.full(labels.shape[0], np.nan)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n_routes + 1))
+    for r in range(n_routes):
+        rows = order[bounds[r] : bounds[r + 1]]
+        if rows.size < 2:
+            continue
+        block = data[rows] @ data[rows].T
+        np.fill_diagonal(block, -np.inf)
+        k = 1 if aggregation == "max" else min(top_k, rows.size - 1)
+        best = np.partition(block, rows.size - k, axis=1)[:, rows.size - k :]
+        out[rows] = best.astype(np.float64).mean(axis=1)
+    return out
+
+
+def abstention_threshold(
+    own_scores: npt.ArrayLike, *, reject_share: float = DEFAULT_REJECT_SHARE
+) -> float | None:
+    """The cut on the similarity scale below which the router abstains.
+
+    The ``reject_share`` quantile (lower interpolation: an actual score) of the leave-one-out
+    scores from :func:`own_route_scores`, NaN ignored; ``None`` when there are none.
+    """
+    scores = np.asarray(own_scores, dtype=np.float64).reshape(-1)
+    if not 0.0 <= reject_share < 1.0:
+        raise ConfigurationError("reject_share must lie in [0, 1)")
+    scores = scores[~np.isnan(scores)]
+    if scores.size == 0:
+        return None
+    return float(np.clip(np.quantile(scores, reject_share, method="lower"), -1.0, 1.0))
+
+
+def decide(
+    probabilities: npt.ArrayLike,
+    similarities: npt.ArrayLike,
+    thresholds: npt.ArrayLike | float,
+) -> tuple[IntArray, FloatArray]:
+    """The zero-label routing rule: the head picks, the similarity vetoes.
+
+    Args:
+        probabilities: (n, R) from :meth:`LogisticHead.predict_proba`.
+        similarities: (n, R) route similarities on the router's aggregation; NaN for routes
+            the index did not return (scored -1, so only a threshold of -1 accepts them).
+        thresholds: one per route (R,), or one for all, on the similarity scale.
+
+    Returns:
+        The route index per row (-1: abstain) and the chosen route's similarity (the score a
+        match reports; -1 where it was not retrieved).
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    sim = np.asarray(similarities, dtype=np.float64)
+    if p.ndim != 2 or p.shape != sim.shape:
+        raise ConfigurationError(f"shapes differ: {p.shape} and {sim.shape}")
+    best = p.argmax(axis=1)
+    score = np.nan_to_num(sim[np.arange(p.shape[0]), best], nan=-1.0)
+    cut = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (p.shape[1],))
+    return np.where(score >= cut[best], best, -1).astype(np.int64), score
+
+
+@dataclass(frozen=True)
+class SelfTraining:
+    """What the router learns from its own utterances; persisted with the route set.
+
+    Attributes:
+        head: the route head.
+        threshold: the adaptive abstention cut on the similarity scale, or ``None`` (no route
+            has two utterances: keep the encoder's default).
+        reject_share: the quantile it was taken at.
+        top_k: the aggregation's hits per route the threshold was measured with.
+        aggregation: ``"mean"`` or ``"max"``; a router with other settings must recompute.
+    """
+
+    head: LogisticHead
+    threshold: float | None
+    reject_share: float
+    top_k: int
+    aggregation: Aggregation
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe mapping (the head's weights as base64 float32)."""
+        return {
+            "format": _FORMAT,
+            "head": self.head.to_dict(),
+            "threshold": self.threshold,
+            "reject_share": self.reject_share,
+            "top_k": self.top_k,
+            "aggregation": self.aggregation,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SelfTraining:
+        """Rebuild from :meth:`to_dict`'s output."""
+        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
+            raise ConfigurationError(f"not a self-training payload (expected {_FORMAT!r})")
+        try:
+            threshold = data["threshold"]
+            aggregation = data["aggregation"]
+            if aggregation not in ("mean", "max"):
+                raise ValueError(f"unknown aggregation {aggregation!r}")
+            return cls(
+                head=LogisticHead.from_dict(data["head"]),
+                threshold=None if threshold is None else float(threshold),
+                reject_share=float(data["reject_share"]),
+                top_k=int(data["top_k"]),
+                aggregation=aggregation,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"invalid self-training payload: {exc}") from exc
+
+
+def self_train(
+    vectors: npt.ArrayLike,
+    route_of_row: npt.ArrayLike,
+    route_names: Sequence[str],
+    *,
+    top_k: int = 2,
+    aggregation: Aggregation = "mean",
+    reject_share: float = DEFAULT_REJECT_SHARE,
+    previous: SelfTraining | None = None,
+    fingerprint: str | None = None,
+) -> SelfTraining:
+    """Head and threshold for one route set: what the scorer runs at sync time.
+
+    Example:
+        >>> X = np.eye(3, dtype=np.float32)[[0, 0, 1, 1, 2, 2]]
+        >>> trained = self_train(X, [0, 0, 1, 1, 2, 2], ["a", "b", "c"])
+        >>> trained.threshold
+        1.0
+    """
+    head = train_route_head(
+        vectors,
+        route_of_row,
+        route_names,
+        previous=None if previous is None else previous.head,
+        fingerprint=fingerprint,
+    )
+    own = own_route_scores(
+        vectors, route_of_row, len(route_names), top_k=top_k, aggregation=aggregation
+    )
+    return SelfTraining(
+        head=head,
+        threshold=abstention_threshold(own, reject_share=reject_share),
+        reject_share=reject_share,
+        top_k=top_k,
+        aggregation=aggregation,
+    )
+
+
+def _check(
+    vectors: npt.ArrayLike, route_of_row: npt.ArrayLike, n_routes: int
+) -> tuple[npt.NDArray[np.float32], IntArray]:
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
+    labels = np.asarray(route_of_row, dtype=np.int64).reshape(-1)
+    if data.ndim != 2 or data.shape[0] == 0 or data.shape[0] != labels.shape[0]:
+        raise ConfigurationError("vectors must be a non-empty (n, d) array, one route per row")
+    if n_routes < 1 or labels.min() < 0 or labels.max() >= n_routes:
+        raise ConfigurationError(f"route indices must lie in [0, {n_routes})")
+    if not np.all(np.isfinite(data)):
+        raise ConfigurationError("vectors contain non-finite values")
+    return data, labels
+
+
+def _softmax_loss(
+    X: npt.NDArray[np.float32], labels: IntArray, n_routes: int, l2: float
+) -> Callable[[FloatArray], tuple[float, FloatArray]]:
+    """Mean cross-entropy + ``0.5 * l2 * ||W||²`` and its gradient; matrix work in float32."""
+    n, d = X.shape
+    rows = np.arange(n)
+    size = d * n_routes
+
+    def loss_and_grad(theta: FloatArray) -> tuple[float, FloatArray]:
+        W = theta[:size].reshape(d, n_routes)
+        z = X @ W.astype(np.float32) + theta[size:].astype(np.float32)
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        total = p.sum(axis=1)
+        loss = float(np.mean(np.log(total) - z[rows, labels], dtype=np.float64))
+        p /= total[:, None]
+        p[rows, labels] -= 1.0
+        p *= np.float32(1.0 / n)
+        grad_w = (X.T @ p).astype(np.float64) + l2 * W
+        loss += 0.5 * l2 * float(theta[:size] @ theta[:size])
+        return loss, np.concatenate([grad_w.ravel(), p.sum(axis=0, dtype=np.float64)])
+
+    return loss_and_grad
+
+
+def _warm_start(previous: LogisticHead, route_names: Sequence[str], d: int) -> FloatArray:
+    if previous.dimension != d:
+        raise ConfigurationError(
+            f"previous head takes {previous.dimension}-d vectors, these are {d}-d"
+        )
+    known = {name: i for i, name in enumerate(previous.route_names)}
+    weights = np.zeros((d, len(route_names)))
+    # A new route starts at the lowest known bias: no pull until its utterances give one.
+    bias = np.full(len(route_names), float(previous.bias.min()) if known else 0.0)
+    for j, name in enumerate(route_names):
+        if name in known:
+            weights[:, j] = previous.weights[:, known[name]]
+            bias[j] = previous.bias[known[name]]
+    return np.concatenate([weights.ravel(), bias])
