@@ -16,8 +16,9 @@ The rule (:func:`decide`):
 * **The threshold adapts to the route set** (:func:`abstention_threshold`): it is the
   ``reject_share`` quantile of the utterances' *leave-one-out* similarity to their own route
   (:func:`own_route_scores`), i.e. the cut that would reject about that share of queries that
-  look like the utterances. Tight routes with many utterances get a high threshold (about 0.45
-  on CLINC150 with 100 per route), sparse ones a low one (about 0.22 with 5 per route).
+  look like the utterances (with few utterances, a normal fit extrapolates below the lowest
+  of them). Tight routes with many utterances get a high threshold (about 0.45 on CLINC150
+  with 100 per route), sparse ones a low one (about 0.22 with 5 per route).
 
 Assumptions, documented because the threshold rests on them:
 
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
@@ -165,8 +167,12 @@ def abstention_threshold(
 ) -> float | None:
     """The cut on the similarity scale below which the router abstains.
 
-    The ``reject_share`` quantile (lower interpolation: an actual score) of the leave-one-out
-    scores from :func:`own_route_scores`, NaN ignored; ``None`` when there are none.
+    The lower of two estimates of the ``reject_share`` quantile of the leave-one-out scores
+    from :func:`own_route_scores` (NaN ignored): the empirical one (lower interpolation: an
+    actual score), and ``mean - z * std`` of a normal fit. With hundreds of scores the
+    empirical quantile is the lower one (the scores have a long low tail); with a handful,
+    the smallest of them says little about the tail and the normal fit extrapolates below
+    it (the README's two routes of two utterances: 0.35 -> 0.23). ``None`` without scores.
     """
     scores = np.asarray(own_scores, dtype=np.float64).reshape(-1)
     if not 0.0 <= reject_share < 1.0:
@@ -174,7 +180,11 @@ def abstention_threshold(
     scores = scores[~np.isnan(scores)]
     if scores.size == 0:
         return None
-    return float(np.clip(np.quantile(scores, reject_share, method="lower"), -1.0, 1.0))
+    cut = float(np.quantile(scores, reject_share, method="lower"))
+    if scores.size >= 2 and reject_share > 0.0:
+        z = NormalDist().inv_cdf(1.0 - reject_share)
+        cut = min(cut, float(scores.mean() - z * scores.std(ddof=1)))
+    return float(np.clip(cut, -1.0, 1.0))
 
 
 def decide(

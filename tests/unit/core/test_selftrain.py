@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
@@ -127,12 +128,18 @@ def test_own_route_scores_leave_the_utterance_out() -> None:
     assert np.isnan(lonely[3]) and not np.isnan(lonely[:3]).any()
 
 
-def test_abstention_threshold_is_a_quantile_of_the_scores() -> None:
+def test_abstention_threshold_is_the_lower_of_two_quantile_estimates() -> None:
     scores = np.array([0.9, np.nan, 0.1, 0.5, 0.3, 0.7])
     assert abstention_threshold(scores, reject_share=0.0) == 0.1
-    assert abstention_threshold(scores, reject_share=0.25) == 0.3  # an actual score, not a mix
-    assert abstention_threshold(scores, reject_share=0.99) == 0.7
+    # Few scores: the normal fit (mean 0.5, std 0.316) extrapolates below the empirical 0.3.
+    normal = 0.5 - NormalDist().inv_cdf(0.75) * float(np.std([0.9, 0.1, 0.5, 0.3, 0.7], ddof=1))
+    assert abstention_threshold(scores, reject_share=0.25) == pytest.approx(normal)
+    # Many scores with a long low tail: the empirical quantile (an actual score) is lower.
+    tail = np.concatenate([np.full(95, 0.6), np.linspace(-0.5, 0.0, 5)])
+    assert abstention_threshold(tail, reject_share=0.02) == pytest.approx(-0.375)
+    assert abstention_threshold(np.array([0.4]), reject_share=0.1) == 0.4
     assert abstention_threshold(np.array([np.nan, np.nan])) is None
+    assert abstention_threshold(np.array([-3.0, -3.0, -3.0])) == -1.0  # clipped to the scale
     with pytest.raises(ConfigurationError, match="reject_share"):
         abstention_threshold(scores, reject_share=1.0)
 
