@@ -202,6 +202,20 @@ class ConversationRouter:
             self._store(missing, await self._router.encoder.aencode(missing))
         return self._decide(picked, await self._router.aroute_vectors(self._matrix(picked)))
 
+    def top_routes(
+        self, turns: Sequence[Turn], limit: int = 3, *, apply_threshold: bool = True
+    ) -> list[RouteMatch]:
+        """Up to ``limit`` routes for the conversation, best first, by the same rule as
+        :meth:`route` (the context's scores when earlier turns counted); as the router's
+        ``top_routes``, ``apply_threshold=False`` keeps routes below their threshold."""
+        return self._top(self.route(turns), limit, apply_threshold)
+
+    async def atop_routes(
+        self, turns: Sequence[Turn], limit: int = 3, *, apply_threshold: bool = True
+    ) -> list[RouteMatch]:
+        """Asynchronous :meth:`top_routes`."""
+        return self._top(await self.aroute(turns), limit, apply_threshold)
+
     def route_last(self, turns: Sequence[Turn]) -> ConversationMatch:
         """The last user turn routed alone, as ``router.route`` would (vector cached too)."""
         picked = self._pick(turns, 1)
@@ -243,6 +257,28 @@ class ConversationRouter:
             raise InvalidQueryError("a conversation needs at least one non-blank user turn")
         picked.reverse()
         return picked
+
+    def _top(self, match: ConversationMatch, limit: int, apply_threshold: bool) -> list[RouteMatch]:
+        if limit < 1:
+            raise ConfigurationError("limit must be at least 1")
+        out: list[RouteMatch] = []
+        for name, score in sorted(match.scores.items(), key=lambda item: -item[1]):
+            threshold = self._router.threshold_for(name)
+            if apply_threshold and score < threshold:
+                continue
+            utterance = match.utterance if name == match.name else None
+            out.append(
+                RouteMatch(
+                    name=name,
+                    score=score,
+                    scores=match.scores,
+                    utterance=utterance,
+                    threshold=threshold,
+                )
+            )
+            if len(out) >= limit:
+                break
+        return out
 
     def _missing(self, picked: list[tuple[int, str]]) -> list[str]:
         with self._lock:

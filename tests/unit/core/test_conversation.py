@@ -279,3 +279,19 @@ def test_user_text_roles() -> None:
     assert user_text(("Human", "hi")) == "hi"
     assert user_text(("assistant", "hi")) is None
     assert user_text({"role": "tool", "content": "x"}) is None
+
+
+def test_top_routes_rank_the_context_scores(conversation: ConversationRouter) -> None:
+    turns = ["book a flight to paris", "what about tuesday to paris instead"]
+    match = conversation.route(turns)
+    ranked = conversation.top_routes(turns, 3, apply_threshold=False)
+    assert [m.name for m in ranked] == list(match.scores)[:3]
+    assert ranked[0].name == "flights"
+    assert ranked[0].score == pytest.approx(match.score)
+    assert [m.score for m in ranked] == sorted((m.score for m in ranked), reverse=True)
+    passing = conversation.top_routes(turns, 3)
+    assert [m.name for m in passing] == ["flights"]
+    assert asyncio.run(conversation.atop_routes(turns, 1)) == passing[:1]
+    assert conversation.top_routes(["who painted the mona lisa"], 3) == []
+    with pytest.raises(ConfigurationError):
+        conversation.top_routes(turns, 0)
