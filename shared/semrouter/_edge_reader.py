@@ -134,6 +134,13 @@ class SnapshotReader:
                 vector = snapshot.vectors[row].tolist() if with_vectors else None
                 yield pid, dict(snapshot.payloads[row]), vector
 
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        served = self._served
+        if served is None:
+            return {}
+        payloads = served.snapshot.payloads
+        return {pid: dict(payloads[served.row[pid]]) for pid in ids if pid in served.row}
+
     def vectors(self, ids: Sequence[str]) -> dict[str, Any]:
         served = self._served
         if served is None:

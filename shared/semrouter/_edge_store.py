@@ -466,6 +466,17 @@ class EdgeStore(Store):
                 found.update((str(r.id), _plain_vector(r.vector)) for r in records)
         return _stack(ids, found)
 
+    def read_payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if self._reader is not None:
+            return self._reader.payloads(ids)
+        if self._mirror is not None:
+            return {pid: dict(self._mirror[pid][0]) for pid in ids if pid in self._mirror}
+        if self._shard is None:
+            return {}
+        with self._errors("read the collection"):
+            records = self._retrieve(list(ids), False)
+        return {str(r.id): dict(r.payload or {}) for r in records}
+
     def _retrieve(self, ids: list[Any], with_vector: bool) -> list[Any]:
         return list(self._shard.retrieve(ids, with_payload=True, with_vector=with_vector))
 

@@ -44,6 +44,7 @@ __all__ = [
     "QueryTypeError",
     "ReadOnlyRouterError",
     "RouteNotFoundError",
+    "RouteSetMismatchError",
     "RouterClosedError",
     "RouterLockedError",
     "SemRouterError",
@@ -113,6 +114,11 @@ class StoreDamagedError(SemRouterError, RuntimeError):
 class StorageFullError(SemRouterError, OSError):
     """Too little free disk space to open or write an embedded folder safely; nothing was
     written. The message names the folder and the space needed."""
+
+
+class RouteSetMismatchError(ConfigurationError):
+    """``sync="check"``: the routes declared in code differ from the stored route set; the
+    message names the differences."""
 
 
 class RouterClosedError(SemRouterError, RuntimeError):

@@ -25,7 +25,8 @@ import numpy.typing as npt
 from ._exceptions import IndexMismatchError
 from ._options import RouterOptions
 from ._routes import Route
-from ._routeset import Snapshot
+from ._routeset import Calibration, Snapshot
+from ._routestore import write_route_set
 from ._scorer import Candidates
 from ._search import exact_search, make_pruning
 from ._stores import NAMESPACE, Hit, Store
@@ -37,10 +38,12 @@ SCHEMA_VERSION = 1
 logger = logging.getLogger("semrouter")
 
 
-def point_id(route: str, utterance: str) -> str:
+def point_id(route: str, utterance: str, tenant: str = "") -> str:
     """The stable id of one (route, utterance) point: ``uuid5`` of the length-prefixed pair (so
-    no two pairs collide), computed without building ``UUID`` objects (a third of a reopen)."""
-    name = f"{len(route)}:{route}{utterance}".encode()
+    no two pairs collide), computed without building ``UUID`` objects (a third of a reopen).
+    A tenant's ids are prefixed with ``t<len>:<tenant>``, which no untenanted name starts with."""
+    prefix = f"t{len(tenant)}:{tenant}" if tenant else ""
+    name = f"{prefix}{len(route)}:{route}{utterance}".encode()
     raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])
     raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
@@ -51,8 +54,20 @@ def point_id(route: str, utterance: str) -> str:
 _NAMESPACE_BYTES = NAMESPACE.bytes
 
 
-def _payload(route: Route, utterance: str) -> dict[str, Any]:
-    return {"route": route.name, "utterance": utterance, "metadata": dict(route.metadata)}
+def _payload(route: Route, utterance: str, tenant: str) -> dict[str, Any]:
+    payload = {"route": route.name, "utterance": utterance, "metadata": dict(route.metadata)}
+    if tenant:
+        payload["tenant"] = tenant
+    return payload
+
+
+@dataclass(frozen=True)
+class RouteSetRecord:
+    """What is stored with the routes: the calibration, the new revision and the digest."""
+
+    calibration: Calibration | None
+    revision: int
+    digest: str
 
 
 @dataclass(frozen=True)
@@ -78,9 +93,12 @@ class RouteIndex:
         rebuild: drop a collection made by another encoder instead of refusing it.
     """
 
-    def __init__(self, store: Store, encoder: Encoder, *, rebuild: bool = False) -> None:
+    def __init__(
+        self, store: Store, encoder: Encoder, *, rebuild: bool = False, tenant: str = ""
+    ) -> None:
         self.store = store
         self.encoder = encoder
+        self.tenant = tenant
         self._lock = threading.RLock()
         self._open(rebuild)
         self._last = Snapshot.empty()  # the latest snapshot: its vectors seed the next one
@@ -107,7 +125,9 @@ class RouteIndex:
         if found is None:
             self.store.create(wanted, self.encoder.dimension)
 
-    def sync(self, routes: Sequence[Route], options: RouterOptions) -> tuple[SyncReport, Snapshot]:
+    def sync(
+        self, routes: Sequence[Route], options: RouterOptions, record: RouteSetRecord | None = None
+    ) -> tuple[SyncReport, Snapshot]:
         """Make the collection hold exactly ``routes``; encode only what is new.
 
         The first sync reads every point's payload from Qdrant; later ones diff against what
@@ -117,23 +137,24 @@ class RouteIndex:
         """
         with self._lock:
             try:
-                return self._sync(routes, options)
+                return self._sync(routes, options, record)
             except BaseException:
                 self._known = None
                 raise
 
-    def _sync(self, routes: Sequence[Route], options: RouterOptions) -> tuple[SyncReport, Snapshot]:
-        desired: dict[str, tuple[Route, str]] = {
-            point_id(route.name, utt): (route, utt) for route in routes for utt in route.utterances
-        }
+    def _sync(
+        self, routes: Sequence[Route], options: RouterOptions, record: RouteSetRecord | None
+    ) -> tuple[SyncReport, Snapshot]:
+        tenant = self.tenant
+        desired = self._desired(routes)
         if self._known is None:
             self._known = {
                 pid: payload
                 for pid, payload, _ in self.store.scroll(with_vectors=False)
-                if _is_ours(pid, payload, desired)  # others' points are left alone
+                if _is_ours(pid, payload, desired, tenant)  # others' points are left alone
             }
         known = self._known
-        payloads = {pid: _payload(route, utt) for pid, (route, utt) in desired.items()}
+        payloads = {pid: _payload(route, utt, tenant) for pid, (route, utt) in desired.items()}
         new_ids = [pid for pid in desired if pid not in known]
         gone_ids = [pid for pid in known if pid not in desired]
         changed = [pid for pid in desired if pid in known and known[pid] != payloads[pid]]
@@ -145,7 +166,9 @@ class RouteIndex:
             self.store.delete(gone_ids)
         if changed:
             self.store.set_payloads(changed, [payloads[pid] for pid in changed])
-        if new_ids or gone_ids or changed:
+        if record is not None:  # after the points: a reader that sees it finds them all
+            self._write_record(routes, record)
+        if new_ids or gone_ids or changed or record is not None:
             self.store.flush()
         for pid in gone_ids:
             del known[pid]
@@ -175,6 +198,44 @@ class RouteIndex:
             kept=len(desired) - len(new_ids),
         )
         return report, snapshot
+
+    def _desired(self, routes: Sequence[Route]) -> dict[str, tuple[Route, str]]:
+        tenant = self.tenant
+        return {
+            point_id(route.name, utt, tenant): (route, utt)
+            for route in routes
+            for utt in route.utterances
+        }
+
+    def _write_record(self, routes: Sequence[Route], record: RouteSetRecord) -> None:
+        write_route_set(
+            self.store,
+            self.tenant,
+            routes,
+            record.calibration,
+            revision=record.revision,
+            digest=record.digest,
+            dimension=self.encoder.dimension,
+        )
+
+    def record(self, routes: Sequence[Route], record: RouteSetRecord) -> None:
+        """Rewrite the stored route set document alone (a new calibration, say)."""
+        with self._lock:
+            self._write_record(routes, record)
+            self.store.flush()
+
+    def follow(self, routes: Sequence[Route], options: RouterOptions) -> Snapshot:
+        """A snapshot of ``routes`` as another process stored them: nothing is written or
+        encoded; vectors come from the last snapshot, the store's cache or Qdrant."""
+        with self._lock:
+            desired = self._desired(routes)
+            matrix = None
+            if _mode_for(options, len(desired)) == "exact":
+                matrix = self._matrix(list(desired), {})
+            self._known = None  # another process wrote: re-read before our next write
+            snapshot = _snapshot(routes, desired, matrix, self._last)
+            self._last = snapshot
+            return snapshot
 
     def _matrix(
         self, ids: list[str], fresh: dict[str, npt.NDArray[np.float32]]
@@ -277,16 +338,21 @@ def _from_hits(snapshot: Snapshot, hits: list[list[Hit]]) -> Candidates:
     return Candidates(rows, scores, exhaustive=False)
 
 
-def _is_ours(pid: str, payload: dict[str, Any], desired: dict[str, tuple[Route, str]]) -> bool:
-    """Whether a stored point is one semrouter wrote: its id is the hash of its payload."""
+def _is_ours(
+    pid: str, payload: dict[str, Any], desired: dict[str, tuple[Route, str]], tenant: str
+) -> bool:
+    """Whether a stored point is one semrouter wrote for ``tenant``: its id is the hash of its
+    payload (other tenants' points, route set documents and foreign points are not)."""
     route, utterance = payload.get("route"), payload.get("utterance")
     if not isinstance(route, str) or not isinstance(utterance, str):
+        return False
+    if payload.get("tenant", "") != tenant:
         return False
     if pid in desired:  # the declared id of this very pair: no need to hash again
         declared_route, declared_utterance = desired[pid]
         if (declared_route.name, declared_utterance) == (route, utterance):
             return True
-    return pid == point_id(route, utterance)
+    return pid == point_id(route, utterance, tenant)
 
 
 def _mismatch_message(target: str, found: dict[str, Any], wanted: dict[str, Any]) -> str:

@@ -8,27 +8,31 @@ A query reads it once, asks the index for the nearest utterances and hands both 
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import numpy as np
 
+from ._edge_store import StoreMode
 from ._evaluation import EvaluationReport
 from ._exceptions import (
     ConfigurationError,
     IndexMismatchError,
     InvalidQueryError,
     QueryTypeError,
+    ReadOnlyRouterError,
     RouteNotFoundError,
     RouterClosedError,
     SemRouterError,
 )
 from ._fitting import FitSource, Progress
-from ._index import RouteIndex, SyncReport
+from ._index import RouteIndex, RouteSetRecord, SyncReport
 from ._location import QdrantLocation
 from ._options import Aggregation, RouterOptions, SearchMode
 from ._routes import Route, RouteMatch, check_text, validate_routes
@@ -40,7 +44,18 @@ from ._routeset import (
     build_route_set,
     routes_digest,
 )
+from ._routestore import (
+    DOC_KEY,
+    POLICIES,
+    StoredRouteSet,
+    SyncPolicy,
+    apply_policy,
+    read_head,
+    read_route_set,
+    route_set_ids,
+)
 from ._scorer import decide, route_scores, route_similarities
+from ._stores import Store
 from .encoders import Encoder, Vectors
 
 __all__ = ["SemanticRouter", "StaleCalibrationWarning"]
@@ -50,6 +65,7 @@ class StaleCalibrationWarning(UserWarning):
     """The routes changed after :meth:`SemanticRouter.fit`; the fit is ignored until redone."""
 
 
+logger = logging.getLogger("semrouter")
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _UNSET: Any = object()
 
@@ -92,7 +108,7 @@ class SemanticRouter:
 
     def __init__(
         self,
-        routes: Sequence[Route] = (),
+        routes: Sequence[Route] | None = None,
         *,
         encoder: Encoder | None = None,
         path: str | Path | None = None,
@@ -113,10 +129,28 @@ class SemanticRouter:
         exact_limit: int = _UNSET,
         rebuild: bool = False,
         calibration: Calibration | dict[str, Any] | None = None,
+        sync: SyncPolicy = "merge",
+        tenant: str = "",
+        mode: StoreMode = "auto",
+        refresh_interval: float | None = None,
     ) -> None:
         self._closed = True  # until the store is open (repr() works on a half-built router)
         self._index: RouteIndex | None = None
-        declared = validate_routes(routes)
+        declared = validate_routes(routes) if routes is not None else None
+        if sync not in POLICIES:
+            raise ConfigurationError(f"sync must be one of {', '.join(POLICIES)}; got {sync!r}")
+        if not isinstance(tenant, str) or len(tenant) > 256 or check_text(tenant, "tenant"):
+            raise ConfigurationError("tenant must be a str of at most 256 characters")
+        if refresh_interval is not None and (
+            isinstance(refresh_interval, bool)
+            or not isinstance(refresh_interval, (int, float))
+            or not refresh_interval >= 0
+        ):
+            raise ConfigurationError("refresh_interval must be a number of seconds >= 0")
+        self.tenant = tenant
+        self._refresh_interval = refresh_interval
+        self._next_refresh = 0.0
+        self._revision = 0
         self._options = _options(
             options,
             threshold=threshold,
@@ -156,18 +190,155 @@ class SemanticRouter:
         self.encoder = encoder
         self._lock = threading.RLock()
         self._warned_stale = False
-        store = location.open_store(collection)
+        edge = {"mode": mode, "rebuild": rebuild} if location.kind in ("path", "memory") else {}
+        store = location.open_store(collection, **edge)
         try:
-            self._index = RouteIndex(store, encoder, rebuild=rebuild)
+            self._index = RouteIndex(store, encoder, rebuild=rebuild, tenant=tenant)
             self._closed = False
-            fitted = _calibration(calibration, encoder, declared)
-            report, snapshot = self._index.sync(declared, self._options)
-            self._publish(declared, snapshot, calibration=fitted)
-            self.last_sync = report
+            self.last_sync = self._start(self._index, declared, sync, calibration)
         except BaseException:
             self._closed = True
             store.close()
             raise
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        path: str | Path | None = None,
+        url: str | None = None,
+        client: Any = None,
+        **options: Any,
+    ) -> SemanticRouter:
+        """Serve the route set stored in a collection, with no routes in code; nothing is
+        encoded (the vectors come from Qdrant) and nothing is deleted.
+
+        Example: ``SemanticRouter.open(path="./routes_db", refresh_interval=1)``. Any other
+        constructor keyword (``collection=``, ``tenant=``, ``encoder=``, ``api_key=`` ...) works.
+        """
+        if "routes" in options:
+            raise ConfigurationError("open() serves the stored routes: use SemanticRouter(routes)")
+        return cls(None, path=path, url=url, client=client, **options)
+
+    def _start(
+        self,
+        index: RouteIndex,
+        declared: list[Route] | None,
+        sync: SyncPolicy,
+        calibration: Calibration | dict[str, Any] | None,
+    ) -> SyncReport:
+        """Open the route set: read what is stored, apply the sync policy, publish."""
+        stored = read_route_set(index.store, self.tenant)
+        if stored is None:
+            legacy = _routes_from_points(index.store, self.tenant)
+            stored = StoredRouteSet(tuple(legacy), None, 0, "") if legacy else None
+        base = list(stored.routes) if stored is not None else []
+        if declared is None:
+            routes = base
+        elif stored is None or not stored.revision:  # nothing stored yet, or a 0.1 collection
+            routes = declared if sync != "merge" else apply_policy("merge", declared, base)
+        else:
+            routes = apply_policy(sync, declared, base)
+        self._revision = stored.revision if stored is not None else 0
+        stored_fit = stored.calibration if stored is not None else None
+        fitted = _calibration(calibration, self.encoder, routes) if calibration else stored_fit
+        unchanged = stored is not None and stored.revision > 0 and routes == base
+        if index.store.read_only or (unchanged and fitted == stored_fit):
+            if declared is not None and routes != base:
+                logger.warning(
+                    "%s is read-only here: serving its stored routes, not the declared ones "
+                    "(the folder's writer syncs them)",
+                    index.store.target,
+                )
+            routes = base
+            snapshot = index.follow(routes, self._options)
+            report = SyncReport(kept=snapshot.size)
+        else:
+            record = RouteSetRecord(fitted, self._revision + 1, routes_digest(routes))
+            report, snapshot = index.sync(routes, self._options, record)
+            self._revision += 1
+        self._publish(routes, snapshot, calibration=fitted)
+        self._schedule_refresh()
+        return report
+
+    # -- following other processes ---------------------------------------------------------------
+    @property
+    def revision(self) -> int:
+        """The revision of the stored route set this router serves (changes on every write)."""
+        return self._revision
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this router only reads (another process writes its embedded folder)."""
+        return self._open_index().store.read_only
+
+    def refresh(self) -> bool:
+        """Serve the stored route set if another process or machine changed it.
+
+        Costs one small read when nothing changed (a ``stat`` and a dictionary lookup for an
+        embedded folder; one round trip to a server); after a change, only the points of
+        changed routes are read. Nothing is encoded. Returns whether anything changed.
+        """
+        with self._lock:
+            index = self._open_index()
+            store = index.store
+            if store.changed():
+                store.reload()
+            self._schedule_refresh()
+            head = read_head(store, self.tenant)
+            if head is None or head[0] == self._revision:
+                return False
+            stored = read_route_set(store, self.tenant)
+            if stored is None or stored.revision == self._revision:
+                return False
+            snapshot = index.follow(list(stored.routes), self._options)
+            self._revision = stored.revision
+            self._publish(list(stored.routes), snapshot, calibration=stored.calibration)
+            return True
+
+    async def arefresh(self) -> bool:
+        """Asynchronous :meth:`refresh` (in a worker thread: the event loop is never blocked)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.refresh)
+
+    def promote(self) -> None:
+        """Turn this reader of an embedded folder into its writer, once no writer holds it
+        (:class:`~semrouter.RouterLockedError` while one does)."""
+        with self._lock:
+            store = self._open_index().store
+            promote = getattr(store, "promote", None)
+            if promote is not None:
+                promote()
+            self._index = RouteIndex(store, self.encoder, tenant=self.tenant)
+
+    def _schedule_refresh(self) -> None:
+        if self._refresh_interval is not None:
+            self._next_refresh = time.monotonic() + self._refresh_interval
+
+    def _refresh_due(self) -> bool:
+        return self._refresh_interval is not None and time.monotonic() >= self._next_refresh
+
+    def delete_route_set(self) -> SyncReport:
+        """Delete this router's route set (its tenant's points and stored document) from the
+        collection; other tenants are left alone. The router then serves no routes."""
+        with self._lock:
+            index = self._writable()
+            report, snapshot = index.sync([], self._options, None)
+            index.store.delete(list(route_set_ids(self.tenant)))
+            index.store.flush()
+            self._revision = 0
+            self._publish([], snapshot, calibration=None)
+            return report
+
+    def tenants(self) -> list[str]:
+        """The tenants whose route sets this collection stores."""
+        found = {
+            str(payload[DOC_KEY].get("tenant", ""))
+            for _, payload, _ in self._open_index().store.scroll(with_vectors=False)
+            if isinstance(payload.get(DOC_KEY), dict)
+        }
+        return sorted(found)
 
     # -- the route set --------------------------------------------------------------------------
     def _publish(
@@ -225,13 +396,30 @@ class SemanticRouter:
     def __len__(self) -> int:
         return len(self._state.names)
 
-    def _sync(self, routes: list[Route]) -> SyncReport:
+    def _change(self, change: Callable[[list[Route]], list[Route]]) -> SyncReport:
+        """Apply ``change`` to the latest stored route set and store the result."""
         with self._lock:
-            index = self._open_index()
-            report, snapshot = index.sync(routes, self._options)
+            index = self._writable()
+            self.refresh()  # another writer may have changed the set: start from its version
+            routes = change(list(self._state.routes))
+            if routes == list(self._state.routes):
+                return SyncReport(kept=self._state.snapshot.size)
+            calibration = self._state.calibration
+            record = RouteSetRecord(calibration, self._revision + 1, routes_digest(routes))
+            report, snapshot = index.sync(routes, self._options, record)
+            self._revision += 1
             self._publish(routes, snapshot)
             self.last_sync = report
             return report
+
+    def _writable(self) -> RouteIndex:
+        index = self._open_index()
+        if index.store.read_only:
+            raise ReadOnlyRouterError(
+                f"this router only reads {index.store.target}: change routes through the "
+                "process that writes it (or promote() this one once that process is gone)"
+            )
+        return index
 
     def set_routes(self, routes: Sequence[Route]) -> SyncReport:
         """Replace the whole route set, encoding only utterances that are new.
@@ -239,31 +427,38 @@ class SemanticRouter:
         A no-op (nothing encoded, nothing written) when the routes are unchanged.
         """
         declared = validate_routes(routes)
-        with self._lock:
-            if declared == list(self._state.routes):
-                return SyncReport(kept=self._state.snapshot.size)
-            return self._sync(declared)
+        return self._change(lambda current: declared)
 
     def add(self, route: Route) -> SyncReport:
         """Add a route; its name must be new."""
         route = _one_route(route)
-        with self._lock:
-            if route.name in self._state.position:
+
+        def add(current: list[Route]) -> list[Route]:
+            if any(r.name == route.name for r in current):
                 raise ConfigurationError(f"duplicate route name: {route.name!r}; use update()")
-            return self._sync([*self._state.routes, route])
+            return [*current, route]
+
+        return self._change(add)
 
     def update(self, route: Route) -> SyncReport:
         """Replace the route of the same name (only changed utterances are re-encoded)."""
         route = _one_route(route)
-        with self._lock:
-            self.get(route.name)
-            return self._sync([route if r.name == route.name else r for r in self._state.routes])
+
+        def update(current: list[Route]) -> list[Route]:
+            if not any(r.name == route.name for r in current):
+                raise RouteNotFoundError(f"no route named {route.name!r}")
+            return [route if r.name == route.name else r for r in current]
+
+        return self._change(update)
 
     def remove(self, name: str) -> SyncReport:
         """Remove a route; once this returns, routing never answers ``name``."""
-        with self._lock:
-            self.get(name)
-            return self._sync([r for r in self._state.routes if r.name != name])
+        def remove(current: list[Route]) -> list[Route]:
+            if not any(r.name == name for r in current):
+                raise RouteNotFoundError(f"no route named {name!r}")
+            return [r for r in current if r.name != name]
+
+        return self._change(remove)
 
     # -- options --------------------------------------------------------------------------------
     @property
@@ -396,6 +591,8 @@ class SemanticRouter:
     def _run(
         self, vectors: Vectors, limit: int, apply_threshold: bool, keep_empty: bool
     ) -> list[list[RouteMatch]]:
+        if self._refresh_due():
+            self.refresh()
         state = self._state  # one version for the whole batch
         index = self._open_index()
         found = index.search(state.snapshot, vectors, _wanted(state, limit))
@@ -404,6 +601,8 @@ class SemanticRouter:
     async def _arun(
         self, vectors: Vectors, limit: int, apply_threshold: bool, keep_empty: bool
     ) -> list[list[RouteMatch]]:
+        if self._refresh_due():
+            await self.arefresh()
         state = self._state
         index = self._open_index()
         found = await index.asearch(state.snapshot, vectors, _wanted(state, limit))
@@ -521,7 +720,7 @@ class SemanticRouter:
 
         with self._lock:
             state = self._state
-            index = self._open_index()
+            index = self._writable()
             source = FitSource(
                 state=state,
                 encoder=self.encoder,
@@ -544,8 +743,7 @@ class SemanticRouter:
                 seed=seed,
                 progress=progress,
             )
-            self._warned_stale = False
-            self._publish(list(state.routes), state.snapshot, calibration=calibration)
+            self._store_calibration(calibration)
         return report
 
     def evaluate(
@@ -568,10 +766,17 @@ class SemanticRouter:
     def set_calibration(self, calibration: Calibration | dict[str, Any] | None) -> None:
         """Install a calibration (from :meth:`fit` or a file), or drop it with ``None``."""
         with self._lock:
-            state = self._state
-            fitted = _calibration(calibration, self.encoder, list(state.routes))
-            self._warned_stale = False
-            self._publish(list(state.routes), state.snapshot, calibration=fitted)
+            self._store_calibration(_calibration(calibration, self.encoder, self.routes))
+
+    def _store_calibration(self, calibration: Calibration | None) -> None:
+        """Publish a calibration and store it with the route set (it is part of it)."""
+        index = self._writable()
+        state = self._state
+        record = RouteSetRecord(calibration, self._revision + 1, state.digest)
+        index.record(list(state.routes), record)
+        self._revision += 1
+        self._warned_stale = False
+        self._publish(list(state.routes), state.snapshot, calibration=calibration)
 
     # -- persistence and life cycle -------------------------------------------------------------
     def save(self, path: str | Path) -> None:
@@ -727,6 +932,25 @@ def _query_matrix(vectors: Any, encoder: Encoder) -> Vectors:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0.0] = 1.0
     return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+
+
+def _routes_from_points(store: Store, tenant: str) -> list[Route]:
+    """The routes of a collection written before route sets were stored (semrouter 0.1): names,
+    utterances and metadata from the points, in stored order."""
+    utterances: dict[str, list[str]] = {}
+    metadata: dict[str, dict[str, Any]] = {}
+    for _, payload, _ in store.scroll(with_vectors=False):
+        name, text = payload.get("route"), payload.get("utterance")
+        if isinstance(name, str) and isinstance(text, str) and payload.get("tenant", "") == tenant:
+            utterances.setdefault(name, []).append(text)
+            metadata.setdefault(name, dict(payload.get("metadata") or {}))
+    routes = []
+    for name, texts in utterances.items():
+        try:
+            routes.append(Route(name, list(dict.fromkeys(texts)), metadata=metadata[name]))
+        except ConfigurationError:
+            logger.warning("stored route %r cannot be read back; left out", name)
+    return routes
 
 
 def _one_route(route: Any) -> Route:

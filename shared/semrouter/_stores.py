@@ -114,6 +114,12 @@ class Store(ABC):
     def retrieve_vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The vectors of existing points, in the order of ``ids``."""
 
+    def read_payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The payloads of those of ``ids`` that exist (stores override this scan)."""
+        wanted = set(ids)
+        points = self.scroll(with_vectors=False)
+        return {pid: payload for pid, payload, _ in points if pid in wanted}
+
     def load_vectors(self, fingerprint: str, dimension: int) -> tuple[list[str], np.ndarray] | None:
         """Ids and vectors kept by :meth:`save_vectors`, if this store keeps such a cache."""
         return None
@@ -253,6 +259,13 @@ class ClientStore(Store):
         with backend_errors(self.target):
             for point_id, payload in zip(ids, payloads):
                 self._client.overwrite_payload(self._collection, payload, [point_id], wait=True)
+
+    def read_payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with backend_errors(self.target):
+            records = self._client.retrieve(
+                self._collection, list(ids), with_payload=True, with_vectors=False
+            )
+        return {str(r.id): dict(r.payload or {}) for r in records}
 
     def retrieve_vectors(self, ids: Sequence[str]) -> np.ndarray:
         found: dict[str, Any] = {}

@@ -170,7 +170,8 @@ def test_two_routers_one_client_different_collections() -> None:
         assert all(r[2] in (None, "alpha", "omega") for r in results)
         a.remove("bye")
         assert b.index_size == 2 and b.route("omega psi chi").name == "omega"
-    assert client.count("one").count == 9 + 1 and client.count("two").count == 2 + 1
+    # each collection: its utterances, the metadata point, the route set document and head
+    assert client.count("one").count == 9 + 3 and client.count("two").count == 2 + 3
 
 
 @pytest.mark.parametrize("search", SEARCH_MODES)
@@ -195,17 +196,23 @@ def test_two_routers_one_client_same_collection_different_routes(search: str) ->
         SemanticRouter(ROUTES, encoder=FakeEncoder(32), client=client, search=search) as a,
         SemanticRouter(other, encoder=FakeEncoder(32), client=client, search=search) as b,
     ):
-        # b's sync made the collection hold b's routes; neither router answers a name it lacks
+        # b merged its routes into the stored set: nothing of a's was deleted
+        assert set(b.route_names) == {*a.route_names, "alpha"}
         with ThreadPoolExecutor(8) as pool:
             pairs = list(
                 pool.map(lambda q: (a.route(q).name, b.route(q).name), [*QUERIES, "alpha beta"])
             )
         assert all(x in (None, *a.route_names) and y in (None, *b.route_names) for x, y in pairs)
         assert b.route("alpha beta gamma").name == "alpha"
-    # whoever synced last owns the collection; reopening re-syncs without losing anything declared
+        assert a.refresh() and "alpha" in a.route_names  # a follows b's change
+    # reopening with the first route set deletes nothing; sync="replace" makes the store match
     with SemanticRouter(ROUTES, encoder=FakeEncoder(32), client=client, search=search) as again:
-        assert again.index_size == 12
+        assert again.index_size == 13
         assert_usable(again)
+    with SemanticRouter(
+        ROUTES, encoder=FakeEncoder(32), client=client, search=search, sync="replace"
+    ) as again:
+        assert again.index_size == 12 and "alpha" not in again.route_names
 
 
 async def test_two_routers_share_one_async_client() -> None:

@@ -113,7 +113,7 @@ _CHILD = (
             return super()._encode_batch(texts)
 
     routes = [Route(**r) for r in json.loads(routes_json)]
-    SemanticRouter(routes, encoder=SlowEncoder(%d), path=path)
+    SemanticRouter(routes, encoder=SlowEncoder(%d), path=path, sync="replace")
     print("done", writes, flush=True)
     """
     )
@@ -134,7 +134,8 @@ def _run_child(path: Path, kill_at: str, routes: list[Route]) -> subprocess.Pope
 def _stored(path: Path) -> list[tuple[str, dict[str, Any], Any]]:
     store = EdgeStore(path, "semrouter")
     try:
-        return list(store.scroll(with_vectors=True))
+        # utterance points only (the route set document and head carry no route)
+        return [p for p in store.scroll(with_vectors=True) if "route" in p[1]]
     finally:
         store.close()
 
@@ -160,7 +161,7 @@ def _check_old_or_new(path: Path, old: list[Route], new: list[Route]) -> set[tup
 
 def _repair(path: Path, new: list[Route], present: set[tuple[str, str]]) -> None:
     encoder = FakeEncoder(DIM)
-    with SemanticRouter(new, encoder=encoder, path=path) as router:
+    with SemanticRouter(new, encoder=encoder, path=path, sync="replace") as router:
         missing = set(_states(new)) - present
         assert encoder.encoded_texts == len(missing) == router.last_sync.encoded
         assert router.index_size == len(_states(new))
@@ -169,7 +170,7 @@ def _repair(path: Path, new: list[Route], present: set[tuple[str, str]]) -> None
     points = _stored(path)
     assert {(p["route"], p["utterance"]): p for _, p, _ in points} == _states(new)
     encoder = FakeEncoder(DIM)
-    with SemanticRouter(new, encoder=encoder, path=path) as router:
+    with SemanticRouter(new, encoder=encoder, path=path, sync="replace") as router:
         assert encoder.encoded_texts == 0
         assert router.last_sync.encoded == router.last_sync.deleted == router.last_sync.updated == 0
 

@@ -78,11 +78,13 @@ def test_a_second_writer_in_another_process_gets_a_clear_error(tmp_path: Path) -
 
 def test_two_routers_in_one_process_on_one_folder(tmp_path: Path) -> None:
     routes = [Route("greet", ["hello there"]), Route("bye", ["goodbye now"])]
-    with (
-        SemanticRouter(routes, encoder=FakeEncoder(), path=tmp_path),
-        pytest.raises(RouterLockedError, match="this process"),
-    ):
-        SemanticRouter(routes, encoder=FakeEncoder(), path=tmp_path)
+    with SemanticRouter(routes, encoder=FakeEncoder(), path=tmp_path) as writer:
+        with pytest.raises(RouterLockedError, match="this process"):
+            SemanticRouter(routes, encoder=FakeEncoder(), path=tmp_path, mode="write")
+        # the default (mode="auto") opens a second router as a reader of the same folder
+        with SemanticRouter(encoder=FakeEncoder(), path=tmp_path) as reader:
+            assert reader.read_only and not writer.read_only
+            assert reader.route_names == writer.route_names
 
 
 def test_a_reader_follows_the_writer_and_cannot_write(tmp_path: Path) -> None:

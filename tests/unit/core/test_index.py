@@ -39,7 +39,7 @@ def test_reopening_with_changed_routes_encodes_only_the_difference(tmp_path: Pat
         Route("music", ["play some jazz"]),
     ]
     encoder = FakeEncoder()
-    router = SemanticRouter(changed, encoder=encoder, path=tmp_path)
+    router = SemanticRouter(changed, encoder=encoder, path=tmp_path, sync="replace")
     assert encoder.encoded_texts == 2  # the new flight utterance and the music one
     report = router.last_sync
     assert (report.encoded, report.deleted, report.updated) == (2, 3, 1)  # metadata dropped
@@ -187,6 +187,6 @@ def test_vector_cache_is_only_a_cache(tmp_path: Path) -> None:
     again.add(Route("music", ["play jazz"]))  # rewrites the cache with the new id
     again.close()
     # a cache that lacks ids (written before a crash) is completed from Qdrant
-    third = SemanticRouter(routes, encoder=FakeEncoder(), path=tmp_path)
+    third = SemanticRouter(routes, encoder=FakeEncoder(), path=tmp_path, sync="replace")
     assert third.route_many(["book a flight", "will it rain"]) == expected
     third.close()
