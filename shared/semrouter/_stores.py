@@ -212,6 +212,13 @@ class ClientStore(Store):
                     self._client.create_payload_index(
                         self._collection, "route", field_schema=models.PayloadSchemaType.KEYWORD
                     )
+                    # Many route sets in one collection: Qdrant's tenant index groups each
+                    # tenant's points on disk (https://qdrant.tech/documentation/guides/multiple-partitions/)
+                    self._client.create_payload_index(
+                        self._collection,
+                        "tenant",
+                        field_schema=models.KeywordIndexParams(type="keyword", is_tenant=True),
+                    )
             point = models.PointStruct(
                 id=META_ID, vector=_meta_vector(dimension), payload={META_KEY: meta}
             )

@@ -30,8 +30,21 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("config", type=Path)
     route.add_argument("texts", nargs="+")
     route.add_argument("--limit", type=int, default=1, help="routes per text (default 1)")
-    sync = commands.add_parser("sync", help="build or refresh the route index")
+    sync = commands.add_parser(
+        "sync",
+        help="the deploy step: write the file's routes into the collection (the writer)",
+        description="Write the routes of a router file into its collection. Running apps "
+        "follow with refresh()/refresh_interval. An embedded folder held by a running app is "
+        "refused with the holder's pid.",
+    )
     sync.add_argument("config", type=Path)
+    sync.add_argument(
+        "--policy",
+        choices=["merge", "replace", "check"],
+        default="merge",
+        help="merge (default: add and update, never delete), replace (the collection then "
+        "holds exactly the file's routes) or check (fail if they differ)",
+    )
     info = commands.add_parser("info", help="describe a router file")
     info.add_argument("config", type=Path)
     imp = commands.add_parser(
@@ -91,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "route":
-            with SemanticRouter.load(args.config) as router:
+            with _reader(args.config) as router:
                 for text in args.texts:
                     if args.limit == 1:
                         print(router.route(text).model_dump_json())
@@ -99,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         matches = router.top_routes(text, limit=args.limit)
                         print(json.dumps([m.model_dump(mode="json") for m in matches]))
         elif args.command == "sync":
-            with SemanticRouter.load(args.config) as router:
+            with SemanticRouter.load(args.config, sync=args.policy, mode="write") as router:
                 report = router.last_sync
                 print(
                     f"{len(router)} routes, {router.index_size} utterances: "
@@ -119,6 +132,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"semrouter: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _reader(config: Path) -> SemanticRouter:
+    """The file's router, opened as a reader when its embedded folder exists: routing from the
+    shell never blocks, writes to or breaks an app that holds the folder."""
+    from ._config import load_router_kwargs
+
+    kwargs = load_router_kwargs(config, {})
+    folder = kwargs.get("path")
+    if folder is not None and (Path(folder) / kwargs.get("collection", "semrouter")).exists():
+        kwargs["mode"] = "read"
+    return SemanticRouter(**kwargs)
 
 
 def _info(path: Path) -> None:

@@ -137,3 +137,23 @@ def test_tenants_keep_their_route_sets_apart() -> None:
         assert again.route_names == ["bye"]
     with SemanticRouter.open(client=client, encoder=FakeEncoder(), tenant="initech") as again:
         assert again.route_names == ["greet"] and again.index_size == 2
+
+
+def test_cli_routes_beside_a_running_writer_and_sync_names_the_holder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import os
+
+    from semrouter.cli import main
+
+    with SemanticRouter(ROUTES, encoder=FakeEncoder(), path=tmp_path / "db") as app:
+        app.save(tmp_path / "router.yaml")
+        config = tmp_path / "router.yaml"
+        assert main(["route", str(config), "hello there"]) == 0
+        assert json.loads(capsys.readouterr().out)["name"] == "greet"
+        assert main(["sync", str(config)]) == 2  # the app holds the folder: said, not broken
+        error = capsys.readouterr().err
+        assert str(os.getpid()) in error or "this process" in error
+        assert app.route("hello there").name == "greet"
+    assert main(["sync", str(config), "--policy", "check"]) == 0
