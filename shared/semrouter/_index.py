@@ -148,9 +148,11 @@ class RouteIndex:
         tenant = self.tenant
         desired = self._desired(routes)
         if self._known is None:
+            store = self.store
+            points = store.scroll_tenant(tenant) if tenant else store.scroll(with_vectors=False)
             self._known = {
                 pid: payload
-                for pid, payload, _ in self.store.scroll(with_vectors=False)
+                for pid, payload, _ in points
                 if _is_ours(pid, payload, desired, tenant)  # others' points are left alone
             }
         known = self._known

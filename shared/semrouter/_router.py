@@ -229,7 +229,7 @@ class SemanticRouter:
     ) -> SyncReport:
         """Open the route set: read what is stored, apply the sync policy, publish."""
         stored = read_route_set(index.store, self.tenant)
-        if stored is None:
+        if stored is None and not self.tenant:  # tenants came with stored route sets
             legacy = _routes_from_points(index.store, self.tenant)
             stored = StoredRouteSet(tuple(legacy), None, 0, "") if legacy else None
         base = list(stored.routes) if stored is not None else []

@@ -80,6 +80,13 @@ class Store(ABC):
     def scroll(self, *, with_vectors: bool) -> Iterator[StoredPoint]:
         """Every point except the metadata point."""
 
+    def scroll_tenant(self, tenant: str) -> Iterator[StoredPoint]:
+        """The points (payloads only) whose ``tenant`` payload is ``tenant``; stores that can
+        filter on their side override this scan."""
+        for point in self.scroll(with_vectors=False):
+            if point[1].get("tenant") == tenant:
+                yield point
+
     @abstractmethod
     def upsert(
         self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]
@@ -229,11 +236,20 @@ class ClientStore(Store):
             self._client.delete_collection(self._collection)
 
     def scroll(self, *, with_vectors: bool) -> Iterator[StoredPoint]:
+        yield from self._scroll(with_vectors, None)
+
+    def scroll_tenant(self, tenant: str) -> Iterator[StoredPoint]:
+        models = self._models
+        match = models.FieldCondition(key="tenant", match=models.MatchValue(value=tenant))
+        yield from self._scroll(False, models.Filter(must=[match]))
+
+    def _scroll(self, with_vectors: bool, where: Any) -> Iterator[StoredPoint]:
         offset: Any = None
         while True:
             with backend_errors(self.target):
                 records, offset = self._client.scroll(
                     self._collection,
+                    scroll_filter=where,
                     limit=_SCROLL_PAGE,
                     offset=offset,
                     with_payload=True,
