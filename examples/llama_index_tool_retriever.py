@@ -92,13 +92,13 @@ async def main() -> None:
 
     counting = LocalEncoder()
     calls = {"n": 0}
-    original = counting._encode_batch
+    original = counting.encode_batch
 
     def counted(texts: list[str]) -> Any:
         calls["n"] += len(texts)
         return original(texts)
 
-    counting._encode_batch = counted  # type: ignore[method-assign]
+    counting.encode_batch = counted  # type: ignore[method-assign]
     reopened = SemRouterToolRetriever.from_defaults(
         TOOLS, encoder=counting, utterances=EXAMPLES, top_k=2, path=store
     )

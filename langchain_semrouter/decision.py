@@ -142,9 +142,7 @@ class SemanticDecisionModel(BaseDecisionModel):
             answers[qid] = self._answer(question, labels, {m.name or "": m.score for m in matches})
         return ClassifierResponse(model=self.model, answers=answers)
 
-    async def _aclassify(
-        self, state: State, questions: dict[str, Question]
-    ) -> ClassifierResponse:
+    async def _aclassify(self, state: State, questions: dict[str, Question]) -> ClassifierResponse:
         text = _state_text(state)
         answers: dict[str, Any] = {}
         for qid, question in questions.items():

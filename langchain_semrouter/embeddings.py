@@ -62,10 +62,10 @@ class LangChainEncoder(Encoder):
             return embeddings.encoder
         return cls(embeddings, **kwargs)
 
-    def _encode_batch(self, texts: list[str]) -> npt.ArrayLike:
+    def encode_batch(self, texts: list[str]) -> npt.ArrayLike:
         return self.embeddings.embed_documents(texts)
 
-    async def _aencode_batch(self, texts: list[str]) -> npt.ArrayLike:
+    async def aencode_batch(self, texts: list[str]) -> npt.ArrayLike:
         return await self.embeddings.aembed_documents(texts)
 
 

@@ -141,10 +141,10 @@ class LlamaIndexEncoder(Encoder):
         if default_threshold is not None:
             self.default_threshold = default_threshold
 
-    def _encode_batch(self, texts: list[str]) -> npt.ArrayLike:
+    def encode_batch(self, texts: list[str]) -> npt.ArrayLike:
         return np.asarray(self.embed_model.get_text_embedding_batch(texts), dtype=np.float32)
 
-    async def _aencode_batch(self, texts: list[str]) -> npt.ArrayLike:
+    async def aencode_batch(self, texts: list[str]) -> npt.ArrayLike:
         vectors = await self.embed_model.aget_text_embedding_batch(texts)
         return np.asarray(vectors, dtype=np.float32)
 

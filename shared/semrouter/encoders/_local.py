@@ -182,7 +182,7 @@ class LocalEncoder(Encoder):
             options["model_id"] = self.model_id
         return (_unpickle, (options,))
 
-    def _encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
+    def encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
         return self._run(texts)
 
     def _run(self, texts: list[str]) -> npt.NDArray[np.float32]:

@@ -45,20 +45,20 @@ class LoopGuardEncoder(FakeEncoder):
         self.async_calls = 0
         self.armed = True
 
-    def _encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
+    def encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
         import asyncio
 
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return super()._encode_batch(texts)
+            return super().encode_batch(texts)
         if self.armed:
             raise AssertionError("sync encode called on the event loop")
-        return super()._encode_batch(texts)
+        return super().encode_batch(texts)
 
-    async def _aencode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
+    async def aencode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
         self.async_calls += 1
-        return FakeEncoder._encode_batch(self, texts)  # the same vectors, without the guard
+        return FakeEncoder.encode_batch(self, texts)  # the same vectors, without the guard
 
 
 @pytest.fixture(scope="session")
