@@ -51,8 +51,8 @@ def map_encoder(kind: str | None, name: str | None, *, local_fallback: bool) -> 
             {"type": "local"},
             source,
             True,
-            f"encoder {source} -> LocalEncoder (the same model, int8 ONNX: similarities "
-            "within about 0.01 of the original, thresholds kept)",
+            f"encoder {source} -> LocalEncoder (the same model, as int8 ONNX: thresholds kept; "
+            "the quantised model's similarities differ slightly)",
         )
     if name_l in _E5_SMALL:
         return EncoderMapping(
