@@ -58,11 +58,18 @@ class SemanticToolSelector:
     description or examples change); later selections only encode the query. A persistent
     router (``SemanticRouter(path=...)``) keeps the tool vectors across restarts.
 
+    The result is ordered as ``LLMToolSelectorMiddleware`` orders it: the selected tools in
+    their original order, then the ``always_include`` tools, then provider tool dicts.
+
     Args:
-        router: the router that holds the tool routes (it is given over to the selector: its
-            routes are replaced by the tools seen); default: a new embedded router.
-        encoder: the encoder of that new router (default :class:`~semrouter.LocalEncoder`).
-        max_tools: keep at most this many selected tools (best first); ``None`` for no cap.
+        router: a router for the tool routes. It may hold only tool routes (made by
+            :func:`tool_route`; an empty router is fine): a router with other routes is refused,
+            never changed. Default: a new embedded router.
+        encoder: the encoder of that new router (default: the process-wide
+            :meth:`~semrouter.LocalEncoder.shared` encoder).
+        max_tools: keep at most this many selected tools (best first); ``None`` for no cap:
+            then every tool passing the router's threshold is kept, and when none passes every
+            tool is offered (a threshold never leaves the model without its tools).
         always_include: tool names always kept; they do not count against ``max_tools``.
         examples: extra example queries per tool name.
         min_score: drop tools scoring below it. By default, with ``max_tools`` the best
@@ -99,7 +106,14 @@ class SemanticToolSelector:
             raise ConfigurationError("max_tools must be >= 0")
         if router is not None and encoder is not None:
             raise ConfigurationError("give encoder= only when the selector builds the router")
-        self.router = router if router is not None else SemanticRouter(encoder=encoder)
+        if router is not None:
+            _check_tool_router(router)
+        self._owns_router = router is None
+        self.router = (
+            router
+            if router is not None
+            else SemanticRouter(encoder=encoder if encoder is not None else _default_encoder())
+        )
         self.max_tools = max_tools
         self.always_include = list(always_include or [])
         self.examples = {name: list(items) for name, items in (examples or {}).items()}
@@ -126,14 +140,23 @@ class SemanticToolSelector:
         """
         picked = {name: list(items) for name, items in (examples or {}).items()}
         routes = [tool_route(t, picked.get(t.name, ())) for t in _base_tools(tools)]
-        router = SemanticRouter(routes, encoder=encoder, **router_options)
-        return cls(
+        router = SemanticRouter(
+            routes, encoder=encoder if encoder is not None else _default_encoder(), **router_options
+        )
+        selector = cls(
             router,
             max_tools=max_tools,
             always_include=always_include,
             examples=picked,
             min_score=min_score,
         )
+        selector._owns_router = True
+        return selector
+
+    def close(self) -> None:
+        """Close the router if the selector built it (a given router stays open)."""
+        if self._owns_router:
+            self.router.close()
 
     # -- the tool index ------------------------------------------------------------------------
     def _pending(self, tools: Sequence[BaseTool]) -> list[Route] | None:
@@ -148,6 +171,7 @@ class SemanticToolSelector:
         with self._lock:
             routes = self._pending(_base_tools(tools))
             if routes is not None:
+                _check_tool_router(self.router)
                 self.router.set_routes(routes)
                 self._indexed = {route.name: route for route in routes}
 
@@ -185,11 +209,15 @@ class SemanticToolSelector:
             if self.max_tools is not None and len(chosen) >= self.max_tools:
                 break
             chosen.append(match.name)
-        keep = set(chosen) | set(self.always_include)
-        return [t for t in tools if isinstance(t, dict) or t.name in keep]
+        if not chosen and self.max_tools is None and self.min_score is None:
+            chosen = sorted(wanted)  # no cap and nothing passed the threshold: narrow nothing
+        # LLMToolSelectorMiddleware's order: selected (original order), always_include, dicts.
+        selected = [t for t in candidates if t.name in set(chosen)]
+        always = [t for t in _base_tools(tools) if t.name in self.always_include]
+        return [*selected, *always, *(t for t in tools if isinstance(t, dict))]
 
     def select(self, query: Any, tools: Sequence[Any]) -> list[Any]:
-        """The tools to offer for ``query``, in their original order.
+        """The tools to offer for ``query`` (ordered as the class says).
 
         Args:
             query: a str, a message list (the last human message is used) or an agent state.
@@ -288,14 +316,36 @@ class SemanticToolSelectorMiddleware(AgentMiddleware[AgentState[Any], Any, Any])
         elif router is not None or encoder is not None:
             raise ConfigurationError("give either selector= or the selector's options")
         self.selector = selector
-        self.max_tools = selector.max_tools
-        self.always_include = selector.always_include
+
+    @property
+    def max_tools(self) -> int | None:
+        """The selector's ``max_tools``; setting it changes the next selections."""
+        return self.selector.max_tools
+
+    @max_tools.setter
+    def max_tools(self, value: int | None) -> None:
+        if value is not None and value < 0:
+            raise ConfigurationError("max_tools must be >= 0")
+        self.selector.max_tools = value
+
+    @property
+    def always_include(self) -> list[str]:
+        """The selector's ``always_include``; setting it changes the next selections."""
+        return self.selector.always_include
+
+    @always_include.setter
+    def always_include(self, value: Sequence[str] | None) -> None:
+        self.selector.always_include = list(value or [])
 
     @classmethod
     def from_tools(cls, tools: Sequence[Any], **options: Any) -> SemanticToolSelectorMiddleware:
         """A middleware whose tools are indexed up front; see
         :meth:`SemanticToolSelector.from_tools` for the options (``path=`` persists them)."""
         return cls(selector=SemanticToolSelector.from_tools(tools, **options))
+
+    def close(self) -> None:
+        """Close the selector's router if the selector built it."""
+        self.selector.close()
 
     def wrap_model_call(
         self,
@@ -318,6 +368,23 @@ class SemanticToolSelectorMiddleware(AgentMiddleware[AgentState[Any], Any, Any])
             return await handler(request)
         tools = await self.selector.aselect(request.messages, request.tools)
         return await handler(request.override(tools=tools))
+
+
+def _default_encoder() -> Encoder:
+    from semrouter import LocalEncoder
+
+    return LocalEncoder.shared()
+
+
+def _check_tool_router(router: SemanticRouter) -> None:
+    foreign = [r.name for r in router.routes if r.metadata.get("kind") != "tool"]
+    if foreign:
+        raise ConfigurationError(
+            f"the router holds routes that are not tool routes ({foreign[:5]}); the tool "
+            "selector replaces its router's routes with the tools it sees, and never changes "
+            "routes it did not make: give it a router of its own (leave out router=, or pass "
+            "an empty SemanticRouter(path=...))"
+        )
 
 
 def _has_human(request: ModelRequest[Any]) -> bool:
