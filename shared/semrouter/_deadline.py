@@ -15,7 +15,9 @@ The body is read inside the transport so that the deadline covers it.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -153,13 +155,28 @@ class _DeadlineTransport(httpx.BaseTransport):
 
 
 class _AsyncDeadlineTransport(httpx.AsyncBaseTransport):
+    """Connections belong to the event loop that opened them: each loop gets its own pool, so a
+    router used from one ``asyncio.run`` after another never touches a closed loop's sockets."""
+
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
-        self._inner = httpx.AsyncHTTPTransport()
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport]
+        self._pools = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def _pool(self) -> httpx.AsyncHTTPTransport:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            pool = self._pools.get(loop)
+            if pool is None:
+                pool = self._pools[loop] = httpx.AsyncHTTPTransport()
+            return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        pool = self._pool()
+
         async def whole() -> httpx.Response:
-            response = await self._inner.handle_async_request(request)
+            response = await pool.handle_async_request(request)
             try:
                 body = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
             finally:
@@ -179,7 +196,11 @@ class _AsyncDeadlineTransport(httpx.AsyncBaseTransport):
             ) from None
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        # Only this loop's pool can be closed here; the others' loops are gone or elsewhere.
+        with self._lock:
+            pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.aclose()
 
 
 @contextmanager

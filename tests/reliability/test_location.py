@@ -223,7 +223,9 @@ def test_unusable_folders_are_semrouter_errors(folder: str) -> None:
 
 
 class _Recorder(BaseHTTPRequestHandler):
-    """Records each request and answers an empty Qdrant batch-query result."""
+    """Records each request and answers an empty Qdrant batch-query result (keep-alive)."""
+
+    protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -266,3 +268,27 @@ def test_requests_reach_the_server_whole_through_the_deadline_transport(use_asyn
     assert path == "/collections/routes/points/query/batch?timeout=2"  # query string kept
     assert body["searches"][0]["query"] == {"nearest": [0.5, 0.5, 0.5, 0.5]}
     assert body["searches"][0]["limit"] == 4
+
+
+def test_async_calls_from_successive_event_loops() -> None:
+    # Pooled connections belong to the loop that opened them; a second asyncio.run used to
+    # reuse the first loop's (closed) connection: "Event loop is closed".
+    import asyncio
+
+    import numpy as np
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.seen = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    store = QdrantLocation(url=f"http://127.0.0.1:{server.server_address[1]}").open_store("c")
+    query = np.full((1, 4), 0.5, dtype=np.float32)
+    try:
+        for _ in range(3):
+            assert asyncio.run(store.asearch(query, 3)) == [[]]
+        assert store.search(query, 3) == [[]]
+    finally:
+        store.close()
+        server.shutdown()
+        server.server_close()
+    assert len(server.seen) == 4  # type: ignore[attr-defined]
