@@ -103,6 +103,7 @@ class RouteIndex:
         self._open(rebuild)
         self._last = Snapshot.empty()  # the latest snapshot: its vectors seed the next one
         self._known: dict[str, dict[str, Any]] | None = None  # payloads of our points, by id
+        self._ids: dict[tuple[str, str], str] = {}  # (route, utterance) -> point id
 
     # -- opening and syncing ---------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
@@ -176,14 +177,14 @@ class RouteIndex:
             del known[pid]
         for pid in (*new_ids, *changed):
             known[pid] = payloads[pid]
-        matrix = None
+        matrix, old_rows = None, None
         if _mode_for(options, len(desired)) == "exact":
-            matrix = self._matrix(list(desired), dict(zip(new_ids, encoded)))
+            matrix, old_rows = self._matrix(list(desired), dict(zip(new_ids, encoded)))
             if new_ids or gone_ids or self._last.vectors is None:
                 self.store.save_vectors(list(desired), matrix, self.encoder.fingerprint)
         else:
             self.store.prepare_search()
-        snapshot = _snapshot(routes, desired, matrix, self._last)
+        snapshot = _snapshot(routes, desired, matrix, self._last, old_rows)
         self._last = snapshot
         logger.debug(
             "synced %d routes into %s: encoded %d, deleted %d, updated %d",
@@ -202,12 +203,21 @@ class RouteIndex:
         return report, snapshot
 
     def _desired(self, routes: Sequence[Route]) -> dict[str, tuple[Route, str]]:
-        tenant = self.tenant
-        return {
-            point_id(route.name, utt, tenant): (route, utt)
-            for route in routes
-            for utt in route.utterances
-        }
+        """Point id -> (route, utterance); ids of pairs seen before come from a cache (a sha1
+        per utterance is most of a 10k-utterance sync that changed little)."""
+        tenant, cache = self.tenant, self._ids
+        desired: dict[str, tuple[Route, str]] = {}
+        for route in routes:
+            name = route.name
+            for utt in route.utterances:
+                key = (name, utt)
+                pid = cache.get(key)
+                if pid is None:
+                    pid = cache[key] = point_id(name, utt, tenant)
+                desired[pid] = (route, utt)
+        if len(cache) > 2 * len(desired) + 1024:  # forget pairs long gone
+            self._ids = {(r.name, u): pid for pid, (r, u) in desired.items()}
+        return desired
 
     def _write_record(self, routes: Sequence[Route], record: RouteSetRecord) -> None:
         write_route_set(
@@ -231,28 +241,33 @@ class RouteIndex:
         encoded; vectors come from the last snapshot, the store's cache or Qdrant."""
         with self._lock:
             desired = self._desired(routes)
-            matrix = None
+            matrix, old_rows = None, None
             if _mode_for(options, len(desired)) == "exact":
-                matrix = self._matrix(list(desired), {})
+                matrix, old_rows = self._matrix(list(desired), {})
             self._known = None  # another process wrote: re-read before our next write
-            snapshot = _snapshot(routes, desired, matrix, self._last)
+            snapshot = _snapshot(routes, desired, matrix, self._last, old_rows)
             self._last = snapshot
             return snapshot
 
     def _matrix(
         self, ids: list[str], fresh: dict[str, npt.NDArray[np.float32]]
-    ) -> npt.NDArray[np.float32]:
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """The exact-search matrix for ``ids``: fresh vectors, then the last snapshot, then
         the store's vector cache, then Qdrant itself (a point's vector never changes: its id is
         a hash of its content and the collection is tied to one encoder)."""
         matrix = np.empty((len(ids), self.encoder.dimension), dtype=np.float32)
-        missing: list[int] = []
         last = self._last
-        for row, pid in enumerate(ids):
-            if pid in fresh:
-                matrix[row] = fresh[pid]
-            elif last.vectors is not None and pid in last.id_to_row:
-                matrix[row] = last.vectors[last.id_to_row[pid]]
+        old_rows = np.full(len(ids), -1, dtype=np.int64)
+        if last.vectors is not None:  # one vectorised copy of every row the last one had
+            lookup = last.id_to_row.get
+            old_rows = np.fromiter((lookup(pid, -1) for pid in ids), np.int64, len(ids))
+            kept = old_rows >= 0
+            matrix[kept] = last.vectors[old_rows[kept]]
+        missing: list[int] = []
+        for row in np.flatnonzero(old_rows < 0).tolist():
+            vector = fresh.get(ids[row])
+            if vector is not None:
+                matrix[row] = vector
             else:
                 missing.append(row)
         if missing:
@@ -269,7 +284,7 @@ class RouteIndex:
         if missing:
             vectors = self.store.retrieve_vectors([ids[row] for row in missing])
             matrix[missing] = vectors
-        return matrix
+        return matrix, old_rows
 
     # -- querying ----------------------------------------------------------------------------
     def search(
@@ -310,6 +325,7 @@ def _snapshot(
     desired: dict[str, tuple[Route, str]],
     matrix: npt.NDArray[np.float32] | None,
     last: Snapshot,
+    old_rows: npt.NDArray[np.int64] | None,
 ) -> Snapshot:
     position = {route.name: i for i, route in enumerate(routes)}
     ids = tuple(desired)
@@ -321,7 +337,7 @@ def _snapshot(
         utterances=tuple(desired[pid][1] for pid in ids),
         id_to_row={pid: row for row, pid in enumerate(ids)},
         vectors=matrix,
-        pruning=make_pruning(matrix, last.pruning) if matrix is not None else None,
+        pruning=make_pruning(matrix, last.pruning, old_rows) if matrix is not None else None,
     )
 
 

@@ -55,33 +55,53 @@ class Pruning:
     fitted_on: int
 
 
-def make_pruning(matrix: FloatArray, previous: Pruning | None = None) -> Pruning | None:
+def make_pruning(
+    matrix: FloatArray,
+    previous: Pruning | None = None,
+    old_rows: IntArray | None = None,
+) -> Pruning | None:
     """The projection of ``matrix`` on its top principal directions (``None`` below
     :data:`PRUNE_FROM` rows, where the plain product is cheap).
 
     The search is exact with any orthonormal basis (a good one only prunes more), so the
     ``previous`` snapshot's basis is reused while the matrix is at most twice the size it was
-    estimated on: a route change then costs one projection, not a new basis.
+    estimated on: a route change then costs one projection, not a new basis, and only of the
+    rows that are new (``old_rows[i]``: row ``i``'s row in the previous matrix, or -1).
     """
     count, dimension = matrix.shape
     if count < PRUNE_FROM or dimension < 64:
         return None
     with _one_blas_thread:  # small products: threads cost more than they bring (see below)
-        return _project(matrix, previous)
+        return _project(matrix, previous, old_rows)
 
 
-def _project(matrix: FloatArray, previous: Pruning | None) -> Pruning:
+def _project(matrix: FloatArray, previous: Pruning | None, old_rows: IntArray | None) -> Pruning:
     count, dimension = matrix.shape
     reuse = previous is not None and previous.basis.shape[0] == dimension
     if previous is not None and reuse and count <= 2 * previous.fitted_on:
         basis, fitted_on = previous.basis, previous.fitted_on
     else:
         basis, fitted_on = _principal_directions(matrix, dimension // 4), count
+    if previous is not None and basis is previous.basis and old_rows is not None:
+        new = np.flatnonzero(old_rows < 0)
+        rows = np.empty((count, basis.shape[1]), dtype=np.float32)
+        residual = np.empty(count, dtype=np.float32)
+        kept = old_rows >= 0
+        rows[kept] = previous.rows[old_rows[kept]]
+        residual[kept] = previous.residual[old_rows[kept]]
+        rows[new], residual[new] = _rows(matrix[new], basis)
+        return Pruning(basis, rows, residual, fitted_on)
+    rows, residual = _rows(matrix, basis)
+    return Pruning(basis, rows, residual, fitted_on)
+
+
+def _rows(matrix: FloatArray, basis: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Projected rows and residual norms; |x - P P^T x|^2 = |x|^2 - |P^T x|^2 (P orthonormal),
+    with slack for float32 rounding."""
     rows = np.ascontiguousarray(matrix @ basis)
-    # |x - P P^T x|^2 = |x|^2 - |P^T x|^2 (P orthonormal); the slack covers float32 rounding.
     squares = np.einsum("ij,ij->i", matrix, matrix) - np.einsum("ij,ij->i", rows, rows)
     residual = (np.sqrt(np.maximum(squares, 0.0) + 1e-6) + _EPS).astype(np.float32)
-    return Pruning(basis, rows, residual, fitted_on)
+    return rows, residual
 
 
 def _principal_directions(matrix: FloatArray, k: int) -> FloatArray:

@@ -56,3 +56,20 @@ def test_one_blas_thread_scope_restores_the_callers_setting() -> None:
         if _one_blas_thread._calls:  # OpenBLAS: one thread inside the scope
             assert set(counts()) == {1}
     assert counts() == before
+
+
+def test_a_reused_projection_equals_a_fresh_one_on_the_kept_rows() -> None:
+    matrix = clustered(PRUNE_FROM + 200, seed=5)
+    first = make_pruning(matrix)
+    assert first is not None
+    changed = np.concatenate([matrix[100:], clustered(50, seed=6)])  # 100 rows gone, 50 new
+    old_rows = np.concatenate([np.arange(100, len(matrix)), np.full(50, -1)])
+    reused = make_pruning(changed, first, old_rows)
+    assert reused is not None and reused.basis is first.basis
+    fresh_rows = changed @ first.basis
+    assert np.allclose(reused.rows, fresh_rows, atol=1e-5)
+    queries = clustered(10, seed=7)
+    for i in range(len(queries)):
+        pruned = exact_search(changed, queries[i : i + 1], 16, reused)
+        full = exact_search(changed, queries[i : i + 1], 16)
+        assert set(pruned.rows[0]) == set(full.rows[0])
