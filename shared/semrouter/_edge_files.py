@@ -12,7 +12,7 @@ collection folder:
 ``semrouter.json``
     the marker: this folder is semrouter's (``rebuild=True`` may wipe it), and whether its
     creation finished.
-``semrouter-vectors.npz``
+``semrouter-snapshot.bin``
     the snapshot: every point (ids, payloads, vectors) with a revision number and a checksum,
     published by the writer after each flush (temporary file, fsync, ``os.replace``); readers
     serve queries from it, the writer reopens from it instead of reading vectors back from Edge.
@@ -53,9 +53,9 @@ logger = logging.getLogger("semrouter")
 
 LOCK_FILE = "semrouter.lock"
 MARKER_FILE = "semrouter.json"
-# The name of the vector cache of earlier versions: the snapshot replaces it (an old file is
-# recognised and rebuilt).
-SNAPSHOT_FILE = "semrouter-vectors.npz"
+# The snapshot replaces the vector cache of earlier versions (removed at the first publish).
+SNAPSHOT_FILE = "semrouter-snapshot.bin"
+LEGACY_CACHE = "semrouter-vectors.npz"
 DIRTY_FILE = "semrouter-snapshot.dirty"
 #: Names an Edge shard writes at the top of its folder.
 _EDGE_NAMES = {"edge_config.json", "segments", "wal"}
@@ -330,30 +330,48 @@ class Snapshot:
         return int(self.vectors.nbytes) + 200 * len(self.ids)
 
 
-def _checksum(ids: bytes, payloads: bytes, vectors: npt.NDArray[np.float32]) -> int:
+_MAGIC = b"SEMRSNAP"
+_ALIGN = 64
+
+
+def _checksum(ids: bytes, payloads: bytes, vectors: Any) -> int:
     value = zlib.crc32(ids)
     value = zlib.crc32(payloads, value)
-    return zlib.crc32(np.ascontiguousarray(vectors).data, value)
+    return zlib.crc32(vectors, value)
 
 
 def write_snapshot(folder: Path, snapshot: Snapshot) -> None:
-    """Publish ``snapshot`` atomically: readers see the old file or the new one, never half."""
+    """Publish ``snapshot`` atomically: readers see the old file or the new one, never half.
+
+    Layout: magic, a 4-byte header length, a JSON header (format, revision, shape, lengths,
+    CRC-32) padded so that the float32 vectors start 64-byte aligned, then the vectors, the
+    ids (newline-separated) and the payloads (a JSON list). Readers memory-map the vectors:
+    one copy in the page cache serves every reader process, and a reload copies nothing big.
+    """
     ids = "\n".join(snapshot.ids).encode()
     payloads = json.dumps(list(snapshot.payloads), ensure_ascii=True).encode()
-    vectors = np.ascontiguousarray(snapshot.vectors, dtype=np.float32)
-    ensure_space(folder, len(ids) + len(payloads) + vectors.nbytes + (1 << 20), "publish")
-    fd, partial = tempfile.mkstemp(prefix=".semrouter-snapshot-", suffix=".npz", dir=folder)
+    vectors = np.ascontiguousarray(snapshot.vectors, dtype="<f4")
+    header = {
+        "format": _SNAPSHOT_FORMAT,
+        "revision": snapshot.revision,
+        "count": int(vectors.shape[0]),
+        "dimension": int(vectors.shape[1]) if vectors.ndim == 2 else 0,
+        "ids": len(ids),
+        "payloads": len(payloads),
+        "checksum": _checksum(ids, payloads, vectors.data),
+    }
+    raw = json.dumps(header).encode()
+    raw += b" " * (-(len(_MAGIC) + 4 + len(raw)) % _ALIGN)
+    ensure_space(
+        folder, len(raw) + len(ids) + len(payloads) + vectors.nbytes + (1 << 20), "publish"
+    )
+    fd, partial = tempfile.mkstemp(prefix=".semrouter-snapshot-", dir=folder)
     try:
         with os.fdopen(fd, "wb") as out:
-            np.savez(
-                out,
-                format=np.int64(_SNAPSHOT_FORMAT),
-                revision=np.int64(snapshot.revision),
-                ids=np.frombuffer(ids, np.uint8),
-                payloads=np.frombuffer(payloads, np.uint8),
-                vectors=vectors,
-                checksum=np.int64(_checksum(ids, payloads, vectors)),
-            )
+            out.write(_MAGIC + len(raw).to_bytes(4, "little") + raw)
+            out.write(vectors.data)
+            out.write(ids)
+            out.write(payloads)
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, folder / SNAPSHOT_FILE)
@@ -369,41 +387,62 @@ class SnapshotDamaged(Exception):
     """The snapshot file exists but cannot be trusted (the message says why)."""
 
 
-class SnapshotLegacy(SnapshotDamaged):
-    """The file is the vector cache of an earlier semrouter (no payloads, no revision)."""
-
-
 def read_snapshot(folder: Path) -> Snapshot | None:
-    """The published snapshot; ``None`` if there is none; :class:`SnapshotDamaged` if it fails
-    to parse or its checksum does not match (bit rot, a torn copy)."""
+    """The published snapshot, its vectors memory-mapped (read-only); ``None`` if there is
+    none; :class:`SnapshotDamaged` if it fails to parse or its checksum does not match (bit
+    rot, a torn copy)."""
     file = folder / SNAPSHOT_FILE
     try:
-        with np.load(file, allow_pickle=False) as data:
-            if "format" not in data.files and "matrix" in data.files:
-                raise SnapshotLegacy("the vector cache of an earlier semrouter")
-            if int(data["format"]) != _SNAPSHOT_FORMAT:
-                raise SnapshotDamaged(f"unknown format {int(data['format'])}")
-            revision = int(data["revision"])
-            ids = data["ids"].tobytes()
-            payloads = data["payloads"].tobytes()
-            vectors = np.asarray(data["vectors"], dtype=np.float32)
-            checksum = int(data["checksum"])
+        with open(file, "rb") as stream:
+            start = stream.read(len(_MAGIC) + 4)
+            if len(start) < len(_MAGIC) + 4 or not start.startswith(_MAGIC):
+                raise SnapshotDamaged("not a semrouter snapshot")
+            size = int.from_bytes(start[len(_MAGIC) :], "little")
+            header = json.loads(stream.read(size))
+            count, dimension = int(header["count"]), int(header["dimension"])
+            offset = len(start) + size
+            nbytes = 4 * count * dimension
+            total = os.fstat(stream.fileno()).st_size
+            if header["format"] != _SNAPSHOT_FORMAT:
+                raise SnapshotDamaged(f"unknown format {header['format']}")
+            if total != offset + nbytes + int(header["ids"]) + int(header["payloads"]):
+                raise SnapshotDamaged(f"{total} bytes, not what its header describes")
+            vectors: npt.NDArray[np.float32]
+            if nbytes:
+                vectors = np.memmap(stream, "<f4", "r", offset, (count, dimension))
+            else:
+                vectors = np.zeros((count, dimension), np.float32)
+            stream.seek(offset + nbytes)
+            ids = stream.read(int(header["ids"]))
+            payloads = stream.read(int(header["payloads"]))
+            revision, checksum = int(header["revision"]), int(header["checksum"])
     except FileNotFoundError:
         return None
     except SnapshotDamaged:
         raise
-    except Exception as exc:  # BadZipFile, EOFError, a bad CRC, a missing key, ValueError...
+    except Exception as exc:  # a torn header, a missing key, a failed map...
         raise SnapshotDamaged(f"{type(exc).__name__}: {exc}") from exc
-    if _checksum(ids, payloads, vectors) != checksum:
+    if _checksum(ids, payloads, vectors.reshape(-1).view(np.uint8).data) != checksum:
         raise SnapshotDamaged("checksum mismatch (bit rot or a torn copy)")
     id_list = tuple(ids.decode().split("\n")) if ids else ()
     try:
         payload_list = json.loads(payloads)
     except ValueError as exc:
         raise SnapshotDamaged(f"payloads unreadable: {exc}") from exc
-    if not (len(id_list) == len(payload_list) == vectors.shape[0]) or vectors.ndim != 2:
+    if not (len(id_list) == len(payload_list) == count):
         raise SnapshotDamaged("ids, payloads and vectors disagree in length")
     return Snapshot(revision, id_list, tuple(payload_list), vectors)
+
+
+def snapshot_revision(folder: Path) -> int | None:
+    """The revision in the published snapshot's header (one small read), if readable."""
+    try:
+        with open(folder / SNAPSHOT_FILE, "rb") as stream:
+            start = stream.read(len(_MAGIC) + 4)
+            size = int.from_bytes(start[len(_MAGIC) :], "little")
+            return int(json.loads(stream.read(size))["revision"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def snapshot_stamp(folder: Path) -> tuple[int, int, int] | None:

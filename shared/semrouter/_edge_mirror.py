@@ -40,27 +40,25 @@ _SAMPLE = 16  # points compared between Edge and the snapshot when the writer re
 
 
 def from_snapshot(snapshot: files.Snapshot) -> Mirror:
-    """The mirror a (trusted) snapshot describes."""
+    """The mirror a (trusted) snapshot describes (its vectors copied out of the file's map)."""
+    vectors = np.array(snapshot.vectors, dtype=np.float32)
     return {
-        pid: (payload, snapshot.vectors[row])
+        pid: (payload, vectors[row])
         for row, (pid, payload) in enumerate(zip(snapshot.ids, snapshot.payloads))
     }
 
 
 def to_snapshot(mirror: Mirror, revision: int) -> files.Snapshot:
-    """The snapshot to publish for ``mirror``."""
+    """The snapshot to publish for ``mirror``: the metadata point first (readers search the
+    rows after it in place), vectors scaled to unit length (readers use them as they are)."""
+    ids = sorted(mirror, key=lambda pid: pid != META_ID)  # stable: the rest keep their order
     dimension = next(iter(mirror.values()))[1].shape[0] if mirror else 0
     vectors = (
-        np.stack([vector for _, vector in mirror.values()])
-        if mirror
+        unit_rows(np.stack([mirror[pid][1] for pid in ids]))
+        if ids
         else np.zeros((0, dimension), np.float32)
     )
-    return files.Snapshot(
-        revision,
-        tuple(mirror),
-        tuple(payload for payload, _ in mirror.values()),
-        vectors.astype(np.float32, copy=False),
-    )
+    return files.Snapshot(revision, tuple(ids), tuple(mirror[pid][0] for pid in ids), vectors)
 
 
 def vectors_for(

@@ -1,8 +1,9 @@
 """The read side of an embedded folder: the writer's published snapshot, served from memory.
 
 A reader never opens Qdrant Edge (which would take the writer's WAL lock): it loads
-``semrouter-vectors.npz`` (every point, a revision and a checksum), answers reads from it and
-searches it exactly in numpy. :meth:`SnapshotReader.changed` is one ``stat``; :meth:`reload`
+``semrouter-snapshot.bin`` (every point, a revision and a checksum; the vectors memory-mapped,
+so every reader shares one copy in the page cache), answers reads from it and searches it
+exactly in numpy. :meth:`SnapshotReader.changed` is one ``stat``; :meth:`reload`
 swaps a newer snapshot in as one immutable value, so a concurrent query sees one revision.
 """
 
@@ -72,11 +73,8 @@ class SnapshotReader:
         """The revision on disk: the loaded one unless the file changed (then a small read)."""
         if not self.changed():
             return self.loaded_revision
-        try:
-            with np.load(self.folder / files.SNAPSHOT_FILE, allow_pickle=False) as data:
-                return int(data["revision"])
-        except Exception:  # replaced or damaged under us: the next reload() will tell
-            return self.loaded_revision
+        published = files.snapshot_revision(self.folder)
+        return self.loaded_revision if published is None else published
 
     def reload(self) -> bool:
         """Load a newer snapshot; ``True`` if one was swapped in. A damaged new snapshot is
@@ -104,12 +102,18 @@ class SnapshotReader:
             return False
         if snapshot is None:
             return False
-        rows = np.fromiter((r for r, pid in enumerate(snapshot.ids) if pid != META_ID), np.int64)
+        first = 1 if snapshot.ids[:1] == (META_ID,) else 0
+        rows = np.arange(first, len(snapshot.ids), dtype=np.int64)
+        if META_ID in snapshot.ids[first:]:  # not published by this version: copy once
+            rows = rows[np.asarray(snapshot.ids[first:]) != META_ID]
+            unit = unit_rows(np.asarray(snapshot.vectors[rows]))
+        else:  # the usual case: the memory-mapped rows as they are (written unit length)
+            unit = snapshot.vectors[first:]
         self._served = _Served(
             snapshot=snapshot,
             row={pid: row for row, pid in enumerate(snapshot.ids)},
             search_rows=rows,
-            unit=unit_rows(snapshot.vectors[rows]),
+            unit=unit,
         )
         self._stamp = stamp
         self.loaded_revision = snapshot.revision
@@ -151,15 +155,16 @@ class SnapshotReader:
         served = self._served
         if served is None or (self.read_meta() or {}).get("fingerprint") != fingerprint:
             return None
-        rows = served.search_rows
-        return [served.snapshot.ids[r] for r in rows], served.snapshot.vectors[rows]
+        ids = served.snapshot.ids
+        return [ids[r] for r in served.search_rows], np.asarray(served.unit)
 
     def search(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
         """Exact cosine search of the snapshot (what Edge's search returns, exhaustively)."""
         served = self._served
         if served is None or not len(served.search_rows):
             return [[] for _ in vectors]
-        sims = unit_rows(np.asarray(vectors, np.float32)) @ served.unit.T
+        with _single_blas_thread():  # a few queries: BLAS threads cost more than they save
+            sims = unit_rows(np.asarray(vectors, np.float32)) @ served.unit.T
         take = min(limit + 1, sims.shape[1])
         top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
         ids = served.snapshot.ids
@@ -168,6 +173,18 @@ class SnapshotReader:
             cols = cols[np.argsort(-sims[query, cols], kind="stable")]
             out.append([(ids[served.search_rows[c]], float(sims[query, c])) for c in cols])
         return out
+
+
+_blas: Any = None
+
+
+def _single_blas_thread() -> Any:
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
 
 
 def unit_rows(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

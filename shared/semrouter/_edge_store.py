@@ -3,7 +3,7 @@
 Qdrant Edge lets one process at a time open a folder (it locks its write-ahead log) and has no
 read-only mode. So a folder has one *writer*, which holds semrouter's lock file and Edge's shard,
 and *readers*, which never touch Edge: after every flush the writer publishes an atomic snapshot
-of every point (``semrouter-snapshot.npz``, see ``_edge_files.py``), and a reader serves queries
+of every point (``semrouter-snapshot.bin``, see ``_edge_files.py``), and a reader serves queries
 from it with an exact search in numpy. ``revision()`` tells a reader in one ``stat`` whether the
 writer has published since; ``reload()`` swaps the new snapshot in. ``mode="auto"`` writes when
 the folder is free and reads otherwise; ``promote()`` turns a reader into the writer once the
@@ -181,8 +181,6 @@ class EdgeStore(Store):
         clean = not (self._dir / files.DIRTY_FILE).exists()
         try:
             snapshot = files.read_snapshot(self._dir)
-        except files.SnapshotLegacy:
-            logger.info("replacing the vector cache of an earlier semrouter in %s", self._dir)
         except files.SnapshotDamaged as exc:
             logger.warning(
                 "ignoring the damaged snapshot of %s (%s); rebuilding it", self._dir, exc
@@ -450,6 +448,7 @@ class EdgeStore(Store):
         files.write_snapshot(self._dir, snapshot)
         self._revision = snapshot.revision
         (self._dir / files.DIRTY_FILE).unlink(missing_ok=True)
+        (self._dir / files.LEGACY_CACHE).unlink(missing_ok=True)  # superseded by the snapshot
         self._dirty = False
 
     def retrieve_vectors(self, ids: Sequence[str]) -> np.ndarray:

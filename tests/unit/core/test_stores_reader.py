@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from semrouter._edge_files import SNAPSHOT_FILE
 from semrouter._exceptions import ReadOnlyRouterError
 from semrouter._index import point_id
 from semrouter._stores import META_ID, EdgeStore
@@ -153,9 +154,9 @@ def test_a_damaged_new_snapshot_leaves_the_reader_on_its_revision(
 
     _, reader = pair
     before, scrolled = reader.loaded_revision, _scrolled(reader)
-    bad = tmp_path / "bad.npz"
-    bad.write_bytes(b"PK\x03\x04 torn")
-    os.replace(bad, tmp_path / "c" / "semrouter-vectors.npz")
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"SEMRSNAP torn")
+    os.replace(bad, tmp_path / "c" / SNAPSHOT_FILE)
     with caplog.at_level(logging.WARNING, logger="semrouter"):
         assert reader.changed() and not reader.reload()
     assert reader.loaded_revision == before and _scrolled(reader) == scrolled
