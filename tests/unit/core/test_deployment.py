@@ -116,9 +116,10 @@ def test_the_fitted_calibration_is_part_of_the_stored_set(tmp_path: Path) -> Non
         writer.fit(*make_data(0))
         with SemanticRouter.open(path=tmp_path, encoder=FakeEncoder()) as reader:
             assert reader.calibration == writer.calibration
-            assert reader.route("unrelated99 gibberish3 noise") == writer.route(
-                "unrelated99 gibberish3 noise"
-            )
+            for text in ("unrelated99 gibberish3 noise", "jazz album guitar"):
+                mine, theirs = reader.route(text), writer.route(text)
+                assert mine.name == theirs.name and mine.threshold == theirs.threshold
+                assert mine.scores == pytest.approx(theirs.scores, abs=1e-6)
 
 
 def test_tenants_keep_their_route_sets_apart() -> None:
