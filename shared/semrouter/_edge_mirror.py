@@ -50,13 +50,12 @@ def from_snapshot(snapshot: files.Snapshot) -> Mirror:
 
 def to_snapshot(mirror: Mirror, revision: int) -> files.Snapshot:
     """The snapshot to publish for ``mirror``: the metadata point first (readers search the
-    rows after it in place), vectors scaled to unit length (readers use them as they are)."""
+    rows after it in place). Vectors are kept bit for bit as written (an encoder's unit rows,
+    or Edge's normalised copies), so a reopened router scores exactly as before."""
     ids = sorted(mirror, key=lambda pid: pid != META_ID)  # stable: the rest keep their order
     dimension = next(iter(mirror.values()))[1].shape[0] if mirror else 0
     vectors = (
-        unit_rows(np.stack([mirror[pid][1] for pid in ids]))
-        if ids
-        else np.zeros((0, dimension), np.float32)
+        np.stack([mirror[pid][1] for pid in ids]) if ids else np.zeros((0, dimension), np.float32)
     )
     return files.Snapshot(revision, tuple(ids), tuple(mirror[pid][0] for pid in ids), vectors)
 

@@ -107,7 +107,7 @@ class SnapshotReader:
         if META_ID in snapshot.ids[first:]:  # not published by this version: copy once
             rows = rows[np.asarray(snapshot.ids[first:]) != META_ID]
             unit = unit_rows(np.asarray(snapshot.vectors[rows]))
-        else:  # the usual case: the memory-mapped rows as they are (written unit length)
+        else:  # the usual case: the memory-mapped rows in place (unit rows, as stored)
             unit = snapshot.vectors[first:]
         self._served = _Served(
             snapshot=snapshot,
