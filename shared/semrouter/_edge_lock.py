@@ -10,11 +10,12 @@ the process dies, whatever PID namespace it ran in; testable without taking them
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
+import platform
 import shutil
 import struct
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,14 +27,56 @@ from ._exceptions import RouterLockedError
 __all__ = ["TempFolder", "WriterLock", "read_holder", "sweep_temp_folders", "writer_alive"]
 
 # -- the writer lock -----------------------------------------------------------------------------
-_OFD = hasattr(fcntl, "F_OFD_SETLK")
-# struct flock: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid (+ padding)
-_FLOCK = "hhqqi4x"
+if sys.platform == "win32":  # pragma: no cover - byte-range locks; no test without taking
+    import msvcrt
 
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
 
-def _ofd(fd: int, command: int, kind: int) -> int:
-    packed = fcntl.fcntl(fd, command, struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0))
-    return int(struct.unpack(_FLOCK, packed)[0])
+    def _is_locked(fd: int) -> bool:
+        if not _try_lock(fd):
+            return True
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        return False
+
+else:
+    import fcntl
+
+    _OFD = hasattr(fcntl, "F_OFD_SETLK")
+    # struct flock: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid (+pad)
+    _FLOCK = "hhqqi4x"
+
+    def _ofd(fd: int, command: int, kind: int) -> int:
+        packed = fcntl.fcntl(fd, command, struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0))
+        return int(struct.unpack(_FLOCK, packed)[0])
+
+    def _try_lock(fd: int) -> bool:
+        """Take an exclusive lock on ``fd`` if free; ``False`` if someone holds it."""
+        try:
+            if _OFD:
+                _ofd(fd, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
+            else:  # pragma: no cover - non-Linux Unix
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        return True
+
+    def _is_locked(fd: int) -> bool:
+        """Whether someone holds the lock, tested without taking it (Linux)."""
+        if _OFD:
+            return _ofd(fd, fcntl.F_OFD_GETLK, fcntl.F_WRLCK) != fcntl.F_UNLCK
+        try:  # pragma: no cover - non-Linux Unix: a shared lock conflicts only with a writer
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # pragma: no cover
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)  # pragma: no cover
+        return False  # pragma: no cover
 
 
 class WriterLock:
@@ -60,20 +103,17 @@ class WriterLock:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if _OFD:
-                    _ofd(fd, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
-                else:  # pragma: no cover - non-Linux
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                if _try_lock(fd):
+                    break
             except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                    os.close(fd)
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise os_failure(exc, self.file.parent, "lock") from exc
-                    raise self._locked_error() from None
-                time.sleep(0.01)
+                os.close(fd)
+                raise os_failure(exc, self.file.parent, "lock") from exc
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise self._locked_error()
+            time.sleep(0.01)
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": os.uname().nodename}).encode())
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": platform.node()}).encode())
         self._fd = fd
 
     def _locked_error(self) -> RouterLockedError:
@@ -82,7 +122,7 @@ class WriterLock:
         if holder is not None:
             pid = holder.get("pid")
             who = f"process {pid}" + (" (this process)" if pid == os.getpid() else "")
-            if holder.get("host") not in (None, os.uname().nodename):
+            if holder.get("host") not in (None, platform.node()):
                 who += f" on host {holder.get('host')}"
         return RouterLockedError(
             f"the embedded folder {self.file.parent} is held by {who} for writing; only one "
@@ -113,13 +153,9 @@ def writer_alive(folder: Path) -> bool:
     except OSError:
         return False
     try:
-        if _OFD:
-            return _ofd(fd, fcntl.F_OFD_GETLK, fcntl.F_WRLCK) != fcntl.F_UNLCK
-        try:  # pragma: no cover - non-Linux: a shared lock conflicts only with a writer
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:  # pragma: no cover
-            return True
-        return False  # pragma: no cover
+        return _is_locked(fd)
+    except OSError:  # cannot tell: assume a writer, so nobody waits on a wrong "gone"
+        return True
     finally:
         os.close(fd)
 
@@ -163,12 +199,10 @@ def sweep_temp_folders(parent: str | Path) -> int:
             continue  # no lock file: not ours to judge
         try:
             try:
-                if _OFD:
-                    _ofd(fd, fcntl.F_OFD_SETLK, fcntl.F_WRLCK)
-                else:  # pragma: no cover
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if not _try_lock(fd):
+                    continue  # its owner is alive
             except OSError:
-                continue  # its owner is alive
+                continue
             shutil.rmtree(stale, ignore_errors=True)
             removed += 1
         finally:
