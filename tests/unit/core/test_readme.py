@@ -25,3 +25,21 @@ def test_quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert first.startswith("chitchat ") and first.endswith("how are things going?")
     assert second == "None"
     assert (tmp_path / "routes_db").is_dir()
+
+
+def test_deploying_section_follows_the_quickstart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = README.read_text(encoding="utf-8")
+    quickstart = re.search(r"```python\n(.*?)```", text.split("## Quickstart", 1)[1], re.S)
+    deploying = re.search(r"```python\n(.*?)```", text.split("## Deploying", 1)[1], re.S)
+    assert quickstart is not None and deploying is not None
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, object] = {}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(quickstart.group(1), "README.md", "exec"), scope)
+        exec(compile(deploying.group(1), "README.md", "exec"), scope)
+    lines = out.getvalue().splitlines()
+    assert lines[2] == "True ['politics', 'chitchat']"
+    assert lines[3] == "weather"
