@@ -57,3 +57,45 @@ def test_reopen_encodes_nothing_and_refuses_another_encoder(collection: str) -> 
     again.close()
     with pytest.raises(IndexMismatchError):
         SemanticRouter(ROUTES, encoder=FakeEncoder(32), url=URL, api_key=KEY, collection=collection)
+
+
+# -- deployment: replicas sharing one collection on the server -----------------------------------
+def _open(collection: str, routes: list[Route] | None = None, **options: object) -> SemanticRouter:
+    return SemanticRouter(
+        routes,
+        encoder=FakeEncoder(),
+        url=URL,
+        api_key=KEY,
+        collection=collection,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def test_replicas_merge_follow_and_never_delete_each_other(collection: str) -> None:
+    extra = Route("music", ["play some jazz", "next song please"])
+    with _open(collection, ROUTES) as first, _open(collection, [extra]) as second:
+        assert set(second.route_names) == {"flights", "weather", "music"}  # merged, not replaced
+        assert first.refresh() and first.route("play some jazz").name == "music"
+        second.remove("weather")
+        assert first.refresh() and "weather" not in first.route_names
+    with _open(collection) as opened:  # no routes in code: the stored set, nothing deleted
+        assert opened.route_names == ["flights", "music"] and opened.last_sync.encoded == 0
+    with _open(collection, [extra], sync="replace") as replaced:
+        assert replaced.route_names == ["music"]
+
+
+async def test_async_refresh_on_a_server(collection: str) -> None:
+    with _open(collection, ROUTES) as writer, _open(collection, refresh_interval=0) as reader:
+        writer.add(Route("music", ["play some jazz"]))
+        assert (await reader.aroute("play some jazz")).name == "music"
+
+
+def test_tenants_on_a_server(collection: str) -> None:
+    with (
+        _open(collection, ROUTES, tenant="acme") as acme,
+        _open(collection, [Route("music", ["play some jazz"])], tenant="globex") as globex,
+    ):
+        acme.set_routes(ROUTES[:1])
+        assert globex.route_names == ["music"] and acme.tenants() == ["acme", "globex"]
+        globex.delete_route_set()
+        assert acme.tenants() == ["acme"]
