@@ -55,17 +55,25 @@ EXAMPLES = {
 
 
 def fake_llm() -> MockFunctionCallingLLM:
+    last: dict[str, Any] = {"tools": []}
+
+    class Offered(MockFunctionCallingLLM):
+        # Older llama-index-core does not pass the offered tools to the response generator.
+        def _prepare_chat_with_tools(self, tools: Any, *args: Any, **kwargs: Any) -> Any:
+            last["tools"] = list(tools)
+            return super()._prepare_chat_with_tools(tools, *args, **kwargs)
+
     def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
         if any(m.role == MessageRole.TOOL for m in messages):
             return ChatMessage(role=MessageRole.ASSISTANT, content="Done.")
-        tools = kwargs.get("tools") or []
+        tools = kwargs.get("tools") or last["tools"]
         print(f"    LLM is offered {[t.metadata.name for t in tools]}")
         if not tools:
             return ChatMessage(role=MessageRole.ASSISTANT, content="No tool fits.")
         call = ToolCallBlock(tool_call_id="1", tool_name=tools[0].metadata.name, tool_kwargs={})
         return ChatMessage(role=MessageRole.ASSISTANT, blocks=[call])
 
-    return MockFunctionCallingLLM(response_generator=respond)
+    return Offered(response_generator=respond)
 
 
 async def main() -> None:

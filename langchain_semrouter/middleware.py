@@ -9,7 +9,6 @@ from typing import Any
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
-    AgentState,
     ModelRequest,
     ModelResponse,
 )
@@ -268,7 +267,8 @@ class SemanticToolSelector:
         return RunnableLambda(select, afunc=aselect, name="SemanticToolSelector")
 
 
-class SemanticToolSelectorMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
+# Unparameterised: AgentMiddleware takes two type arguments in langchain 1.0 and three later.
+class SemanticToolSelectorMiddleware(AgentMiddleware):
     """``create_agent`` middleware that preselects tools for each model call by meaning.
 
     The semantic counterpart of ``LLMToolSelectorMiddleware``: same ``max_tools`` and

@@ -7,6 +7,9 @@ import warnings
 from typing import Any
 
 import pytest
+
+pytest.importorskip("langchain_core.decisions", reason="langchain-core < 1.8 (lowest pins)")
+
 from langchain_core.decisions import BaseDecisionModel, Choice, Noul, Score
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage

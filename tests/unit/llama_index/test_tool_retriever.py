@@ -163,11 +163,18 @@ def test_bad_tools(fake_encoder: FakeEncoder) -> None:
 
 def recording_llm(offered: list[list[str]]) -> MockFunctionCallingLLM:
     """A function-calling LLM that records the tools it is offered and calls each once."""
+    last: dict[str, Any] = {"tools": []}
+
+    class Recording(MockFunctionCallingLLM):
+        # Older llama-index-core (0.14.18 and before) does not pass the tools to the generator.
+        def _prepare_chat_with_tools(self, tools: Any, *args: Any, **kwargs: Any) -> Any:
+            last["tools"] = list(tools)
+            return super()._prepare_chat_with_tools(tools, *args, **kwargs)
 
     def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
         if any(m.role == MessageRole.TOOL for m in messages):
             return ChatMessage(role=MessageRole.ASSISTANT, content="done")
-        tools = kwargs.get("tools") or []
+        tools = kwargs.get("tools") or last["tools"]
         offered.append([tool.metadata.name for tool in tools])
         calls = [
             ToolCallBlock(tool_call_id=f"call-{i}", tool_name=tool.metadata.name, tool_kwargs={})
@@ -177,7 +184,7 @@ def recording_llm(offered: list[list[str]]) -> MockFunctionCallingLLM:
             return ChatMessage(role=MessageRole.ASSISTANT, content="no tools")
         return ChatMessage(role=MessageRole.ASSISTANT, blocks=calls)
 
-    return MockFunctionCallingLLM(response_generator=respond)
+    return Recording(response_generator=respond)
 
 
 async def test_function_agent_is_offered_only_the_retrieved_tools(
