@@ -8,9 +8,10 @@ Routing the last message alone fails on follow-ups ("book a flight to Paris" -> 
 2. The last ``window`` user turns are scored in one batched query (``route_vectors``).
 3. The turns are folded, oldest first, into a context score per route:
 
-   - a *clear* turn (its best score ``clear_margin`` above that route's threshold, and
-     ``switch_gap`` above its own score for the context's route) starts a new context: it
-     decides alone, so a topic switch does not stick;
+   - a *clear* turn starts a new context and decides alone, so a topic switch does not stick:
+     its best score is ``clear_margin`` above that route's threshold and ``switch_gap`` above
+     its own score for the context's route; or it is long (``long_words`` words or more: long
+     turns are rarely elliptical) and passes its threshold;
    - an unclear turn (short, elliptical, below threshold) that still scores at least the
      context route's threshold minus ``join_margin`` for that route joins the context:
      ``context = (scores + decay * context) / (1 + decay)``;
@@ -71,6 +72,9 @@ class ConversationOptions(BaseModel):
             context's route (a follow-up scores close to both).
         join_margin: an unclear turn joins the context only when it scores at least the
             context route's threshold minus this for that route; otherwise it is routed alone.
+        long_words: a turn of at least this many words (split on white space) that passes its
+            threshold decides alone; 0 turns the rule off. Text without spaces (Chinese,
+            Japanese) counts as one word, so only the score rules apply to it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -80,6 +84,7 @@ class ConversationOptions(BaseModel):
     clear_margin: float = Field(default=0.05, ge=-2.0, le=2.0)
     switch_gap: float = Field(default=0.08, ge=-2.0, le=2.0)
     join_margin: float = Field(default=0.14, ge=-2.0, le=2.0)
+    long_words: int = Field(default=8, ge=0, le=1000)
 
 
 class TurnWeight(BaseModel):
@@ -305,7 +310,8 @@ class ConversationRouter:
         names = sorted({name for match in matches for name in match.scores})
         rows = [_score_row(match, names) for match in matches]
         thresholds = np.array([self._router.threshold_for(n) for n in names], dtype=np.float64)
-        context, weights = fold(rows, thresholds, self._options)
+        words = [len(text.split()) for _, text in picked]
+        context, weights = fold(rows, thresholds, self._options, words)
         last_index, last_text = picked[-1]
         last = matches[-1]
         counted = tuple(
@@ -349,8 +355,11 @@ def fold(
     rows: Sequence[npt.NDArray[np.float64]],
     thresholds: npt.NDArray[np.float64],
     options: ConversationOptions,
+    words: Sequence[int] | None = None,
 ) -> tuple[npt.NDArray[np.float64] | None, dict[int, float]]:
     """Fold per-turn route scores (oldest first) into the last turn's context scores.
+
+    ``words`` holds each turn's word count (for ``long_words``; ``None``: no turn is long).
 
     Returns the context scores (``None`` when the last turn stands alone) and each counted
     turn's weight by position; the weights sum to 1.
@@ -364,10 +373,13 @@ def fold(
             context, weights = row.copy(), {position: 1.0}
             continue
         current = int(np.argmax(context))
+        long = (
+            bool(options.long_words) and words is not None and words[position] >= options.long_words
+        )
         clear = (
             row[best] >= thresholds[best] + options.clear_margin
             and row[best] - row[current] >= options.switch_gap
-        )
+        ) or (long and row[best] >= thresholds[best])
         if clear:
             context, weights = row.copy(), {position: 1.0}
         elif row[current] >= thresholds[current] - options.join_margin:

@@ -31,7 +31,7 @@ ROUTES = [
 
 @pytest.fixture
 def router(fake_encoder: FakeEncoder) -> Iterator[SemanticRouter]:
-    with SemanticRouter(ROUTES, encoder=fake_encoder) as router:
+    with SemanticRouter(ROUTES, encoder=fake_encoder, threshold=0.3) as router:
         yield router
 
 

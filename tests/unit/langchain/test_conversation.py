@@ -38,7 +38,7 @@ MESSAGES = [
 
 @pytest.fixture
 def conversation(fake_encoder: FakeEncoder) -> Iterator[ConversationRouter]:
-    with SemanticRouter(ROUTES, encoder=fake_encoder) as router:
+    with SemanticRouter(ROUTES, encoder=fake_encoder, threshold=0.3) as router:
         fake_encoder.reset_counts()
         yield ConversationRouter(router)
 

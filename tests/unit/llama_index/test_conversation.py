@@ -28,7 +28,7 @@ FOLLOW_UP = "what about tuesday to paris instead"
 
 @pytest.fixture
 def conversation(fake_encoder: FakeEncoder) -> Iterator[ConversationRouter]:
-    with SemanticRouter(ROUTES, encoder=fake_encoder) as router:
+    with SemanticRouter(ROUTES, encoder=fake_encoder, threshold=0.3) as router:
         fake_encoder.reset_counts()
         yield ConversationRouter(router)
 
