@@ -67,6 +67,16 @@ def test_head_training_is_bitwise_deterministic() -> None:
     assert a.bias.tobytes() == b.bias.tobytes()
 
 
+def test_cold_start_is_the_nearest_centroid_classifier() -> None:
+    X, y, _ = _routes(15, spread=0.6)
+    start = train_route_head(X, y, NAMES, max_iter=0)
+    means = np.stack([X[y == r].mean(axis=0) for r in range(4)])
+    queries = _unit(np.random.default_rng(16).standard_normal((50, X.shape[1])))
+    nearest = ((queries[:, None, :] - means[None]) ** 2).sum(axis=2).argmin(axis=1)
+    assert start.predict_proba(queries).argmax(axis=1).tolist() == nearest.tolist()
+    np.testing.assert_allclose(start.weights, 20.0 * means.T, rtol=1e-5)
+
+
 def test_warm_start_takes_known_routes_by_name_and_new_ones_from_zero() -> None:
     X, y, _ = _routes(4)
     previous = train_route_head(X, y, NAMES)
