@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PACKAGES := shared/semrouter langchain_semrouter llama_index_semrouter
 
-.PHONY: demo test lint examples ci
+.PHONY: demo test lint examples ci lowest-pins extras
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,11 @@ lint: $(VENV)/.installed
 
 examples: $(VENV)/.installed
 	@for f in examples/*.py; do echo "== $$f"; $(PY) $$f > /dev/null || exit 1; done
+
+# Fresh venvs in /tmp (see .ci/lowest-pins.txt): adapter tests on the lowest pinned versions.
+lowest-pins:
+	bash .ci/lowest-pins
+
+# Fresh venvs in /tmp: '.[langchain]' and '.[llama-index]' alone run their README sections.
+extras:
+	bash .ci/extras

@@ -117,6 +117,13 @@ class SemanticDecisionModel(BaseDecisionModel):
                 self._routers[key] = router
             return router
 
+    def close(self) -> None:
+        """Close the routers built from question criteria (a given ``router`` stays open)."""
+        with self._lock:
+            routers, self._routers = list(self._routers.values()), {}
+        for router in routers:
+            router.close()
+
     def _encoder(self) -> Encoder:
         if self.encoder is None:
             if isinstance(self.router, SemanticRouter):
@@ -124,7 +131,7 @@ class SemanticDecisionModel(BaseDecisionModel):
             else:
                 from semrouter import LocalEncoder
 
-                self.encoder = LocalEncoder()
+                self.encoder = LocalEncoder.shared()
         if not isinstance(self.encoder, Encoder):
             raise ConfigurationError("encoder must be a semrouter Encoder")
         return self.encoder

@@ -17,11 +17,13 @@ class LangChainEncoder(Encoder):
 
     Texts go through ``embed_documents`` / ``aembed_documents`` (queries too: a route match
     compares a query with utterances, so both sides are embedded alike). The dimension is
-    given, never probed with a (possibly paid) call; the router checks it on the first batch.
+    given or read from the embeddings' declared size (``size``, ``dimensions``, ``embed_dim``...,
+    or the wrapped encoder of a :class:`SemRouterEmbeddings`), never probed with a (possibly
+    paid) call; the router checks it on the first batch.
 
     Args:
         embeddings: the LangChain embeddings.
-        dimension: the length of its vectors.
+        dimension: the length of its vectors (default: the declared one).
         model_id: the name fingerprinted in the Qdrant collection; default: the embeddings'
             ``model`` or ``model_name`` attribute, else its class name.
         default_threshold: the router's default score threshold with this model.
@@ -29,7 +31,7 @@ class LangChainEncoder(Encoder):
 
     Example:
         >>> from langchain_core.embeddings import DeterministicFakeEmbedding
-        >>> encoder = LangChainEncoder(DeterministicFakeEmbedding(size=16), dimension=16)
+        >>> encoder = LangChainEncoder(DeterministicFakeEmbedding(size=16))
         >>> encoder.encode(["hello"]).shape
         (1, 16)
     """
@@ -38,17 +40,22 @@ class LangChainEncoder(Encoder):
         self,
         embeddings: Embeddings,
         *,
-        dimension: int,
+        dimension: int | None = None,
         model_id: str | None = None,
         default_threshold: float | None = None,
         batch_size: int = 64,
     ) -> None:
         if not isinstance(embeddings, Embeddings):
             raise ConfigurationError("embeddings must be a langchain_core Embeddings")
-        if dimension < 1 or batch_size < 1:
+        width = dimension if dimension is not None else _declared_dimension(embeddings)
+        if width is None:
+            raise ConfigurationError(
+                f"cannot tell the vector length of {type(embeddings).__name__}; pass dimension="
+            )
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1 or batch_size < 1:
             raise ConfigurationError("dimension and batch_size must be at least 1")
         self.embeddings = embeddings
-        self.dimension = dimension
+        self.dimension = width
         self.model_id = model_id or _model_name(embeddings)
         self.batch_size = batch_size
         if default_threshold is not None:
@@ -73,7 +80,8 @@ class SemRouterEmbeddings(Embeddings):
     """A semrouter encoder as LangChain ``Embeddings``: one model for routing and retrieval.
 
     Args:
-        encoder: the encoder; default :class:`~semrouter.LocalEncoder` (offline MiniLM).
+        encoder: the encoder; default: the process-wide :meth:`~semrouter.LocalEncoder.shared`
+            (offline MiniLM).
 
     Example:
         >>> from semrouter import FakeEncoder
@@ -86,7 +94,7 @@ class SemRouterEmbeddings(Embeddings):
         if encoder is None:
             from semrouter import LocalEncoder
 
-            encoder = LocalEncoder()
+            encoder = LocalEncoder.shared()
         if not isinstance(encoder, Encoder):
             raise ConfigurationError("encoder must be a semrouter Encoder")
         self.encoder = encoder
@@ -114,6 +122,16 @@ class SemRouterEmbeddings(Embeddings):
 def _rows(vectors: Any) -> list[list[float]]:
     rows: list[list[float]] = vectors.tolist()
     return rows
+
+
+def _declared_dimension(embeddings: Embeddings) -> int | None:
+    if isinstance(embeddings, SemRouterEmbeddings):
+        return embeddings.encoder.dimension
+    for attribute in ("size", "dimensions", "dimension", "embed_dim", "embedding_dim"):
+        value = getattr(embeddings, attribute, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
 
 
 def _model_name(embeddings: Embeddings) -> str:

@@ -37,7 +37,7 @@ class SemRouterEmbedding(BaseEmbedding):
         if encoder is None:
             from semrouter import LocalEncoder
 
-            encoder = LocalEncoder()
+            encoder = LocalEncoder.shared()
             # LlamaIndex rebuilds components from to_dict()/pickle with their fields only: the
             # encoder is not serialised, so a named other model must not become MiniLM silently.
             named = kwargs.get("model_name")

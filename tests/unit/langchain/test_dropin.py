@@ -190,3 +190,39 @@ def test_close_closes_only_an_own_router(router: SemanticRouter) -> None:
     own.close()
     with pytest.raises(Exception):  # noqa: B017 - closing twice or using a closed router
         own.router.add(Route("x", ["y"]))
+
+
+# -- point 10: LangChainEncoder infers the dimension, as LlamaIndexEncoder does -----------------
+def test_langchain_encoder_infers_the_dimension() -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
+
+    from langchain_semrouter import LangChainEncoder, SemRouterEmbeddings
+
+    assert LangChainEncoder(DeterministicFakeEmbedding(size=16)).dimension == 16
+    assert LangChainEncoder(SemRouterEmbeddings(FakeEncoder(dimension=8))).dimension == 8
+
+    class Unsized(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return [[1.0, 0.0] for _ in texts]
+
+        def embed_query(self, text: str) -> list[float]:
+            return [1.0, 0.0]
+
+    with pytest.raises(ConfigurationError, match="pass dimension="):
+        LangChainEncoder(Unsized())
+    assert LangChainEncoder(Unsized(), dimension=2).encode(["x"]).shape == (1, 2)
+
+
+def test_decision_model_closes_the_routers_it_built() -> None:
+    decisions = pytest.importorskip("langchain_core.decisions")
+    from langchain_semrouter import SemanticDecisionModel
+
+    model = SemanticDecisionModel(encoder=FakeEncoder())
+    question = decisions.Choice(
+        instructions="team?", criteria={"billing": "invoice refund", "tech": "bug in the code"}
+    )
+    answer = model.invoke({"state": "a bug in my code", "questions": {"q": question}})
+    assert answer.choices["q"].choice == "tech"
+    built = list(model._routers.values())
+    model.close()
+    assert built and all(router.closed for router in built)
