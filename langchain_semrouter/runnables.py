@@ -20,13 +20,12 @@ from langchain_core.runnables.config import (
 from langchain_core.runnables.graph import Graph
 from langchain_core.runnables.utils import (
     ConfigurableFieldSpec,
-    Input,
-    Output,
     gather_with_concurrency,
     get_unique_config_specs,
 )
 from langchain_core.utils.pydantic import TypeBaseModel
 from pydantic import ConfigDict, PrivateAttr
+from typing_extensions import TypeVar
 
 from semrouter import (
     ConfigurationError,
@@ -50,6 +49,11 @@ from ._branching import (
 from ._text import RouteOn, routed_text
 
 __all__ = ["SemanticBranch"]
+
+# Defaults (PEP 696) let `branch = SemanticBranch({...})` type-check without an annotation when
+# the branches do not pin the types (lambdas, mappings), as RunnableBranch's do.
+Input = TypeVar("Input", default=Any)
+Output = TypeVar("Output", default=Any)
 
 _DEFAULT_TAG = "branch:default"
 
