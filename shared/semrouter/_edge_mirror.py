@@ -20,7 +20,7 @@ import numpy.typing as npt
 from . import _edge_files as files
 from ._edge_reader import unit_rows
 from ._exceptions import ConfigurationError, StoreDamagedError
-from ._stores import META_ID, META_KEY, _plain_vector
+from ._stores import META_ID, META_KEY, _plain_vector, same_payload
 
 __all__ = [
     "Mirror",
@@ -95,17 +95,18 @@ def check_against(shard: Any, edge: Any, folder: Path, snapshot: files.Snapshot)
     for row, unit in zip(rows, expected):
         record = found.get(snapshot.ids[row])
         vector = _plain_vector(record.vector) if record is not None else None
-        if (
-            record is None
-            or vector is None
-            or dict(record.payload or {}) != snapshot.payloads[row]
-            or not np.allclose(unit, vector, atol=1e-4)
-        ):
-            raise StoreDamagedError(
-                f"the embedded folder {folder} is damaged: point {snapshot.ids[row]} differs "
-                "from its snapshot (bit rot in the stored vectors or payloads); "
-                + files.rebuild_hint(True)
-            )
+        if record is None or vector is None:
+            problem = "is missing from Qdrant Edge"
+        elif not same_payload(dict(record.payload or {}), snapshot.payloads[row]):
+            problem = "has another payload in Qdrant Edge than in its snapshot"
+        elif not np.allclose(unit, vector, atol=1e-4):
+            problem = "has another vector in Qdrant Edge than in its snapshot"
+        else:
+            continue
+        raise StoreDamagedError(
+            f"the embedded folder {folder} is damaged: point {snapshot.ids[row]} {problem} "
+            "(bit rot in the stored vectors or payloads); " + files.rebuild_hint(True)
+        )
 
 
 def check_norms(mirror: Mirror, folder: Path) -> None:

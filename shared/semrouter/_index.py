@@ -25,11 +25,11 @@ import numpy.typing as npt
 from ._exceptions import IndexMismatchError
 from ._options import RouterOptions
 from ._routes import Route
-from ._routeset import Calibration, Snapshot
+from ._routeset import Calibration, Learned, Snapshot
 from ._routestore import write_route_set
 from ._scorer import Candidates
 from ._search import exact_search, make_pruning
-from ._stores import NAMESPACE, Hit, Store
+from ._stores import NAMESPACE, Hit, Store, same_payload
 from .encoders import Encoder
 
 __all__ = ["RouteIndex", "SyncReport", "point_id"]
@@ -68,6 +68,7 @@ class RouteSetRecord:
     calibration: Calibration | None
     revision: int
     digest: str
+    learned: Learned | None = None
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,9 @@ class RouteIndex:
         payloads = {pid: _payload(route, utt, tenant) for pid, (route, utt) in desired.items()}
         new_ids = [pid for pid in desired if pid not in known]
         gone_ids = [pid for pid in known if pid not in desired]
-        changed = [pid for pid in desired if pid in known and known[pid] != payloads[pid]]
+        changed = [
+            pid for pid in desired if pid in known and not same_payload(known[pid], payloads[pid])
+        ]
         encoded = np.zeros((0, self.encoder.dimension), np.float32)
         if new_ids:
             encoded = self.encoder.encode([desired[pid][1] for pid in new_ids])
@@ -228,6 +231,7 @@ class RouteIndex:
             revision=record.revision,
             digest=record.digest,
             dimension=self.encoder.dimension,
+            learned=record.learned,
         )
 
     def record(self, routes: Sequence[Route], record: RouteSetRecord) -> None:

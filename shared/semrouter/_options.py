@@ -34,6 +34,10 @@ class RouterOptions(BaseModel):
         search: ``"auto"`` (in-process exact search up to ``exact_limit`` utterances, Qdrant's
             HNSW index above), ``"exact"`` or ``"qdrant"``.
         exact_limit: see ``search``.
+        learn: learn from the routes' own utterances, with no labelled data: a head that ranks
+            the routes and an abstention threshold that adapts to the route set
+            (``_selftrain.py``). Trained when the routes change (in the background above
+            2,000 utterances) and stored with them.
 
     Example:
         >>> from semrouter import RouterOptions
@@ -49,6 +53,7 @@ class RouterOptions(BaseModel):
     candidates: int = Field(default=32, ge=1, le=4096)
     search: SearchMode = "auto"
     exact_limit: int = Field(default=20_000, ge=0, le=10_000_000)
+    learn: bool = True
 
     @classmethod
     def build(cls, **values: Any) -> RouterOptions:

@@ -38,6 +38,7 @@ from ._options import Aggregation, RouterOptions, SearchMode
 from ._routes import Route, RouteMatch, check_text, validate_routes
 from ._routeset import (
     Calibration,
+    Learned,
     RouteSet,
     Snapshot,
     adopt_calibration,
@@ -55,6 +56,7 @@ from ._routestore import (
     route_set_ids,
 )
 from ._scorer import decide, route_scores, route_similarities
+from ._selftrain import self_train
 from ._stores import Store
 from .encoders import Encoder, Vectors
 
@@ -68,6 +70,8 @@ class StaleCalibrationWarning(UserWarning):
 logger = logging.getLogger("semrouter")
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _UNSET: Any = object()
+#: Route sets up to this many utterances learn inline (~0.1 s); bigger ones in the background.
+_LEARN_INLINE = 2_000
 
 
 class SemanticRouter:
@@ -87,7 +91,8 @@ class SemanticRouter:
         location: a ready :class:`~semrouter.QdrantLocation`.
         collection: the collection name.
         options: a :class:`~semrouter.RouterOptions`; or its fields one by one (``threshold``,
-            ``aggregation``, ``top_k``, ``candidates``, ``search``, ``exact_limit``).
+            ``aggregation``, ``top_k``, ``candidates``, ``search``, ``exact_limit``,
+            ``learn``).
         rebuild: replace a collection made by another encoder instead of raising
             :class:`~semrouter.IndexMismatchError`.
         calibration: a :class:`Calibration` from :meth:`fit` (as saved in a config file).
@@ -127,6 +132,7 @@ class SemanticRouter:
         candidates: int = _UNSET,
         search: SearchMode = _UNSET,
         exact_limit: int = _UNSET,
+        learn: bool = _UNSET,
         rebuild: bool = False,
         calibration: Calibration | dict[str, Any] | None = None,
         sync: SyncPolicy = "merge",
@@ -151,6 +157,7 @@ class SemanticRouter:
         self._refresh_interval = refresh_interval
         self._next_refresh = 0.0
         self._revision = 0
+        self._learning: threading.Thread | None = None
         self._options = _options(
             options,
             threshold=threshold,
@@ -159,6 +166,7 @@ class SemanticRouter:
             candidates=candidates,
             search=search,
             exact_limit=exact_limit,
+            learn=learn,
         )
         if not isinstance(collection, str) or not _COLLECTION_NAME.match(collection):
             raise ConfigurationError(
@@ -254,12 +262,80 @@ class SemanticRouter:
             snapshot = index.follow(routes, self._options)
             report = SyncReport(kept=snapshot.size)
         else:
-            record = RouteSetRecord(fitted, self._revision + 1, routes_digest(routes))
+            learned = stored.learned if stored is not None else None
+            record = RouteSetRecord(fitted, self._revision + 1, routes_digest(routes), learned)
             report, snapshot = index.sync(routes, self._options, record)
             self._revision += 1
-        self._publish(routes, snapshot, calibration=fitted)
+        self._publish(
+            routes, snapshot, calibration=fitted, learned=stored.learned if stored else None
+        )
         self._schedule_refresh()
+        self._learn()
         return report
+
+    # -- learning from the utterances -----------------------------------------------------------
+    def learn(self) -> bool:
+        """Train the head and the adaptive threshold on the routes' own utterances now (they
+        are otherwise trained when the routes change, in the background for big route sets)
+        and store them with the route set. Returns whether anything was trained."""
+        with self._lock:
+            state = self._state
+            if not self._needs_learning(state):
+                return False
+        return self._train(state)
+
+    def _needs_learning(self, state: RouteSet) -> bool:
+        if not state.options.learn or self._closed or self._index is None:
+            return False
+        if self._index.store.read_only or len(state.names) < 2:
+            return False  # readers take what the writer learnt; one route: nothing to rank
+        learned = state.learned
+        return learned is None or not learned.current(state.digest, state.options)
+
+    def _learn(self) -> None:
+        """Learn for the current route set: inline when small, else in a background thread
+        (routing meanwhile uses the similarity alone)."""
+        state = self._state
+        if not self._needs_learning(state):
+            return
+        if state.snapshot.size <= _LEARN_INLINE:
+            self._train(state)
+            return
+        thread = threading.Thread(target=self._train, args=(state, True), daemon=True)
+        thread.start()
+        self._learning = thread
+
+    def _train(self, state: RouteSet, background: bool = False) -> bool:
+        try:
+            index = self._open_index()
+            previous = state.learned.training if state.learned is not None else None
+            training = self_train(
+                index.vectors_of(state.snapshot),
+                state.snapshot.row_route,
+                state.names,
+                top_k=state.options.top_k,
+                aggregation=state.options.aggregation,
+                previous=previous,
+                fingerprint=self.encoder.fingerprint,
+            )
+            learned = Learned(state.digest, training)
+            with self._lock:
+                current = self._state
+                if self._closed or current.digest != state.digest:
+                    return False  # the routes changed meanwhile: that change learns again
+                record = RouteSetRecord(
+                    current.calibration, self._revision + 1, current.digest, learned
+                )
+                index.record(list(current.routes), record)
+                self._revision += 1
+                self._publish(list(current.routes), current.snapshot, learned=learned)
+            return True
+        except Exception as exc:
+            if not background:
+                raise
+            if not self._closed:  # a background thread says what went wrong, never raises
+                logger.warning("learning from the utterances failed: %s", exc)
+            return False
 
     # -- following other processes ---------------------------------------------------------------
     @property
@@ -293,7 +369,12 @@ class SemanticRouter:
                 return False
             snapshot = index.follow(list(stored.routes), self._options)
             self._revision = stored.revision
-            self._publish(list(stored.routes), snapshot, calibration=stored.calibration)
+            self._publish(
+                list(stored.routes),
+                snapshot,
+                calibration=stored.calibration,
+                learned=stored.learned,
+            )
             return True
 
     async def arefresh(self) -> bool:
@@ -348,18 +429,23 @@ class SemanticRouter:
         *,
         options: RouterOptions | None = None,
         calibration: Calibration | None = _UNSET,
+        learned: Learned | None = _UNSET,
     ) -> None:
         """Build the next route set and publish it in one assignment."""
         previous: RouteSet | None = getattr(self, "_state", None)
         if calibration is _UNSET:
             calibration = previous.calibration if previous is not None else None
+        if learned is _UNSET:
+            learned = previous.learned if previous is not None else None
+        options = options or self._options
         state = build_route_set(
             routes,
             snapshot,
-            options or self._options,
+            options,
             default_threshold=self.encoder.default_threshold,
             calibration=calibration,
             digest=routes_digest(routes),
+            learned=learned if options.learn else None,
         )
         if state.stale and not self._warned_stale and previous is not None:
             self._warned_stale = True
@@ -405,11 +491,14 @@ class SemanticRouter:
             if routes == list(self._state.routes):
                 return SyncReport(kept=self._state.snapshot.size)
             calibration = self._state.calibration
-            record = RouteSetRecord(calibration, self._revision + 1, routes_digest(routes))
+            learned = self._state.learned
+            digest = routes_digest(routes)
+            record = RouteSetRecord(calibration, self._revision + 1, digest, learned)
             report, snapshot = index.sync(routes, self._options, record)
             self._revision += 1
             self._publish(routes, snapshot)
             self.last_sync = report
+            self._learn()
             return report
 
     def _writable(self) -> RouteIndex:
@@ -483,6 +572,7 @@ class SemanticRouter:
             ):
                 _, snapshot = index.sync(list(state.routes), options)
             self._publish(list(state.routes), snapshot, options=options)
+            self._learn()
             return options
 
     threshold = property(
@@ -618,7 +708,7 @@ class SemanticRouter:
         keep_empty: bool,
     ) -> list[list[RouteMatch]]:
         similarities, nearest = route_similarities(state, found)
-        scores = route_scores(state, vectors, similarities)
+        scores, rank = route_scores(state, vectors, similarities)
         return decide(
             state,
             scores,
@@ -626,6 +716,7 @@ class SemanticRouter:
             limit=limit,
             apply_threshold=apply_threshold,
             keep_empty=keep_empty,
+            rank=rank,
         )
 
     def _check(self, texts: Sequence[str]) -> list[str]:
@@ -772,7 +863,7 @@ class SemanticRouter:
         """Publish a calibration and store it with the route set (it is part of it)."""
         index = self._writable()
         state = self._state
-        record = RouteSetRecord(calibration, self._revision + 1, state.digest)
+        record = RouteSetRecord(calibration, self._revision + 1, state.digest, state.learned)
         index.record(list(state.routes), record)
         self._revision += 1
         self._warned_stale = False

@@ -11,7 +11,9 @@ Threshold precedence, for each route (first that applies):
 1. the route's own ``Route.threshold``;
 2. the router's ``threshold`` option, when set (``-1`` never abstains);
 3. the threshold chosen by :meth:`~semrouter.SemanticRouter.fit` (while the fit is current);
-4. the encoder's ``default_threshold``.
+4. the threshold learnt from the utterances (``_selftrain.py``; from :data:`ADAPTIVE_FROM`
+   utterances on, never below the encoder's default);
+5. the encoder's ``default_threshold``.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from ._head import LogisticHead
 from ._options import RouterOptions
 from ._routes import Route
+from ._selftrain import SelfTraining
 
 if TYPE_CHECKING:
     from ._search import Pruning
 
 __all__ = [
     "Calibration",
+    "Learned",
     "RouteSet",
     "Snapshot",
     "adopt_calibration",
@@ -43,6 +47,9 @@ __all__ = [
 ]
 
 CALIBRATION_VERSION = 2
+#: The learnt abstention threshold applies from this many utterances; it never goes below the
+#: encoder's default threshold (a query unlike every example stays unmatched).
+ADAPTIVE_FROM = 50
 
 
 class Calibration(BaseModel):
@@ -119,6 +126,9 @@ class RouteSet:
     head_columns: IntArray | None = None  # head column of each route position
     similarity_weight: float = 1.0
     thresholds: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    learned: Learned | None = None  # as given, current or not
+    rank_head: LogisticHead | None = None  # the learned head, while current and no fit applies
+    rank_columns: IntArray | None = None
 
     @property
     def stale(self) -> bool:
@@ -143,8 +153,9 @@ def build_route_set(
     default_threshold: float,
     calibration: Calibration | None,
     digest: str | None = None,
+    learned: Learned | None = None,
 ) -> RouteSet:
-    """Resolve the thresholds and the fitted head for ``routes`` into one :class:`RouteSet`."""
+    """Resolve the thresholds and the heads for ``routes`` into one :class:`RouteSet`."""
     names = tuple(route.name for route in routes)
     digest = digest if digest is not None else routes_digest(routes)
     current = calibration is not None and calibration.routes_digest == digest
@@ -156,6 +167,15 @@ def build_route_set(
             head = LogisticHead.from_dict(calibration.head)
             column = {name: i for i, name in enumerate(head.route_names)}
             head_columns = np.array([column[name] for name in names], dtype=np.int64)
+    rank_head = rank_columns = None
+    learnt = learned is not None and learned.current(digest, options) and not current
+    adaptive = None
+    if learnt and learned is not None:
+        rank_head = learned.training.head
+        column = {name: i for i, name in enumerate(rank_head.route_names)}
+        rank_columns = np.array([column[name] for name in names], dtype=np.int64)
+        if snapshot.size >= ADAPTIVE_FROM:  # a quantile of a handful of scores is noise
+            adaptive = learned.training.threshold
     thresholds = np.empty(len(names), dtype=np.float64)
     for i, route in enumerate(routes):
         if route.threshold is not None:
@@ -164,6 +184,8 @@ def build_route_set(
             thresholds[i] = options.threshold
         elif current and calibration is not None and route.name in calibration.thresholds:
             thresholds[i] = calibration.thresholds[route.name]
+        elif adaptive is not None:
+            thresholds[i] = max(adaptive, default_threshold)
         else:
             thresholds[i] = default_threshold
     return RouteSet(
@@ -179,7 +201,36 @@ def build_route_set(
         head_columns=head_columns,
         similarity_weight=weight,
         thresholds=thresholds,
+        learned=learned,
+        rank_head=rank_head,
+        rank_columns=rank_columns,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class Learned:
+    """What the router learnt from its own utterances for one route set (``_selftrain.py``):
+    a head that ranks the routes and an abstention threshold that adapts to the route set.
+    Stored with the route set, so a reopen or another process trains nothing."""
+
+    digest: str
+    training: SelfTraining
+
+    def current(self, digest: str, options: RouterOptions) -> bool:
+        """Whether it belongs to this route set and was measured with these options."""
+        training = self.training
+        return (
+            self.digest == digest
+            and training.aggregation == options.aggregation
+            and (training.top_k == options.top_k or options.aggregation == "max")
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"digest": self.digest, **self.training.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Learned:
+        return cls(str(data.get("digest", "")), SelfTraining.from_dict(data))
 
 
 def adopt_calibration(calibration: Calibration, routes: Sequence[Route]) -> Calibration:

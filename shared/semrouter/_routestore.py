@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from ._exceptions import ConfigurationError
 from ._routes import Route
-from ._routeset import Calibration
+from ._routeset import Calibration, Learned
 from ._stores import NAMESPACE, Store, _meta_vector
 
 __all__ = [
@@ -65,6 +65,7 @@ class StoredRouteSet:
     calibration: Calibration | None
     revision: int
     digest: str
+    learned: Learned | None = None
 
 
 def route_set_ids(tenant: str) -> tuple[str, str]:
@@ -95,13 +96,15 @@ def read_route_set(store: Store, tenant: str) -> StoredRouteSet | None:
         routes = tuple(Route.from_dict(dict(r)) for r in found.get("routes", []))
         raw = found.get("calibration")
         calibration = Calibration.model_validate(raw) if raw is not None else None
+        raw = found.get("learned")
+        learned = Learned.from_dict(raw) if isinstance(raw, dict) else None
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(
             f"the route set stored in {store.target} cannot be read ({exc}); rewrite it with "
             "sync='replace'"
         ) from None
     return StoredRouteSet(
-        routes, calibration, int(found.get("revision", 0)), str(found.get("digest", ""))
+        routes, calibration, int(found.get("revision", 0)), str(found.get("digest", "")), learned
     )
 
 
@@ -114,6 +117,7 @@ def write_route_set(
     revision: int,
     digest: str,
     dimension: int,
+    learned: Learned | None = None,
 ) -> None:
     """Write the document, then the head (call after the utterance points are written)."""
     doc, head = route_set_ids(tenant)
@@ -123,6 +127,7 @@ def write_route_set(
         "tenant": tenant,
         "routes": [route.model_dump(mode="json", exclude_defaults=True) for route in routes],
         "calibration": calibration.model_dump(mode="json") if calibration is not None else None,
+        "learned": learned.to_dict() if learned is not None else None,
     }
     import numpy as np
 

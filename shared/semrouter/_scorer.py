@@ -18,6 +18,7 @@ of route scores, then the decisions (:class:`~semrouter.RouteMatch` lists).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,7 @@ from ._routeset import RouteSet
 __all__ = ["Candidates", "decide", "route_scores", "route_similarities"]
 
 FloatArray = npt.NDArray[np.float64]
+RankArray = npt.NDArray[np.floating[Any]]
 IntArray = npt.NDArray[np.int64]
 
 
@@ -84,14 +86,18 @@ def route_similarities(state: RouteSet, found: Candidates) -> tuple[FloatArray, 
 
 def route_scores(
     state: RouteSet, vectors: npt.NDArray[np.float32], similarities: FloatArray
-) -> FloatArray:
-    """The routing score of every route (n, R): calibrated after ``fit()``, else similarity."""
-    if state.head is None or state.head_columns is None:
-        return similarities
-    probabilities = state.head.predict_proba(vectors)[:, state.head_columns]
-    weight = state.similarity_weight
-    blended = probabilities + weight * np.nan_to_num(similarities, nan=0.0)
-    return np.asarray(blended / (1.0 + weight), dtype=np.float64)
+) -> tuple[FloatArray, RankArray | None]:
+    """The routing score of every route (n, R), and the order to rank routes in when it is not
+    the score: calibrated after ``fit()``; else the similarity, ranked by the head learnt from
+    the utterances (``_selftrain.py``) when there is one."""
+    if state.head is not None and state.head_columns is not None:
+        probabilities = state.head.predict_proba(vectors)[:, state.head_columns]
+        weight = state.similarity_weight
+        blended = probabilities + weight * np.nan_to_num(similarities, nan=0.0)
+        return np.asarray(blended / (1.0 + weight), dtype=np.float64), None
+    if state.rank_head is not None and state.rank_columns is not None:
+        return similarities, state.rank_head.predict_proba(vectors)[:, state.rank_columns]
+    return similarities, None
 
 
 def decide(
@@ -102,12 +108,17 @@ def decide(
     limit: int,
     apply_threshold: bool,
     keep_empty: bool,
+    rank: RankArray | None = None,
 ) -> list[list[RouteMatch]]:
     """Ranked matches per query (see the module docstring).
 
-    With ``keep_empty`` a query with no passing route gets one ``name=None`` match carrying the
-    best score, so ``route()`` always answers. The ``scores`` mapping of every match of one query
-    is the same object (every scored route, best first): no per-match copies.
+    Routes are ranked by score, or by ``rank`` (the learnt head's probabilities) when given;
+    then the head picks and the similarity vetoes: a route matches only while every route
+    ranked above it matched too, so ``route()`` abstains when the head's choice is not close
+    enough to its utterances (a route with no similarity counts -1). With ``keep_empty`` a
+    query with no passing route gets one ``name=None`` match carrying the best score, so
+    ``route()`` always answers. The ``scores`` mapping of every match of one query is the same
+    object (every scored route, best first): no per-match copies.
     """
     names = state.names
     utterances = state.snapshot.utterances
@@ -116,9 +127,19 @@ def decide(
     for row in range(scores.shape[0]):
         values = scores[row]
         scored = np.flatnonzero(~np.isnan(values))
-        ranked = scored[np.argsort(-values[scored], kind="stable")]
-        table = dict(zip([names[i] for i in ranked], values[ranked].tolist()))
-        picked = ranked[values[ranked] >= thresholds[ranked]] if apply_threshold else ranked
+        if rank is None:
+            ranked = scored[np.argsort(-values[scored], kind="stable")]
+            table = dict(zip([names[i] for i in ranked], values[ranked].tolist()))
+            picked = ranked[values[ranked] >= thresholds[ranked]] if apply_threshold else ranked
+        else:
+            ranked = np.argsort(-rank[row], kind="stable")
+            shown = ranked[~np.isnan(values[ranked])]
+            table = dict(zip([names[i] for i in shown], values[shown].tolist()))
+            values = np.nan_to_num(values, nan=-1.0)
+            picked = ranked
+            if apply_threshold:
+                failed = np.flatnonzero(values[ranked] < thresholds[ranked])
+                picked = ranked[: failed[0]] if len(failed) else ranked
         matches = [
             RouteMatch.model_construct(
                 name=names[i],

@@ -359,6 +359,27 @@ def _plain_vector(vector: Any) -> list[float] | None:
     return list(vector) if vector is not None else None
 
 
+def same_payload(stored: Any, expected: Any) -> bool:
+    """Payload equality, with floats equal to within a few ulps: Qdrant Edge's JSON reader
+    does not round-trip every double exactly (-0.47915218808433363 comes back as
+    -0.4791521880843336), which is not bit rot."""
+    if isinstance(expected, float) and isinstance(stored, (int, float)):
+        return bool(np.isclose(stored, expected, rtol=1e-12, atol=0.0)) or stored == expected
+    if isinstance(expected, dict):
+        return (
+            isinstance(stored, dict)
+            and stored.keys() == expected.keys()
+            and all(same_payload(stored[k], v) for k, v in expected.items())
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(stored, list)
+            and len(stored) == len(expected)
+            and all(same_payload(a, b) for a, b in zip(stored, expected))
+        )
+    return bool(stored == expected)
+
+
 # Re-exported here so that ``from ._stores import EdgeStore`` keeps working; imported last
 # because _edge_store builds on the base class above.
 from ._edge_store import EdgeStore, StoreMode  # noqa: E402
