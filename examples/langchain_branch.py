@@ -1,4 +1,4 @@
-"""SemanticBranch: route a question to the right chain by meaning, a drop-in for RunnableBranch.
+"""SemRouterBranch: route a question to the right chain by meaning, a drop-in for RunnableBranch.
 
 The classic LangChain routing example (LangChain / Anthropic / general questions), with the
 LLM classifier step replaced by semrouter: no LLM call to pick the branch, a few milliseconds.
@@ -17,7 +17,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 
-from langchain_semrouter import SemanticBranch
+from langchain_semrouter import SemRouterBranch
 from semrouter import LocalEncoder, Route, SemanticRouter
 
 
@@ -54,7 +54,7 @@ def main() -> None:
         encoder=LocalEncoder(),
         aggregation="max",
     )
-    branch = SemanticBranch(
+    branch = SemRouterBranch(
         ("langchain", chain("a LangChain expert", "Use the | operator to compose runnables.")),
         ("anthropic", chain("an Anthropic expert", "Claude reads PDFs through the Files API.")),
         chain("a helpful assistant", "Water boils at 100 °C at sea level."),

@@ -1,4 +1,4 @@
-"""SemanticDecisionModel: langchain-core's BaseDecisionModel answered by embeddings.
+"""SemRouterDecisionModel: langchain-core's BaseDecisionModel answered by embeddings.
 
 Here it is the classifier of ModelRouterMiddleware: the agent picks a cheap or a strong model
 per task from the task's meaning, with no LLM classification call. Fake chat models stand in
@@ -17,12 +17,12 @@ from langchain_core.decisions import Choice
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 
-from langchain_semrouter import SemanticDecisionModel
+from langchain_semrouter import SemRouterDecisionModel
 from semrouter import LocalEncoder
 
 
 def main() -> None:
-    classifier = SemanticDecisionModel(encoder=LocalEncoder())
+    classifier = SemRouterDecisionModel(encoder=LocalEncoder())
 
     answer = classifier.invoke(
         {

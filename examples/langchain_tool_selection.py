@@ -1,6 +1,6 @@
 """Tool preselection for create_agent: 50 tools, only the relevant few reach the model.
 
-SemanticToolSelectorMiddleware is the embedding twin of LLMToolSelectorMiddleware: same
+SemRouterToolSelectorMiddleware is the embedding twin of LLMToolSelectorMiddleware: same
 max_tools / always_include, no LLM call. Tools are indexed once (name, description and optional
 examples); each model call only encodes the last human message. A fake tool-calling chat model
 records which tools it was offered, so this runs offline as it stands.
@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import Field
 
-from langchain_semrouter import SemanticToolSelector, SemanticToolSelectorMiddleware
+from langchain_semrouter import SemRouterToolSelector, SemRouterToolSelectorMiddleware
 from semrouter import LocalEncoder
 
 SPECS = {
@@ -98,7 +98,7 @@ def main() -> None:
     tools = [make_tool(name, description) for name, description in SPECS.items()]
     encoder = LocalEncoder()
     start = time.perf_counter()
-    middleware = SemanticToolSelectorMiddleware.from_tools(
+    middleware = SemRouterToolSelectorMiddleware.from_tools(
         tools,
         encoder=encoder,
         max_tools=3,
@@ -126,7 +126,7 @@ def main() -> None:
 
     print("\nWithout create_agent (LangGraph users who bind_tools themselves):")
     # Same index, no re-encoding: a second selector over the middleware's router.
-    selector = SemanticToolSelector(middleware.selector.router, max_tools=2)
+    selector = SemRouterToolSelector(middleware.selector.router, max_tools=2)
     picked = selector.select("convert 10 miles to km", tools)
     print(f"  select('convert 10 miles to km') -> {[t.name for t in picked]}")
     pick = selector.as_runnable(tools)

@@ -1,9 +1,14 @@
 """LangChain integration of semrouter: semantic branches, tool preselection, decisions, embeddings.
 
+Every public class carries the ``SemRouter`` prefix, as LangChain partner packages carry their
+vendor's (``QdrantVectorStore``, ``OpenAIEmbeddings``) and as ``llama_index_semrouter`` does.
+The 0.1 names (``SemanticBranch``, ``SemanticToolSelector``, ``SemanticToolSelectorMiddleware``,
+``SemanticDecisionModel``) still work, with a ``DeprecationWarning``.
+
 Example:
     >>> from semrouter import FakeEncoder, Route
-    >>> from langchain_semrouter import SemanticBranch
-    >>> branch = SemanticBranch(
+    >>> from langchain_semrouter import SemRouterBranch
+    >>> branch = SemRouterBranch(
     ...     (Route("greet", ["hello there"]), lambda x: "hi!"),
     ...     lambda x: "sorry?",
     ...     encoder=FakeEncoder(),
@@ -14,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from semrouter import MissingDependencyError
@@ -26,42 +32,58 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from .embeddings import LangChainEncoder, SemRouterEmbeddings
-from .runnables import SemanticBranch
+from .runnables import SemRouterBranch
 
 if TYPE_CHECKING:
-    from .decision import SemanticDecisionModel
-    from .middleware import SemanticToolSelector, SemanticToolSelectorMiddleware, tool_route
+    from .decision import SemRouterDecisionModel
+    from .middleware import SemRouterToolSelector, SemRouterToolSelectorMiddleware, tool_route
 
 __all__ = [
     "LangChainEncoder",
+    "SemRouterBranch",
+    "SemRouterDecisionModel",
     "SemRouterEmbeddings",
-    "SemanticBranch",
-    "SemanticDecisionModel",
-    "SemanticToolSelector",
-    "SemanticToolSelectorMiddleware",
+    "SemRouterToolSelector",
+    "SemRouterToolSelectorMiddleware",
     "tool_route",
 ]
 
-_MIDDLEWARE = ("SemanticToolSelector", "SemanticToolSelectorMiddleware", "tool_route")
+_MIDDLEWARE = ("SemRouterToolSelector", "SemRouterToolSelectorMiddleware", "tool_route")
+
+#: The 0.1 names, kept as deprecated aliases of the same classes.
+_DEPRECATED = {
+    "SemanticBranch": "SemRouterBranch",
+    "SemanticToolSelector": "SemRouterToolSelector",
+    "SemanticToolSelectorMiddleware": "SemRouterToolSelectorMiddleware",
+    "SemanticDecisionModel": "SemRouterDecisionModel",
+}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        warnings.warn(
+            f"langchain_semrouter.{name} is deprecated; use {new} (the same class)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return SemRouterBranch if new == "SemRouterBranch" else __getattr__(new)
     # The decision model needs langchain_core.decisions (langchain-core 1.8+) and pulls in the
     # LangSmith client (~0.5 s): imported on first use only, like the middleware below.
-    if name == "SemanticDecisionModel":
+    if name == "SemRouterDecisionModel":
         try:
             import langchain_core.decisions  # noqa: F401
         except ImportError as exc:
             from importlib.metadata import version
 
             raise MissingDependencyError(
-                "SemanticDecisionModel needs langchain-core 1.8 or later (langchain_core."
+                "SemRouterDecisionModel needs langchain-core 1.8 or later (langchain_core."
                 f"decisions); installed: {version('langchain-core')}; run: pip install -U "
                 "'langchain-core>=1.8'"
             ) from exc
-        from .decision import SemanticDecisionModel
+        from .decision import SemRouterDecisionModel
 
-        return SemanticDecisionModel
+        return SemRouterDecisionModel
     # The middleware needs `langchain` (agents, langgraph): imported on first use only.
     if name in _MIDDLEWARE:
         try:

@@ -1,4 +1,4 @@
-"""The plumbing of SemanticBranch: parsing its branches, batch book-keeping, stream totals."""
+"""The plumbing of SemRouterBranch: parsing its branches, batch book-keeping, stream totals."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from semrouter import (
 )
 
 if TYPE_CHECKING:
-    from .runnables import SemanticBranch
+    from .runnables import SemRouterBranch
 
 __all__ = [
     "Plan",
@@ -33,7 +33,7 @@ __all__ = [
 class Plan:
     """Book-keeping of one batch: texts, routing, the branch of each input, outputs, errors."""
 
-    def __init__(self, branch: SemanticBranch[Any, Any], inputs: Sequence[Any]) -> None:
+    def __init__(self, branch: SemRouterBranch[Any, Any], inputs: Sequence[Any]) -> None:
         self.branch = branch
         self.errors: dict[int, BaseException] = {}
         self.outputs: dict[int, Any] = {}
@@ -138,20 +138,20 @@ def parse_branches(items: Sequence[Any], default: Any) -> tuple[list[tuple[Route
         for item in positional:
             if not isinstance(item, (tuple, list)):
                 raise TypeError(
-                    f"SemanticBranch branches must be (route, runnable) pairs, not {type(item)}"
+                    f"SemRouterBranch branches must be (route, runnable) pairs, not {type(item)}"
                 )
             if len(item) != 2:
-                raise ValueError(f"SemanticBranch branches must be pairs, not length {len(item)}")
+                raise ValueError(f"SemRouterBranch branches must be pairs, not length {len(item)}")
             pairs.append((item[0], item[1]))
     if not pairs:
-        raise ConfigurationError("SemanticBranch needs at least one (route, runnable) branch")
+        raise ConfigurationError("SemRouterBranch needs at least one (route, runnable) branch")
     for key, runnable in pairs:
         if not isinstance(key, (str, Route)):
             raise TypeError(f"a branch key must be a route name or a Route, not {type(key)}")
         if not isinstance(runnable, (Runnable, Mapping)) and not callable(runnable):
             raise TypeError("a branch must be a Runnable, a callable or a mapping")
     if default is not None and not (isinstance(default, (Runnable, Mapping)) or callable(default)):
-        raise TypeError("SemanticBranch default must be a Runnable, a callable or a mapping")
+        raise TypeError("SemRouterBranch default must be a Runnable, a callable or a mapping")
     return pairs, default
 
 
@@ -177,7 +177,7 @@ def check_given_router(router: SemanticRouter, keys: list[Route | str]) -> None:
             continue
         if key.name not in router:
             raise ConfigurationError(
-                f"route {key.name!r} is not in the given router, and SemanticBranch never "
+                f"route {key.name!r} is not in the given router, and SemRouterBranch never "
                 f"changes a router it is given: call router.add(route) first, or leave out "
                 "router= to let the branch build a router of its own"
             )

@@ -1,4 +1,4 @@
-"""SemanticDecisionModel: a ``BaseDecisionModel`` answered by embeddings, not by an LLM."""
+"""SemRouterDecisionModel: a ``BaseDecisionModel`` answered by embeddings, not by an LLM."""
 
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ from semrouter import ConfigurationError, Encoder, QueryTypeError, Route, Semant
 
 from ._text import routed_text
 
-__all__ = ["SemanticDecisionModel"]
+__all__ = ["SemRouterDecisionModel"]
 
 _Scores = dict[str, float]
 
 
-class SemanticDecisionModel(BaseDecisionModel):
+class SemRouterDecisionModel(BaseDecisionModel):
     """Answers ``Choice`` and ``Score`` questions by semantic similarity, in milliseconds.
 
     A drop-in ``classifier`` for ``ModelRouterMiddleware`` (and anything else that takes a
@@ -54,7 +54,7 @@ class SemanticDecisionModel(BaseDecisionModel):
     Example:
         >>> from langchain_core.decisions import Choice
         >>> from semrouter import FakeEncoder
-        >>> model = SemanticDecisionModel(encoder=FakeEncoder())
+        >>> model = SemRouterDecisionModel(encoder=FakeEncoder())
         >>> answer = model.invoke({
         ...     "state": "please fix this bug in my code",
         ...     "questions": {"team": Choice(
@@ -95,7 +95,7 @@ class SemanticDecisionModel(BaseDecisionModel):
         if isinstance(question, Score):
             return {str(level): text for level, text in enumerate(question.criteria)}
         raise ConfigurationError(
-            f"SemanticDecisionModel answers Choice and Score questions, not {question.type!r}"
+            f"SemRouterDecisionModel answers Choice and Score questions, not {question.type!r}"
         )
 
     def _own_router(self, labels: Mapping[str, Any]) -> SemanticRouter | None:

@@ -20,7 +20,7 @@ from semrouter import ConfigurationError, Encoder, Route, RouteMatch, SemanticRo
 
 from ._text import routed_text
 
-__all__ = ["SemanticToolSelector", "SemanticToolSelectorMiddleware", "tool_route"]
+__all__ = ["SemRouterToolSelector", "SemRouterToolSelectorMiddleware", "tool_route"]
 
 #: ``tool.metadata`` key whose list of strings adds example utterances to a tool's route.
 EXAMPLES_KEY = "examples"
@@ -50,7 +50,7 @@ def tool_route(tool: BaseTool, examples: Sequence[str] = ()) -> Route:
     return Route(name=tool.name, utterances=utterances, metadata={"kind": "tool"})
 
 
-class SemanticToolSelector:
+class SemRouterToolSelector:
     """Picks the tools whose name, description and examples best match a query.
 
     Every tool becomes a route of ``router`` the first time it is seen (or when its name,
@@ -85,7 +85,7 @@ class SemanticToolSelector:
         ... def send_email(to: str) -> str:
         ...     '''Send an email message.'''
         ...     return "sent"
-        >>> selector = SemanticToolSelector(encoder=FakeEncoder(), max_tools=1)
+        >>> selector = SemRouterToolSelector(encoder=FakeEncoder(), max_tools=1)
         >>> picked = selector.select("what is the weather in Paris?", [get_weather, send_email])
         >>> [t.name for t in picked]
         ['get_weather']
@@ -131,7 +131,7 @@ class SemanticToolSelector:
         always_include: Sequence[str] | None = None,
         min_score: float | None = None,
         **router_options: Any,
-    ) -> SemanticToolSelector:
+    ) -> SemRouterToolSelector:
         """A selector whose router is built for ``tools`` up front.
 
         ``router_options`` go to :class:`~semrouter.SemanticRouter` (``path=``, ``client=``,
@@ -264,11 +264,11 @@ class SemanticToolSelector:
         async def aselect(query: Any) -> list[Any]:
             return await self.aselect(query, fixed)
 
-        return RunnableLambda(select, afunc=aselect, name="SemanticToolSelector")
+        return RunnableLambda(select, afunc=aselect, name="SemRouterToolSelector")
 
 
 # Unparameterised: AgentMiddleware takes two type arguments in langchain 1.0 and three later.
-class SemanticToolSelectorMiddleware(AgentMiddleware):
+class SemRouterToolSelectorMiddleware(AgentMiddleware):
     """``create_agent`` middleware that preselects tools for each model call by meaning.
 
     The semantic counterpart of ``LLMToolSelectorMiddleware``: same ``max_tools`` and
@@ -276,19 +276,21 @@ class SemanticToolSelectorMiddleware(AgentMiddleware):
     description and examples in a Qdrant index instead of asking an LLM.
 
     Args:
-        router: see :class:`SemanticToolSelector`.
-        encoder: see :class:`SemanticToolSelector`.
+        router: see :class:`SemRouterToolSelector`.
+        encoder: see :class:`SemRouterToolSelector`.
         max_tools: keep at most this many selected tools (best first).
         always_include: tool names always kept, not counted against ``max_tools``.
         examples: extra example queries per tool name.
         min_score: drop tools scoring below it.
-        selector: a ready :class:`SemanticToolSelector` instead of the options above.
+        selector: a ready :class:`SemRouterToolSelector` instead of the options above.
 
     Example:
         >>> from langchain.agents import create_agent  # doctest: +SKIP
         >>> agent = create_agent(  # doctest: +SKIP
         ...     model, tools=many_tools,
-        ...     middleware=[SemanticToolSelectorMiddleware(max_tools=5, always_include=["search"])],
+        ...     middleware=[
+        ...         SemRouterToolSelectorMiddleware(max_tools=5, always_include=["search"])
+        ...     ],
         ... )
     """
 
@@ -301,11 +303,11 @@ class SemanticToolSelectorMiddleware(AgentMiddleware):
         always_include: Sequence[str] | None = None,
         examples: Mapping[str, Sequence[str]] | None = None,
         min_score: float | None = None,
-        selector: SemanticToolSelector | None = None,
+        selector: SemRouterToolSelector | None = None,
     ) -> None:
         super().__init__()
         if selector is None:
-            selector = SemanticToolSelector(
+            selector = SemRouterToolSelector(
                 router,
                 encoder=encoder,
                 max_tools=max_tools,
@@ -338,10 +340,10 @@ class SemanticToolSelectorMiddleware(AgentMiddleware):
         self.selector.always_include = list(value or [])
 
     @classmethod
-    def from_tools(cls, tools: Sequence[Any], **options: Any) -> SemanticToolSelectorMiddleware:
+    def from_tools(cls, tools: Sequence[Any], **options: Any) -> SemRouterToolSelectorMiddleware:
         """A middleware whose tools are indexed up front; see
-        :meth:`SemanticToolSelector.from_tools` for the options (``path=`` persists them)."""
-        return cls(selector=SemanticToolSelector.from_tools(tools, **options))
+        :meth:`SemRouterToolSelector.from_tools` for the options (``path=`` persists them)."""
+        return cls(selector=SemRouterToolSelector.from_tools(tools, **options))
 
     def close(self) -> None:
         """Close the selector's router if the selector built it."""

@@ -1,4 +1,4 @@
-"""SemanticBranch: a drop-in for ``RunnableBranch`` whose conditions are semantic routes."""
+"""SemRouterBranch: a drop-in for ``RunnableBranch`` whose conditions are semantic routes."""
 
 from __future__ import annotations
 
@@ -48,9 +48,9 @@ from ._branching import (
 )
 from ._text import RouteOn, routed_text
 
-__all__ = ["SemanticBranch"]
+__all__ = ["SemRouterBranch"]
 
-# Defaults (PEP 696) let `branch = SemanticBranch({...})` type-check without an annotation when
+# Defaults (PEP 696) let `branch = SemRouterBranch({...})` type-check without an annotation when
 # the branches do not pin the types (lambdas, mappings), as RunnableBranch's do.
 Input = TypeVar("Input", default=Any)
 Output = TypeVar("Output", default=Any)
@@ -58,7 +58,7 @@ Output = TypeVar("Output", default=Any)
 _DEFAULT_TAG = "branch:default"
 
 
-class SemanticBranch(RunnableSerializable[Input, Output]):
+class SemRouterBranch(RunnableSerializable[Input, Output]):
     """Runs the branch whose route best matches the input's meaning; ``RunnableBranch``'s twin.
 
     Conditions become routes: give ``(route_or_name, runnable)`` pairs and a default, as for
@@ -93,7 +93,7 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
 
     Example:
         >>> from semrouter import FakeEncoder, Route
-        >>> branch = SemanticBranch(
+        >>> branch = SemRouterBranch(
         ...     (Route("greet", ["hello there"]), lambda x: "hi!"),
         ...     (Route("bye", ["goodbye now"]), lambda x: "bye!"),
         ...     lambda x: "sorry?",
@@ -136,7 +136,7 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
             spec = (routes, encoder if encoder is not None else default_encoder())
             router = SemanticRouter(spec[0], encoder=spec[1])
         elif encoder is not None:
-            raise ConfigurationError("give encoder= only when SemanticBranch builds the router")
+            raise ConfigurationError("give encoder= only when SemRouterBranch builds the router")
         else:
             check_given_router(router, keys)
         names = [key.name if isinstance(key, Route) else key for key, _ in pairs]
@@ -174,7 +174,7 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
             self.router.close()
 
     # -- copies share the router; pickles rebuild an own router ---------------------------------
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> SemanticBranch[Input, Output]:
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> SemRouterBranch[Input, Output]:
         memo = {} if memo is None else memo
         memo.setdefault(id(self.router), self.router)
         clone = super().__deepcopy__(memo)
@@ -184,7 +184,7 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
     def __getstate__(self) -> dict[Any, Any]:
         if self._spec is None:
             raise ConfigurationError(
-                "a SemanticBranch given router= cannot be pickled: a router holds live Qdrant "
+                "a SemRouterBranch given router= cannot be pickled: a router holds live Qdrant "
                 "clients and is shared, not copied. Share the branch (or the router) within the "
                 "process, or build the branch from Route objects without router= so that its "
                 "routes and encoder are pickled and the router rebuilt"
@@ -288,7 +288,7 @@ class SemanticBranch(RunnableSerializable[Input, Output]):
             return self.default, _DEFAULT_TAG, metadata
         best = ", ".join(f"{n}={s:.3f}" for n, s in list(match.scores.items())[:3])
         raise NoRouteMatchedError(
-            f"no route matched {text[:80]!r} (best: {best or 'none'}) and SemanticBranch "
+            f"no route matched {text[:80]!r} (best: {best or 'none'}) and SemRouterBranch "
             "has no default; add a default runnable or lower the threshold"
         )
 

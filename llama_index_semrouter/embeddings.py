@@ -35,17 +35,18 @@ class SemRouterEmbedding(BaseEmbedding):
 
     def __init__(self, encoder: Encoder | None = None, **kwargs: Any) -> None:
         if encoder is None:
-            from semrouter import LocalEncoder
+            from semrouter.encoders import LocalEncoder
 
-            encoder = LocalEncoder.shared()
             # LlamaIndex rebuilds components from to_dict()/pickle with their fields only: the
-            # encoder is not serialised, so a named other model must not become MiniLM silently.
+            # encoder is not serialised, so a named other model must not become MiniLM silently
+            # (checked before any model is loaded).
             named = kwargs.get("model_name")
-            if named is not None and named != encoder.model_id:
+            if named is not None and named != LocalEncoder.default_model_id:
                 raise ConfigurationError(
                     f"this SemRouterEmbedding wrapped {named!r}, which is not serialised: "
                     "pass encoder= to rebuild it"
                 )
+            encoder = LocalEncoder.shared()
         if not isinstance(encoder, Encoder):
             raise ConfigurationError("encoder must be a semrouter.Encoder")
         kwargs.setdefault("model_name", encoder.model_id)

@@ -62,6 +62,8 @@ class LocalEncoder(Encoder):
     """
 
     config_type: ClassVar[str | None] = "local"
+    #: The ``model_id`` of the packaged model (what ``LocalEncoder()`` loads).
+    default_model_id: ClassVar[str] = MODEL_ID
     # With the router's default scoring (mean of a route's two best hits), overall accuracy on
     # CLINC150 validation + out-of-scope with 5 utterances per route is flat (79.5-79.8 %) for
     # thresholds 0.26-0.33 and falls fast above 0.35; we take 0.28, on the side of recall.

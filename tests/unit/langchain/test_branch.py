@@ -1,4 +1,4 @@
-"""SemanticBranch: construction, routing, invoke/batch/stream (sync and async), callbacks."""
+"""SemRouterBranch: construction, routing, invoke/batch/stream (sync and async), callbacks."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from langchain_core.runnables import (
     RunnablePassthrough,
 )
 
-from langchain_semrouter import SemanticBranch
+from langchain_semrouter import SemRouterBranch
 from semrouter import (
     ConfigurationError,
     FakeEncoder,
@@ -33,8 +33,8 @@ def _tag(name: str) -> RunnableLambda[Any, str]:
 
 # -- construction ----------------------------------------------------------------------------
 def test_tuple_and_mapping_forms_route_alike(router: SemanticRouter) -> None:
-    pairs = SemanticBranch(("weather", _tag("W")), ("math", _tag("M")), _tag("D"), router=router)
-    mapping = SemanticBranch(
+    pairs = SemRouterBranch(("weather", _tag("W")), ("math", _tag("M")), _tag("D"), router=router)
+    mapping = SemRouterBranch(
         {"weather": _tag("W"), "math": _tag("M")}, default=_tag("D"), router=router
     )
     for text, want in [("rain tomorrow?", "W"), ("solve two plus two", "M"), ("zebra", "D")]:
@@ -42,7 +42,7 @@ def test_tuple_and_mapping_forms_route_alike(router: SemanticRouter) -> None:
 
 
 def test_routes_without_router_build_one(fake_encoder: FakeEncoder) -> None:
-    branch = SemanticBranch(
+    branch = SemRouterBranch(
         (ROUTES[0], lambda x: "W"), (ROUTES[1], {"m": lambda x: "M"}), encoder=fake_encoder
     )  # the default embedded store, as users get it
     assert branch.router.route_names == ["weather", "math"]
@@ -56,10 +56,10 @@ def test_a_given_router_is_never_changed(router: SemanticRouter) -> None:
     # Issue 11 point 8: the route used to be added to the user's router silently.
     extra = Route("greet", ["hello there friend"])
     with pytest.raises(ConfigurationError, match="never changes a router"):
-        SemanticBranch((extra, _tag("G")), ("weather", _tag("W")), router=router)
+        SemRouterBranch((extra, _tag("G")), ("weather", _tag("W")), router=router)
     assert "greet" not in router
     router.add(extra)
-    branch = SemanticBranch((extra, _tag("G")), ("weather", _tag("W")), router=router)
+    branch = SemRouterBranch((extra, _tag("G")), ("weather", _tag("W")), router=router)
     assert branch.invoke("hello there") == "G"
 
 
@@ -81,17 +81,17 @@ def test_a_given_router_is_never_changed(router: SemanticRouter) -> None:
 )
 def test_bad_construction(router: SemanticRouter, args: Any, kwargs: Any, error: type) -> None:
     with pytest.raises(error):
-        SemanticBranch(*args, router=router, **kwargs)
+        SemRouterBranch(*args, router=router, **kwargs)
 
 
 def test_names_without_router_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="router="):
-        SemanticBranch(("weather", _tag("x")))
+        SemRouterBranch(("weather", _tag("x")))
 
 
 def test_differing_route_object_is_refused(router: SemanticRouter) -> None:
     with pytest.raises(ConfigurationError, match="differs"):
-        SemanticBranch((Route("weather", ["something else"]), _tag("x")), router=router)
+        SemRouterBranch((Route("weather", ["something else"]), _tag("x")), router=router)
 
 
 # -- routing ---------------------------------------------------------------------------------
@@ -104,13 +104,13 @@ def test_branch_gets_the_original_input_and_kwargs(router: SemanticRouter) -> No
             return input
 
     payload = {"question": "will it rain tomorrow", "user": 7}
-    branch = SemanticBranch({"weather": Recorder()}, router=router, route_on="question")
+    branch = SemRouterBranch({"weather": Recorder()}, router=router, route_on="question")
     assert branch.invoke(payload, extra="yes") is payload
     assert seen == [(payload, {"extra": "yes"})]
 
 
 def test_no_match_without_default_raises(router: SemanticRouter) -> None:
-    branch = SemanticBranch({"weather": _tag("W")}, router=router)
+    branch = SemRouterBranch({"weather": _tag("W")}, router=router)
     runs = collector()
     with pytest.raises(NoRouteMatchedError, match="no default"):
         branch.invoke("zebra crossing", {"callbacks": [runs]})
@@ -118,7 +118,7 @@ def test_no_match_without_default_raises(router: SemanticRouter) -> None:
 
 
 def test_match_of_a_route_without_branch_goes_to_default(router: SemanticRouter) -> None:
-    branch = SemanticBranch({"weather": _tag("W")}, default=_tag("D"), router=router)
+    branch = SemRouterBranch({"weather": _tag("W")}, default=_tag("D"), router=router)
     assert branch.invoke("solve this math equation") == "D"
 
 
@@ -133,14 +133,14 @@ def test_match_of_a_route_without_branch_goes_to_default(router: SemanticRouter)
     ],
 )
 def test_route_on(router: SemanticRouter, value: Any, route_on: Any) -> None:
-    branch = SemanticBranch(
+    branch = SemRouterBranch(
         {"weather": _tag("W")}, default=_tag("D"), router=router, route_on=route_on
     )
     assert branch.invoke(value) == "W"
 
 
 def test_unroutable_inputs_without_default_raise(router: SemanticRouter) -> None:
-    branch = SemanticBranch({"weather": _tag("W")}, router=router)
+    branch = SemRouterBranch({"weather": _tag("W")}, router=router)
     with pytest.raises(QueryTypeError, match="route_on"):
         branch.invoke({"a": "b", "c": "d"})
     with pytest.raises(QueryTypeError, match="human"):
@@ -165,7 +165,7 @@ async def test_ainvoke_and_abatch_stay_async() -> None:
         raise AssertionError("sync routing on the async path")
 
     router.route = router.route_many = router.top_routes = refuse  # type: ignore[method-assign]
-    branch = SemanticBranch(
+    branch = SemRouterBranch(
         {"weather": _tag("W"), "math": _tag("M")}, default=_tag("D"), router=router
     )
     assert await branch.ainvoke("rain tomorrow") == "W"
@@ -184,7 +184,7 @@ def test_batch_routes_once_and_keeps_order(router: SemanticRouter) -> None:
         return route_many(texts)
 
     router.route_many = counting  # type: ignore[method-assign]
-    branch = SemanticBranch(
+    branch = SemRouterBranch(
         {"weather": _tag("W"), "math": _tag("M")}, default=_tag("D"), router=router
     )
     texts = ["rain tomorrow", "math equation", "zebra", "weather forecast", "sum of numbers"]
@@ -201,7 +201,7 @@ async def test_abatch_routes_once(router: SemanticRouter) -> None:
         return await aroute_many(texts)
 
     router.aroute_many = counting  # type: ignore[method-assign]
-    branch = SemanticBranch(
+    branch = SemRouterBranch(
         {"weather": _tag("W"), "math": _tag("M")}, default=_tag("D"), router=router
     )
     assert await branch.abatch(["rain tomorrow", "math equation", "zebra"]) == ["W", "M", "D"]
@@ -209,7 +209,7 @@ async def test_abatch_routes_once(router: SemanticRouter) -> None:
 
 
 def test_batch_errors_per_input(router: SemanticRouter) -> None:
-    branch = SemanticBranch({"weather": _tag("W")}, router=router)
+    branch = SemRouterBranch({"weather": _tag("W")}, router=router)
     out = branch.batch(["rain tomorrow", "  ", "zebra"], return_exceptions=True)
     assert out[0] == "W"
     assert isinstance(out[1], ValueError)
@@ -220,17 +220,17 @@ def test_batch_errors_per_input(router: SemanticRouter) -> None:
 
 
 def test_batch_traces_one_run_per_input(router: SemanticRouter) -> None:
-    branch = SemanticBranch({"weather": _tag("W"), "math": _tag("M")}, router=router)
+    branch = SemRouterBranch({"weather": _tag("W"), "math": _tag("M")}, router=router)
     runs = collector()
     branch.batch(["rain tomorrow", "math equation"], {"callbacks": [runs]})
     tags = sorted(run.child_runs[0].tags[0] for run in runs.traced_runs)
-    assert [run.name for run in runs.traced_runs] == ["SemanticBranch", "SemanticBranch"]
+    assert [run.name for run in runs.traced_runs] == ["SemRouterBranch", "SemRouterBranch"]
     assert tags == ["route:math", "route:weather"]
 
 
 # -- stream ----------------------------------------------------------------------------------
 def test_stream_passes_chunks_through(router: SemanticRouter) -> None:
-    branch = SemanticBranch(
+    branch = SemRouterBranch(
         {"weather": fake_chain("it will rain a lot")}, default=fake_chain("no idea"), router=router
     )
     chunks = list(branch.stream({"question": "rain tomorrow?"}))
@@ -240,14 +240,14 @@ def test_stream_passes_chunks_through(router: SemanticRouter) -> None:
 
 
 async def test_astream_and_events(router: SemanticRouter) -> None:
-    branch = SemanticBranch({"weather": fake_chain("it will rain a lot")}, router=router)
+    branch = SemRouterBranch({"weather": fake_chain("it will rain a lot")}, router=router)
     chunks = [c async for c in branch.astream({"question": "rain tomorrow?"})]
     assert "".join(chunks) == "it will rain a lot" and len(chunks) > 3
     events = [e async for e in branch.astream_events({"question": "rain tomorrow?"}, version="v2")]
     kinds = {e["event"] for e in events}
     assert {"on_chain_start", "on_chat_model_stream", "on_chain_end"} <= kinds
     child = next(
-        e for e in events if e["event"] == "on_chain_start" and e["name"] != "SemanticBranch"
+        e for e in events if e["event"] == "on_chain_start" and e["name"] != "SemRouterBranch"
     )
     assert child["name"] == "RunnableSequence" and "route:weather" in child["tags"]
     model_events = [e for e in events if e["event"] == "on_chat_model_stream"]
@@ -257,12 +257,12 @@ async def test_astream_and_events(router: SemanticRouter) -> None:
 
 # -- tracing, schema, graph --------------------------------------------------------------------
 def test_child_run_tag_and_metadata(router: SemanticRouter) -> None:
-    branch = SemanticBranch({"weather": _tag("W")}, default=_tag("D"), router=router)
+    branch = SemRouterBranch({"weather": _tag("W")}, default=_tag("D"), router=router)
     runs = collector()
     branch.invoke("will it rain tomorrow", {"callbacks": [runs], "metadata": {"app": 1}})
     branch.invoke("zebra", {"callbacks": [runs]})
     hit, miss = (run.child_runs[0] for run in runs.traced_runs)
-    assert runs.traced_runs[0].name == "SemanticBranch"
+    assert runs.traced_runs[0].name == "SemRouterBranch"
     assert "route:weather" in hit.tags and "branch:default" in miss.tags
     assert hit.extra["metadata"]["semrouter_route"] == "weather"
     assert hit.extra["metadata"]["semrouter_utterance"] == "will it rain tomorrow"
@@ -276,7 +276,7 @@ def test_input_schema_and_config_specs_are_delegated(router: SemanticRouter) -> 
     configurable = PromptTemplate.from_template("{question}").configurable_fields(
         template=ConfigurableField(id="style")
     )
-    semantic = SemanticBranch({"weather": chain, "math": configurable}, router=router)
+    semantic = SemRouterBranch({"weather": chain, "math": configurable}, router=router)
     classic = RunnableBranch((lambda x: True, chain), (lambda x: False, configurable), chain)
     assert semantic.get_input_jsonschema() == classic.get_input_jsonschema()
     assert semantic.config_specs == classic.config_specs
@@ -284,12 +284,12 @@ def test_input_schema_and_config_specs_are_delegated(router: SemanticRouter) -> 
 
 
 def test_graph_shows_each_branch(router: SemanticRouter) -> None:
-    branch = SemanticBranch(
+    branch = SemRouterBranch(
         {"weather": fake_chain("w"), "math": _tag("M")}, default=_tag("D"), router=router
     )
     graph = branch.get_graph()
     names = {node.name for node in graph.nodes.values()}
-    assert {"SemanticBranch", "ChatPromptTemplate", "GenericFakeChatModel"} <= names
+    assert {"SemRouterBranch", "ChatPromptTemplate", "GenericFakeChatModel"} <= names
     labels = sorted(str(e.data) for e in graph.edges if e.conditional)
     assert labels == ["default", "math", "weather"]
-    assert "SemanticBranch" in graph.draw_mermaid()
+    assert "SemRouterBranch" in graph.draw_mermaid()

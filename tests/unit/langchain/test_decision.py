@@ -1,4 +1,4 @@
-"""SemanticDecisionModel: Choice and Score answers, router-backed, ModelRouterMiddleware."""
+"""SemRouterDecisionModel: Choice and Score answers, router-backed, ModelRouterMiddleware."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from langchain_core.decisions import BaseDecisionModel, Choice, Noul, Score
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 
-from langchain_semrouter import SemanticDecisionModel
+from langchain_semrouter import SemRouterDecisionModel
 from semrouter import ConfigurationError, FakeEncoder, SemanticRouter
 
 TEAM = Choice(
@@ -28,7 +28,7 @@ TEAM = Choice(
 
 
 def test_choice_answer(fake_encoder: FakeEncoder) -> None:
-    model = SemanticDecisionModel(encoder=fake_encoder)
+    model = SemRouterDecisionModel(encoder=fake_encoder)
     assert isinstance(model, BaseDecisionModel)
     response = model.invoke({"state": "the app crashes on start", "questions": {"team": TEAM}})
     answer = response.choices["team"]
@@ -41,7 +41,7 @@ def test_choice_answer(fake_encoder: FakeEncoder) -> None:
 
 
 def test_question_routers_are_built_once(fake_encoder: FakeEncoder) -> None:
-    model = SemanticDecisionModel(encoder=fake_encoder)
+    model = SemRouterDecisionModel(encoder=fake_encoder)
     model.invoke({"state": "refund my invoice", "questions": {"team": TEAM}})
     fake_encoder.reset_counts()
     state = [HumanMessage("first"), AIMessage("ok"), HumanMessage("refund my invoice")]
@@ -52,7 +52,7 @@ def test_question_routers_are_built_once(fake_encoder: FakeEncoder) -> None:
 
 def test_router_backed(make_router: Any) -> None:
     router = make_router()  # routes "weather" and "math"
-    model = SemanticDecisionModel(router=router)
+    model = SemRouterDecisionModel(router=router)
     question = Choice(instructions="topic?", criteria={"weather": None, "math": None})
     answer = model.invoke({"state": "will it rain tomorrow", "questions": {"q": question}})
     assert answer.choices["q"].choice == "weather"
@@ -60,7 +60,7 @@ def test_router_backed(make_router: Any) -> None:
 
 
 async def test_score_and_async(fake_encoder: FakeEncoder) -> None:
-    model = SemanticDecisionModel(encoder=fake_encoder)
+    model = SemRouterDecisionModel(encoder=fake_encoder)
     frustration = Score(
         instructions="How frustrated is the customer?",
         criteria=["calm and happy", "a bit annoyed", "furious angry shouting"],
@@ -78,7 +78,7 @@ async def test_score_and_async(fake_encoder: FakeEncoder) -> None:
 
 
 def test_noul_is_refused(fake_encoder: FakeEncoder) -> None:
-    model = SemanticDecisionModel(encoder=fake_encoder)
+    model = SemRouterDecisionModel(encoder=fake_encoder)
     with pytest.raises(ConfigurationError, match="Choice and Score"):
         model.invoke({"state": "x", "questions": {"n": Noul(instructions="is it urgent?")}})
 
@@ -98,7 +98,7 @@ def test_model_router_middleware(fake_encoder: FakeEncoder) -> None:
                 "deep": ModelChoice(model=deep, criteria="prove a hard math theorem step by step"),
             },
             instructions="Pick the cheapest model that can do the task.",
-            classifier=SemanticDecisionModel(encoder=fake_encoder),
+            classifier=SemRouterDecisionModel(encoder=fake_encoder),
         )
     agent = create_agent(fast, middleware=[middleware])
     result = agent.invoke({"messages": [HumanMessage("prove this math theorem")]})
@@ -108,7 +108,7 @@ def test_model_router_middleware(fake_encoder: FakeEncoder) -> None:
 
 def test_unknown_labels_fall_back_to_criteria(make_router: Any) -> None:
     router: SemanticRouter = make_router()
-    model = SemanticDecisionModel(router=router)
+    model = SemRouterDecisionModel(router=router)
     answer = model.invoke({"state": "refund my invoice", "questions": {"team": TEAM}})
     assert answer.choices["team"].choice == "billing"
     assert len(model._routers) == 1

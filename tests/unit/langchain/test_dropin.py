@@ -1,4 +1,4 @@
-"""SemanticBranch as a true drop-in for RunnableBranch (issue 11 points 5-10)."""
+"""SemRouterBranch as a true drop-in for RunnableBranch (issue 11 points 5-10)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from langchain_core.runnables import RunnableBranch, RunnableConfig, RunnableLambda
 
-from langchain_semrouter import SemanticBranch
+from langchain_semrouter import SemRouterBranch
 from semrouter import ConfigurationError, FakeEncoder, LocalEncoder, Route, SemanticRouter
 
 from ._helpers import ROUTES
@@ -37,8 +37,8 @@ class PicklableFake(FakeEncoder):
         return (PicklableFake, (self.dimension,))
 
 
-def _own_branch() -> SemanticBranch[Any, str]:
-    return SemanticBranch(
+def _own_branch() -> SemRouterBranch[Any, str]:
+    return SemRouterBranch(
         (ROUTES[0], _weather), (ROUTES[1], _math), _default, encoder=PicklableFake(64)
     )
 
@@ -81,7 +81,7 @@ INPUTS = ["weather forecast today", "calculate two plus two", "will it rain tomo
 @pytest.mark.parametrize("limit", [1, 2])
 def test_batch_respects_max_concurrency(router: SemanticRouter, limit: int) -> None:
     gauge = _Gauge()
-    branch = SemanticBranch(
+    branch = SemRouterBranch(
         {"weather": _gauged(gauge, "W"), "math": _gauged(gauge, "M")}, router=router
     )
     out = branch.batch(INPUTS, {"max_concurrency": limit})
@@ -92,7 +92,7 @@ def test_batch_respects_max_concurrency(router: SemanticRouter, limit: int) -> N
 @pytest.mark.parametrize("limit", [1, 2])
 async def test_abatch_respects_max_concurrency(router: SemanticRouter, limit: int) -> None:
     gauge = _Gauge()
-    branch = SemanticBranch(
+    branch = SemRouterBranch(
         {"weather": _gauged(gauge, "W"), "math": _gauged(gauge, "M")}, router=router
     )
     out = await branch.abatch(INPUTS, {"max_concurrency": limit})
@@ -112,7 +112,7 @@ UNROUTABLE = ["", "   ", None, 42, {"a": "weather today", "b": "two plus two"}]
 def test_unroutable_input_runs_the_default_with_the_reason(
     router: SemanticRouter, value: Any
 ) -> None:
-    semantic = SemanticBranch({"weather": _weather}, default=_metadata, router=router)
+    semantic = SemRouterBranch({"weather": _weather}, default=_metadata, router=router)
     meta = semantic.invoke(value)
     assert meta["semrouter_route"] is None
     assert meta["semrouter_reason"].split(":")[0] in ("InvalidQueryError", "QueryTypeError")
@@ -121,7 +121,7 @@ def test_unroutable_input_runs_the_default_with_the_reason(
 
 
 async def test_unroutable_inputs_in_batches_and_async(router: SemanticRouter) -> None:
-    semantic = SemanticBranch({"weather": _weather}, default=_default, router=router)
+    semantic = SemRouterBranch({"weather": _weather}, default=_default, router=router)
     values = ["weather forecast today", *UNROUTABLE]
     assert semantic.batch(values) == ["W"] + ["D"] * len(UNROUTABLE)
     assert await semantic.abatch(values) == ["W"] + ["D"] * len(UNROUTABLE)
@@ -131,7 +131,7 @@ async def test_unroutable_inputs_in_batches_and_async(router: SemanticRouter) ->
 
 # -- point 7: one shared model ---------------------------------------------------------------------
 def test_branches_without_encoder_share_one_model() -> None:
-    branches = [SemanticBranch((Route(f"r{i}", ["hello"]), _weather)) for i in range(10)]
+    branches = [SemRouterBranch((Route(f"r{i}", ["hello"]), _weather)) for i in range(10)]
     try:
         encoders = {id(b.router.encoder) for b in branches}
         assert encoders == {id(LocalEncoder.shared())}
@@ -143,15 +143,15 @@ def test_branches_without_encoder_share_one_model() -> None:
 # -- point 8: a given router is never changed ----------------------------------------------------
 def test_building_a_branch_leaves_the_given_router_alone(router: SemanticRouter) -> None:
     before = router.routes
-    SemanticBranch({"weather": _weather}, default=_default, router=router)
+    SemRouterBranch({"weather": _weather}, default=_default, router=router)
     with pytest.raises(ConfigurationError):
-        SemanticBranch((Route("greet", ["hello"]), _weather), router=router)
+        SemRouterBranch((Route("greet", ["hello"]), _weather), router=router)
     assert router.routes == before
 
 
 # -- point 9: copies share the router; pickles rebuild it ---------------------------------------
 def test_deepcopy_and_model_copy_share_the_router(router: SemanticRouter) -> None:
-    branch = SemanticBranch({"weather": _weather}, default=_default, router=router)
+    branch = SemRouterBranch({"weather": _weather}, default=_default, router=router)
     for clone in (copy.deepcopy(branch), branch.model_copy(deep=True), copy.copy(branch)):
         assert clone.router is router
         assert clone.invoke("weather forecast today") == "W"
@@ -177,14 +177,14 @@ def test_pickle_rebuilds_an_own_router() -> None:
 
 
 def test_pickle_of_a_given_router_says_how_to_share(router: SemanticRouter) -> None:
-    branch = SemanticBranch({"weather": _weather}, default=_default, router=router)
+    branch = SemRouterBranch({"weather": _weather}, default=_default, router=router)
     with pytest.raises(ConfigurationError, match=r"cannot be pickled.*Share the branch"):
         pickle.dumps(branch)
 
 
 # -- point 10: close() ---------------------------------------------------------------------------
 def test_close_closes_only_an_own_router(router: SemanticRouter) -> None:
-    SemanticBranch({"weather": _weather}, router=router).close()
+    SemRouterBranch({"weather": _weather}, router=router).close()
     assert router.route("weather forecast today").name == "weather"  # still open
     own = _own_branch()
     own.close()
@@ -215,9 +215,9 @@ def test_langchain_encoder_infers_the_dimension() -> None:
 
 def test_decision_model_closes_the_routers_it_built() -> None:
     decisions = pytest.importorskip("langchain_core.decisions")
-    from langchain_semrouter import SemanticDecisionModel
+    from langchain_semrouter import SemRouterDecisionModel
 
-    model = SemanticDecisionModel(encoder=FakeEncoder())
+    model = SemRouterDecisionModel(encoder=FakeEncoder())
     question = decisions.Choice(
         instructions="team?", criteria={"billing": "invoice refund", "tech": "bug in the code"}
     )

@@ -9,7 +9,11 @@ from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage
 from qdrant_client import QdrantClient
 
-from langchain_semrouter import SemanticBranch, SemanticToolSelector, SemanticToolSelectorMiddleware
+from langchain_semrouter import (
+    SemRouterBranch,
+    SemRouterToolSelector,
+    SemRouterToolSelectorMiddleware,
+)
 from semrouter import ConfigurationError, FakeEncoder, Route, SemanticRouter
 
 from .test_tools import TOOLS, _model
@@ -24,10 +28,10 @@ def _router(routes: list[Route] | None = None) -> SemanticRouter:
 # -- point 8: sharing a branch's router with the middleware changes nothing ----------------------
 def test_middleware_refuses_a_branch_router_and_leaves_it_alone() -> None:
     router = _router([Route("math", ["calculate two plus two", "sum of numbers"])])
-    branch = SemanticBranch({"math": lambda x: "MATH"}, default=lambda x: "DEFAULT", router=router)
+    branch = SemRouterBranch({"math": lambda x: "MATH"}, default=lambda x: "DEFAULT", router=router)
     assert branch.invoke("calculate 2+2 two plus two") == "MATH"
     with pytest.raises(ConfigurationError, match="not tool routes"):
-        SemanticToolSelectorMiddleware(router, max_tools=3)
+        SemRouterToolSelectorMiddleware(router, max_tools=3)
     assert router.route_names == ["math"]
     assert branch.invoke("calculate 2+2 two plus two") == "MATH"
     router.close()
@@ -35,7 +39,7 @@ def test_middleware_refuses_a_branch_router_and_leaves_it_alone() -> None:
 
 def test_routes_added_later_by_someone_else_are_not_overwritten() -> None:
     router = _router()
-    selector = SemanticToolSelector(router, max_tools=2)
+    selector = SemRouterToolSelector(router, max_tools=2)
     selector.select("weather", TOOLS[:5])
     router.add(Route("math", ["two plus two"]))
     with pytest.raises(ConfigurationError, match="not tool routes"):
@@ -46,7 +50,7 @@ def test_routes_added_later_by_someone_else_are_not_overwritten() -> None:
 
 # -- point 10: options changed after construction; LLMToolSelectorMiddleware's semantics -------
 def test_max_tools_and_always_include_changed_after_construction() -> None:
-    middleware = SemanticToolSelectorMiddleware(_router(), max_tools=3)
+    middleware = SemRouterToolSelectorMiddleware(_router(), max_tools=3)
     model = _model("search_flights")
     agent = create_agent(model, tools=TOOLS, middleware=[middleware])
     middleware.max_tools = 1
@@ -57,7 +61,7 @@ def test_max_tools_and_always_include_changed_after_construction() -> None:
 
 def test_order_matches_the_llm_selector() -> None:
     provider = {"type": "web_search_preview"}
-    selector = SemanticToolSelector(_router(), max_tools=2, always_include=["search_weather"])
+    selector = SemRouterToolSelector(_router(), max_tools=2, always_include=["search_weather"])
     tools: list[Any] = [provider, *TOOLS]
     picked = selector.select("stocks and flights today", tools)
     names = [t["type"] if isinstance(t, dict) else t.name for t in picked]
@@ -66,16 +70,16 @@ def test_order_matches_the_llm_selector() -> None:
 
 
 def test_no_cap_never_strips_every_tool() -> None:
-    selector = SemanticToolSelector(_router())
+    selector = SemRouterToolSelector(_router())
     assert len(selector.select("zebra xylophone quantum", TOOLS)) == len(TOOLS)
     assert [t.name for t in selector.select("weather", TOOLS)] == ["search_weather"]
 
 
 def test_close_closes_only_an_own_router() -> None:
     given = _router()
-    SemanticToolSelectorMiddleware(given).close()
-    assert len(SemanticToolSelector(given).select("weather", TOOLS[:3])) >= 1  # still open
+    SemRouterToolSelectorMiddleware(given).close()
+    assert len(SemRouterToolSelector(given).select("weather", TOOLS[:3])) >= 1  # still open
     given.close()
-    own = SemanticToolSelector.from_tools(TOOLS[:3], encoder=FakeEncoder())
+    own = SemRouterToolSelector.from_tools(TOOLS[:3], encoder=FakeEncoder())
     own.close()
     assert own.router.closed

@@ -9,7 +9,7 @@ import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.vectorstores import InMemoryVectorStore
 
-from langchain_semrouter import LangChainEncoder, SemanticBranch, SemRouterEmbeddings
+from langchain_semrouter import LangChainEncoder, SemRouterBranch, SemRouterEmbeddings
 from semrouter import ConfigurationError, Encoder, FakeEncoder, Route, SemanticRouter
 
 
@@ -90,5 +90,5 @@ def test_one_local_model_for_retrieval_and_routing(
         ],
         encoder=LangChainEncoder.from_embeddings(embeddings),
     )
-    branch = SemanticBranch({"geo": lambda x: "geo", "code": lambda x: "code"}, router=router)
+    branch = SemRouterBranch({"geo": lambda x: "geo", "code": lambda x: "code"}, router=router)
     assert branch.invoke("capital of Spain?") == "geo"

@@ -6,6 +6,8 @@ import importlib.util
 import subprocess
 import sys
 
+import pytest
+
 import langchain_semrouter
 
 _DECISIONS = "langchain_core.decisions"
@@ -14,11 +16,11 @@ _DECISIONS = "langchain_core.decisions"
 def test_all_names_are_exported() -> None:
     public = {name for name in dir(langchain_semrouter) if not name.startswith("_")}
     for name in langchain_semrouter.__all__:
-        if name == "SemanticDecisionModel" and importlib.util.find_spec(_DECISIONS) is None:
+        if name == "SemRouterDecisionModel" and importlib.util.find_spec(_DECISIONS) is None:
             continue  # langchain-core < 1.8: see the test below
         assert getattr(langchain_semrouter, name) is not None
     modules = {"decision", "embeddings", "runnables", "annotations", "TYPE_CHECKING", "Any"}
-    modules |= {"MissingDependencyError", "langchain_core", "middleware"}
+    modules |= {"MissingDependencyError", "langchain_core", "middleware", "warnings"}
     assert public - modules <= set(langchain_semrouter.__all__)
     assert sorted(langchain_semrouter.__all__) == langchain_semrouter.__all__
 
@@ -44,8 +46,8 @@ def test_missing_langchain_only_affects_the_middleware() -> None:
     result = _run(
         "import sys; sys.modules['langchain'] = None\n"
         "import langchain_semrouter as m\n"
-        "m.SemanticBranch\n"
-        "try:\n    m.SemanticToolSelectorMiddleware\n"
+        "m.SemRouterBranch\n"
+        "try:\n    m.SemRouterToolSelectorMiddleware\n"
         "except ImportError as exc:\n    print(exc)\n"
     )
     assert result.returncode == 0, result.stderr
@@ -64,9 +66,9 @@ def test_old_langchain_core_keeps_the_branch_and_explains_the_decision_model() -
         "import langchain_semrouter as m\n"
         "from semrouter import FakeEncoder, Route\n"
         "r = Route('a', ['hello there'])\n"
-        "b = m.SemanticBranch((r, lambda x: 'A'), encoder=FakeEncoder())\n"
+        "b = m.SemRouterBranch((r, lambda x: 'A'), encoder=FakeEncoder())\n"
         "assert b.invoke('hello there') == 'A'\n"
-        "try:\n    m.SemanticDecisionModel\n"
+        "try:\n    m.SemRouterDecisionModel\n"
         "except ImportError as exc:\n    print(type(exc).__name__, exc)\n"
     )
     assert result.returncode == 0, result.stderr
@@ -83,3 +85,18 @@ def test_importing_imports_no_more_than_runnable_branch() -> None:
     assert ours.returncode == 0 and theirs.returncode == 0, ours.stderr + theirs.stderr
     assert "langchain_core.decisions" not in ours.stdout
     assert eval(ours.stdout) <= eval(theirs.stdout)
+
+
+def test_one_naming_convention_with_deprecated_aliases() -> None:
+    import llama_index_semrouter
+
+    for module in (langchain_semrouter, llama_index_semrouter):
+        classes = [n for n in module.__all__ if n[0].isupper() and not n.endswith("Encoder")]
+        assert all(n.startswith("SemRouter") for n in classes), classes
+    for old, new in [
+        ("SemanticBranch", "SemRouterBranch"),
+        ("SemanticToolSelector", "SemRouterToolSelector"),
+        ("SemanticToolSelectorMiddleware", "SemRouterToolSelectorMiddleware"),
+    ]:
+        with pytest.warns(DeprecationWarning, match=new):
+            assert getattr(langchain_semrouter, old) is getattr(langchain_semrouter, new)

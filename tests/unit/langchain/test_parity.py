@@ -1,7 +1,7 @@
 """Parity with RunnableBranch: same outputs, same streamed chunks, same run tree (tags aside).
 
 The same chains are routed by a ``RunnableBranch`` of keyword predicates and by a
-``SemanticBranch``; inputs are chosen so both pick the same branch. ``RunnableBranch`` also
+``SemRouterBranch``; inputs are chosen so both pick the same branch. ``RunnableBranch`` also
 traces one run per evaluated condition; those are left out of the comparison (a semantic
 branch has no per-branch predicate).
 """
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda
 
-from langchain_semrouter import SemanticBranch
+from langchain_semrouter import SemRouterBranch
 from semrouter import Encoder, Route, SemanticRouter
 
 from ._helpers import collector, fake_chain, shape
@@ -41,7 +41,7 @@ def _pair(router: SemanticRouter) -> tuple[Runnable[Any, str], Runnable[Any, str
         (lambda x: "math" in x["question"], chains["math"]),
         chains["default"],
     )
-    semantic = SemanticBranch(
+    semantic = SemRouterBranch(
         ("weather", chains["weather"]),
         ("math", chains["math"]),
         chains["default"],
@@ -153,7 +153,7 @@ def test_seed_example_end_to_end(local_encoder: Encoder, make_router: Any) -> No
         (lambda x: "claude" in x["question"].lower(), chains["anthropic"]),
         chains["default"],
     )
-    semantic = SemanticBranch(
+    semantic = SemRouterBranch(
         {"langchain": chains["langchain"], "anthropic": chains["anthropic"]},
         default=chains["default"],
         router=router,

@@ -16,8 +16,8 @@ from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import Field
 
 from langchain_semrouter import (
-    SemanticToolSelector,
-    SemanticToolSelectorMiddleware,
+    SemRouterToolSelector,
+    SemRouterToolSelectorMiddleware,
     tool_route,
 )
 from semrouter import FakeEncoder, SemanticRouter
@@ -117,9 +117,9 @@ class LoopGuard(FakeEncoder):
         raise AssertionError("sync encode on the event loop")
 
 
-def _middleware(encoder: FakeEncoder, **kwargs: Any) -> SemanticToolSelectorMiddleware:
+def _middleware(encoder: FakeEncoder, **kwargs: Any) -> SemRouterToolSelectorMiddleware:
     router = SemanticRouter(encoder=encoder, aggregation="max", **_memory())
-    return SemanticToolSelectorMiddleware(router, **kwargs)
+    return SemRouterToolSelectorMiddleware(router, **kwargs)
 
 
 def _memory() -> dict[str, Any]:
@@ -158,14 +158,14 @@ async def test_agent_async_path() -> None:
 
 @pytest.mark.parametrize("topic", ["weather", "mortgage", "veterinary", "podcasts"])
 def test_query_for_a_tool_keeps_it(fake_encoder: FakeEncoder, topic: str) -> None:
-    selector = SemanticToolSelector(SemanticRouter(encoder=fake_encoder, **_memory()), max_tools=5)
+    selector = SemRouterToolSelector(SemanticRouter(encoder=fake_encoder, **_memory()), max_tools=5)
     picked = selector.select(f"I have a {topic} question", TOOLS)
     assert f"search_{topic}" in [t.name for t in picked] and len(picked) == 5
 
 
 def test_selected_tools_keep_their_order_and_dicts_pass(fake_encoder: FakeEncoder) -> None:
     provider_tool = {"type": "web_search_preview"}
-    selector = SemanticToolSelector(SemanticRouter(encoder=fake_encoder, **_memory()), max_tools=2)
+    selector = SemRouterToolSelector(SemanticRouter(encoder=fake_encoder, **_memory()), max_tools=2)
     tools = [provider_tool, *TOOLS]
     picked = selector.select([HumanMessage("weather and stocks today")], tools)
     assert picked[-1] is provider_tool  # LLMToolSelectorMiddleware puts provider dicts last
@@ -174,17 +174,17 @@ def test_selected_tools_keep_their_order_and_dicts_pass(fake_encoder: FakeEncode
 
 
 def test_no_max_tools_uses_the_threshold(fake_encoder: FakeEncoder) -> None:
-    selector = SemanticToolSelector(
+    selector = SemRouterToolSelector(
         SemanticRouter(encoder=fake_encoder, aggregation="max", **_memory())
     )
     picked = selector.select("weather", TOOLS)
     assert [t.name for t in picked] == ["search_weather"]
-    strict = SemanticToolSelector(selector.router, max_tools=10, min_score=0.99)
+    strict = SemRouterToolSelector(selector.router, max_tools=10, min_score=0.99)
     assert strict.select("weather", TOOLS) == []
 
 
 def test_always_include_must_exist(fake_encoder: FakeEncoder) -> None:
-    selector = SemanticToolSelector(
+    selector = SemRouterToolSelector(
         SemanticRouter(encoder=fake_encoder, **_memory()), always_include=["nope"]
     )
     with pytest.raises(ValueError, match="always_include"):
@@ -192,7 +192,7 @@ def test_always_include_must_exist(fake_encoder: FakeEncoder) -> None:
 
 
 def test_changed_tool_is_reindexed(fake_encoder: FakeEncoder) -> None:
-    selector = SemanticToolSelector(SemanticRouter(encoder=fake_encoder, **_memory()), max_tools=1)
+    selector = SemRouterToolSelector(SemanticRouter(encoder=fake_encoder, **_memory()), max_tools=1)
     selector.select("weather", TOOLS[:3])
     fake_encoder.reset_counts()
     selector.select("weather", TOOLS[:3])
@@ -207,10 +207,10 @@ def test_changed_tool_is_reindexed(fake_encoder: FakeEncoder) -> None:
 
 def test_from_tools_persists(tmp_path: Path) -> None:
     first = FakeEncoder()
-    SemanticToolSelector.from_tools(TOOLS, encoder=first, path=tmp_path).router.close()
+    SemRouterToolSelector.from_tools(TOOLS, encoder=first, path=tmp_path).router.close()
     assert first.encoded_texts > 100
     again = FakeEncoder()
-    selector = SemanticToolSelector.from_tools(TOOLS, encoder=again, path=tmp_path, max_tools=2)
+    selector = SemRouterToolSelector.from_tools(TOOLS, encoder=again, path=tmp_path, max_tools=2)
     assert again.encoded_texts == 0  # nothing re-encoded after a restart
     assert "search_taxes" in [t.name for t in selector.select("my taxes", TOOLS)]
     assert again.encoded_texts == 1
@@ -218,7 +218,7 @@ def test_from_tools_persists(tmp_path: Path) -> None:
 
 
 async def test_runnable_for_bind_tools_users(fake_encoder: FakeEncoder) -> None:
-    selector = SemanticToolSelector(SemanticRouter(encoder=fake_encoder, **_memory()), max_tools=1)
+    selector = SemRouterToolSelector(SemanticRouter(encoder=fake_encoder, **_memory()), max_tools=1)
     pick = selector.as_runnable(TOOLS)
     state = {"messages": [HumanMessage("the dentist appointment")]}
     assert [t.name for t in pick.invoke(state)] == ["search_dentist"]

@@ -1,4 +1,4 @@
-"""`branch = SemanticBranch(...)` type-checks under mypy --strict without an annotation, as
+"""`branch = SemRouterBranch(...)` type-checks under mypy --strict without an annotation, as
 `RunnableBranch(...)` does (issue 11 point 10)."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ ROOT = Path(__file__).resolve().parents[3]
 SNIPPET = """
 from langchain_core.runnables import RunnableBranch, RunnableLambda
 
-from langchain_semrouter import SemanticBranch
+from langchain_semrouter import SemRouterBranch
 from semrouter import FakeEncoder, Route
 
 classic = RunnableBranch((lambda x: "a" in x, lambda x: "A"), lambda x: "D")
 encoder = FakeEncoder()
-branch = SemanticBranch((Route("a", ["hello"]), lambda x: "A"), lambda x: "D", encoder=encoder)
-mapping = SemanticBranch({"a": RunnableLambda(lambda x: "A")}, router=branch.router)
-named = SemanticBranch(("a", lambda x: "A"), router=branch.router, route_on="question")
+branch = SemRouterBranch((Route("a", ["hello"]), lambda x: "A"), lambda x: "D", encoder=encoder)
+mapping = SemRouterBranch({"a": RunnableLambda(lambda x: "A")}, router=branch.router)
+named = SemRouterBranch(("a", lambda x: "A"), router=branch.router, route_on="question")
 """
 
 
