@@ -7,7 +7,8 @@ deadline in fractional seconds:
 
 - sync: a network backend whose every connect, read and write waits at most what is left of
   the request's deadline (the deadline travels in a context variable set per request);
-- async: the request and its body read inside :func:`asyncio.wait_for`.
+- async: the request and its body read inside ``asyncio.timeout`` (``asyncio.wait_for`` before
+  Python 3.11).
 
 The body is read inside the transport so that the deadline covers it.
 """
@@ -28,6 +29,7 @@ import httpx
 
 __all__ = ["deadline_transports"]
 
+_TIMEOUT: Any = getattr(asyncio, "timeout", None)
 _DEADLINE: ContextVar[float | None] = ContextVar("semrouter_http_deadline", default=None)
 
 # httpcore's errors as httpx's (qdrant-client expects httpx's, as from httpx's own transport).
@@ -49,10 +51,23 @@ _ERRORS: list[tuple[type[Exception], type[httpx.TransportError]]] = [
 
 
 def deadline_transports(
-    seconds: float,
+    seconds: float, *, keepalive: bool = True
 ) -> tuple[httpx.BaseTransport, httpx.AsyncBaseTransport]:
-    """A sync and an async transport that end every request after ``seconds`` in all."""
-    return _DeadlineTransport(seconds), _AsyncDeadlineTransport(seconds)
+    """A sync and an async transport that end every request after ``seconds`` in all.
+
+    Args:
+        seconds: the budget of each request, connect to last byte.
+        keepalive: reuse connections. qdrant-client turns it off for ``localhost`` and
+            ``127.0.0.1`` ("in some cases, it may cause extra delays"); so does the location.
+    """
+    return _DeadlineTransport(seconds, keepalive), _AsyncDeadlineTransport(seconds, keepalive)
+
+
+def _limits(keepalive: bool) -> httpx.Limits:
+    # httpx's defaults, or qdrant-client's for local servers (no connection kept).
+    if keepalive:
+        return httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    return httpx.Limits(max_connections=None, max_keepalive_connections=0)
 
 
 def _left(timeout: float | None, error: type[Exception]) -> float | None:
@@ -114,10 +129,15 @@ class _Backend(httpcore.NetworkBackend):
 
 
 class _DeadlineTransport(httpx.BaseTransport):
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, keepalive: bool) -> None:
         self._seconds = seconds
+        limits = _limits(keepalive)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(), network_backend=_Backend()
+            ssl_context=httpx.create_ssl_context(),
+            network_backend=_Backend(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -158,8 +178,9 @@ class _AsyncDeadlineTransport(httpx.AsyncBaseTransport):
     """Connections belong to the event loop that opened them: each loop gets its own pool, so a
     router used from one ``asyncio.run`` after another never touches a closed loop's sockets."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, keepalive: bool) -> None:
         self._seconds = seconds
+        self._limits = _limits(keepalive)
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport]
         self._pools = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -169,7 +190,7 @@ class _AsyncDeadlineTransport(httpx.AsyncBaseTransport):
         with self._lock:
             pool = self._pools.get(loop)
             if pool is None:
-                pool = self._pools[loop] = httpx.AsyncHTTPTransport()
+                pool = self._pools[loop] = httpx.AsyncHTTPTransport(limits=self._limits)
             return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -189,6 +210,9 @@ class _AsyncDeadlineTransport(httpx.AsyncBaseTransport):
             )
 
         try:
+            if _TIMEOUT is not None:  # Python 3.11+: no extra task per request
+                async with _TIMEOUT(self._seconds):
+                    return await whole()
             return await asyncio.wait_for(whole(), self._seconds)
         except asyncio.TimeoutError:
             raise httpx.ReadTimeout(

@@ -304,7 +304,10 @@ class QdrantLocation(BaseModel):
         # Mounted for every URL rather than passed as transport=, so that proxies from the
         # environment (HTTPS_PROXY...) still apply: httpx prefers their more specific mounts.
         # Proxied requests then keep httpx's per-operation timeouts only.
-        sync_transport, async_transport = deadline_transports(self.timeout)
+        host = _parse_url(str(self.url)).hostname
+        sync_transport, async_transport = deadline_transports(
+            self.timeout, keepalive=host not in ("localhost", "127.0.0.1")
+        )
         target = self.target
         with backend_errors(target):
             sync_client = QdrantClient(**options, mounts={"all://": sync_transport})

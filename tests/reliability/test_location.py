@@ -161,6 +161,19 @@ def test_open_store_refuses_a_file_as_folder(tmp_path: Path) -> None:
         QdrantLocation(path=file).open_store("c")
 
 
+def _loopback_server(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A server on 127.0.0.2: a loopback address that is not "localhost" or "127.0.0.1", for
+    which connections are kept alive (qdrant-client's rule, followed by the location)."""
+    try:
+        return ThreadingHTTPServer(("127.0.0.2", 0), handler)
+    except OSError:
+        pytest.skip("127.0.0.2 is not a loopback address here")
+
+
+def _url(server: ThreadingHTTPServer) -> str:
+    return f"http://127.0.0.2:{server.server_address[1]}"
+
+
 class _KeepAlive(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep connections open until the client closes them
 
@@ -182,12 +195,12 @@ class _KeepAlive(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def keepalive_url() -> Iterator[tuple[str, threading.Event]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
+    server = _loopback_server(_KeepAlive)
     server.closed = threading.Event()  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", server.closed  # type: ignore[attr-defined]
+        yield _url(server), server.closed  # type: ignore[attr-defined]
     finally:
         server.shutdown()
         server.server_close()
@@ -203,6 +216,21 @@ def test_store_closes_the_clients_the_location_made(
     store.close()
     assert closed.wait(5)  # ... until the store closes the client it was given
     store.close()  # idempotent
+
+
+def test_local_servers_get_no_kept_connections() -> None:
+    # As qdrant-client: a kept connection to a local server "may cause extra delays".
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
+    server.closed = threading.Event()  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    store = QdrantLocation(url=f"http://127.0.0.1:{server.server_address[1]}").open_store("c")
+    try:
+        assert store.read_meta() is None
+        assert server.closed.wait(5)  # type: ignore[attr-defined]  # closed after the answer
+    finally:
+        store.close()
+        server.shutdown()
+        server.server_close()
 
 
 def test_embedded_options_are_refused_for_servers_and_clients() -> None:
@@ -277,11 +305,11 @@ def test_async_calls_from_successive_event_loops() -> None:
 
     import numpy as np
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server = _loopback_server(_Recorder)
     server.seen = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    store = QdrantLocation(url=f"http://127.0.0.1:{server.server_address[1]}").open_store("c")
+    store = QdrantLocation(url=_url(server)).open_store("c")
     query = np.full((1, 4), 0.5, dtype=np.float32)
     try:
         for _ in range(3):
