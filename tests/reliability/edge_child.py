@@ -8,7 +8,6 @@ import sys
 
 from semrouter import FakeEncoder, Route, SemanticRouter
 from semrouter._exceptions import SemRouterError
-from semrouter._stores import EdgeStore
 
 ROUTES = [
     Route("greet", ["hello there", "hi how are you", "good morning friend"]),
@@ -21,8 +20,6 @@ QUERIES = {"hi how are you": "greet", "book a flight": "travel", "will it rain t
 def main(path: str, rebuild: bool) -> None:
     encoder = FakeEncoder(dimension=16)
     try:
-        if rebuild:  # the store-level repair (the router passes rebuild= to its store)
-            EdgeStore(path, "semrouter", rebuild=True).close()
         with SemanticRouter(ROUTES, encoder=encoder, path=path, rebuild=rebuild) as router:
             answers = {q: router.route(q).name for q in QUERIES}
     except SemRouterError as exc:

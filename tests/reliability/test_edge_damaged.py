@@ -64,9 +64,8 @@ def _segment(folder: Path) -> Path:
 
 
 def _answers_after_rebuild(folder: Path) -> None:
-    EdgeStore(folder, "semrouter", rebuild=True).close()
     encoder = FakeEncoder(dimension=16)
-    with _router(folder, encoder) as router:
+    with _router(folder, encoder, rebuild=True) as router:
         assert {q: router.route(q).name for q in QUERIES} == QUERIES
         assert router.last_sync.encoded == 0  # restored from the snapshot, nothing re-encoded
 
