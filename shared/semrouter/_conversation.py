@@ -79,11 +79,11 @@ class ConversationOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    window: int = Field(default=4, ge=1, le=64)
-    decay: float = Field(default=1.0, ge=0.0, le=10.0)
+    window: int = Field(default=2, ge=1, le=64)
+    decay: float = Field(default=0.5, ge=0.0, le=10.0)
     clear_margin: float = Field(default=0.05, ge=-2.0, le=2.0)
-    switch_gap: float = Field(default=0.08, ge=-2.0, le=2.0)
-    join_margin: float = Field(default=0.14, ge=-2.0, le=2.0)
+    switch_gap: float = Field(default=0.12, ge=-2.0, le=2.0)
+    join_margin: float = Field(default=2.0, ge=-2.0, le=2.0)
     long_words: int = Field(default=8, ge=0, le=1000)
 
 

@@ -72,6 +72,21 @@ def test_fold_clear_but_close_to_the_context_route_is_a_follow_up() -> None:
     assert weights == {0: 0.5, 1: 0.5}
 
 
+def test_fold_long_turn_that_passes_decides_alone() -> None:
+    # The same scores as a follow-up (small gap), but eight words: it decides alone.
+    rows = [row(0.7, 0.1, 0.0), row(0.35, 0.31, 0.1)]
+    options = OPTIONS.model_copy(update={"long_words": 8})
+    assert fold(rows, THRESHOLDS, options, [5, 7])[1] == {0: 0.5, 1: 0.5}
+    assert fold(rows, THRESHOLDS, options, [5, 8])[1] == {1: 1.0}
+    assert fold(rows, THRESHOLDS, options.model_copy(update={"long_words": 0}), [5, 8])[1] == {
+        0: 0.5,
+        1: 0.5,
+    }
+    # A long turn below its threshold is not clear: it joins the context.
+    low = [row(0.7, 0.1, 0.0), row(0.25, 0.29, 0.1)]
+    assert fold(low, THRESHOLDS, options, [5, 12])[1] == {0: 0.5, 1: 0.5}
+
+
 def test_fold_out_of_scope_last_turn_stands_alone() -> None:
     # 0.1 for the context route is below 0.3 - 0.14: it does not join.
     context, weights = fold([row(0.7, 0.1, 0.0), row(0.1, 0.12, 0.15)], THRESHOLDS, OPTIONS)
@@ -138,10 +153,16 @@ def test_out_of_scope_turn_is_not_pulled_into_the_context(
     conversation: ConversationRouter,
 ) -> None:
     turns = ["book a flight to paris", "who painted the mona lisa"]
+    # By default it joins the context, but the blend stays below the threshold.
     match = conversation.route(turns)
     assert match.name is None
-    assert match.context is False
-    assert [t.index for t in match.turns] == [1]
+    assert match.context is True
+    assert match.score < 0.3
+    # With a join margin it does not even join: it is routed alone.
+    alone = conversation.replace(join_margin=0.14).route(turns)
+    assert alone.name is None
+    assert alone.context is False
+    assert [t.index for t in alone.turns] == [1]
 
 
 def test_single_turn_equals_the_router(
@@ -201,7 +222,7 @@ def test_replace_shares_the_cache(
     conversation.route(turns)
     fake_encoder.reset_counts()
     other = conversation.replace(decay=2.0)
-    assert other.options.decay == 2.0 and conversation.options.decay == 1.0
+    assert other.options.decay == 2.0 and conversation.options.decay == 0.5
     other.route(turns)
     assert fake_encoder.encoded_texts == 0
 
