@@ -36,10 +36,12 @@ from ._exceptions import (
     RouteNotFoundError,
     RouterClosedError,
     RouterLockedError,
+    RouteSetMismatchError,
     SemRouterError,
     StorageFullError,
     StoreDamagedError,
 )
+from ._importers import ImportResult, import_qdrant_collection, import_router
 from ._index import SyncReport
 from ._location import QdrantLocation
 from ._options import RouterOptions
@@ -49,7 +51,7 @@ from ._routeset import Calibration
 from .encoders import Encoder, FakeEncoder
 
 if TYPE_CHECKING:
-    from .encoders import LocalEncoder, OpenAIEncoder
+    from .encoders import LocalEncoder, MultilingualEncoder, OpenAIEncoder
 
 __version__ = "0.1.0"
 
@@ -65,10 +67,12 @@ __all__ = [
     "EncoderError",
     "EvaluationReport",
     "FakeEncoder",
+    "ImportResult",
     "IndexMismatchError",
     "InvalidQueryError",
     "LocalEncoder",
     "MissingDependencyError",
+    "MultilingualEncoder",
     "NoRouteMatchedError",
     "OpenAIEncoder",
     "QdrantLocation",
@@ -77,6 +81,7 @@ __all__ = [
     "Route",
     "RouteMatch",
     "RouteNotFoundError",
+    "RouteSetMismatchError",
     "RouterClosedError",
     "RouterLockedError",
     "RouterOptions",
@@ -89,12 +94,14 @@ __all__ = [
     "Turn",
     "TurnWeight",
     "__version__",
+    "import_qdrant_collection",
+    "import_router",
 ]
 
 
 def __getattr__(name: str) -> Any:
     # Encoders whose extras may be missing are imported on first use, not at import time.
-    if name in ("LocalEncoder", "OpenAIEncoder"):
+    if name in ("LocalEncoder", "MultilingualEncoder", "OpenAIEncoder"):
         from . import encoders
 
         return getattr(encoders, name)

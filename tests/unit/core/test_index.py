@@ -177,7 +177,7 @@ def test_vector_cache_is_only_a_cache(tmp_path: Path) -> None:
     first = SemanticRouter(routes, encoder=FakeEncoder(), path=tmp_path)
     expected = first.route_many(["book a flight", "will it rain"])
     first.close()
-    cache = tmp_path / "semrouter" / "semrouter-vectors.npz"
+    cache = tmp_path / "semrouter" / "semrouter-snapshot.bin"  # the readers' snapshot
     assert cache.exists()
     # a corrupt cache is ignored: the vectors are read back from Qdrant
     cache.write_bytes(b"not a numpy file")
