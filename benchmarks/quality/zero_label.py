@@ -44,6 +44,7 @@ import numpy.typing as npt
 
 from semrouter._selftrain import (
     DEFAULT_MAX_ITER,
+    DEFAULT_REJECT_SHARE,
     abstention_threshold,
     decide,
     own_route_scores,
@@ -279,7 +280,7 @@ def seed_example() -> dict[str, Any]:
     }
 
 
-CHOSEN_SHARE = 0.0125  # overwritten by main() with the validation choice
+CHOSEN_SHARE = DEFAULT_REJECT_SHARE  # main() sets the validation choice (0.01 = the default)
 
 
 # -- report ----------------------------------------------------------------------------------------
