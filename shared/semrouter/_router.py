@@ -158,6 +158,7 @@ class SemanticRouter:
         self._next_refresh = 0.0
         self._revision = 0
         self._learning: threading.Thread | None = None
+        self._unsynced = False  # a write failed half-way: the store may differ from the state
         self._options = _options(
             options,
             threshold=threshold,
@@ -488,13 +489,20 @@ class SemanticRouter:
             index = self._writable()
             self.refresh()  # another writer may have changed the set: start from its version
             routes = change(list(self._state.routes))
-            if routes == list(self._state.routes):
+            if routes == list(self._state.routes) and not self._unsynced:
                 return SyncReport(kept=self._state.snapshot.size)
             calibration = self._state.calibration
             learned = self._state.learned
             digest = routes_digest(routes)
             record = RouteSetRecord(calibration, self._revision + 1, digest, learned)
-            report, snapshot = index.sync(routes, self._options, record)
+            try:
+                report, snapshot = index.sync(routes, self._options, record)
+            except BaseException:
+                # The store may hold part of the change: the next change syncs whatever it is
+                # (the index re-reads the store), even back to the routes served now.
+                self._unsynced = True
+                raise
+            self._unsynced = False
             self._revision += 1
             self._publish(routes, snapshot)
             self.last_sync = report

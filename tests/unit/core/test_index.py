@@ -153,25 +153,6 @@ def test_foreign_points_are_ignored_and_kept() -> None:
     router.close()
 
 
-def test_temporary_collections_of_dead_processes_are_swept() -> None:
-    import subprocess
-    import sys
-
-    from semrouter._stores import _make_temp_dir
-
-    # a child makes a temporary collection and is killed before it can clean up
-    code = "from semrouter._stores import _make_temp_dir; import os; print(_make_temp_dir())"
-    left = Path(
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    )
-    assert left.is_dir()  # the child exited without close(): its folder stayed
-    mine = Path(_make_temp_dir())
-    assert not left.exists() and mine.is_dir()
-    mine.rmdir()
-
-
 def test_vector_cache_is_only_a_cache(tmp_path: Path) -> None:
     routes = [Route("flights", ["book a flight", "cheap flights"]), Route("rain", ["will it rain"])]
     first = SemanticRouter(routes, encoder=FakeEncoder(), path=tmp_path)
