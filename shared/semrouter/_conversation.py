@@ -30,13 +30,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, NoReturn, Union
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._exceptions import ConfigurationError, InvalidQueryError, QueryTypeError
+from ._exceptions import ConfigurationError, InvalidQueryError, QueryTypeError, SemRouterError
 from ._routes import RouteMatch
 
 if TYPE_CHECKING:
@@ -344,6 +344,20 @@ class ConversationRouter:
             threshold=threshold if passed else None,
             turns=counted,
             context=True,
+        )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ConversationRouter:
+        # The router is a shared handle (its deepcopy is itself); the options are frozen and
+        # the vector cache is thread-safe: a copy shares both, as replace() does.
+        return self.replace()
+
+    def __copy__(self) -> ConversationRouter:
+        return self.replace()
+
+    def __reduce__(self) -> NoReturn:
+        raise SemRouterError(
+            "a ConversationRouter cannot be pickled (its SemanticRouter holds an open Qdrant "
+            "collection): build one in the other process from a router opened there"
         )
 
     def __repr__(self) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import pickle
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -18,6 +21,7 @@ from semrouter import (
     QueryTypeError,
     Route,
     SemanticRouter,
+    SemRouterError,
     Turn,
 )
 from semrouter._conversation import fold, user_text
@@ -316,3 +320,44 @@ def test_top_routes_rank_the_context_scores(conversation: ConversationRouter) ->
     assert conversation.top_routes(["who painted the mona lisa"], 3) == []
     with pytest.raises(ConfigurationError):
         conversation.top_routes(turns, 0)
+
+
+def test_copies_share_router_and_cache_and_pickle_is_refused(
+    conversation: ConversationRouter, fake_encoder: FakeEncoder
+) -> None:
+    conversation.route(["book a flight to paris"])
+    fake_encoder.reset_counts()
+    for other in (copy.deepcopy(conversation), copy.copy(conversation)):
+        assert other is not conversation
+        assert other.router is conversation.router
+        assert other.options == conversation.options
+        other.route(["book a flight to paris"])
+    assert fake_encoder.encoded_texts == 0
+    with pytest.raises(SemRouterError, match="cannot be pickled"):
+        pickle.dumps(conversation)
+
+
+def test_concurrent_conversations_share_one_cache(
+    conversation: ConversationRouter, fake_encoder: FakeEncoder
+) -> None:
+    turns = [f"book a flight to paris number {i}" for i in range(8)]
+    results: list[str | None] = []
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(5):
+                results.append(conversation.route([turns[i], "and tuesday to paris"]).name)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert results == ["flights"] * 40
+    # Each distinct text encoded at most once per thread race, never once per call.
+    assert fake_encoder.encoded_texts <= 2 * 9
+    assert conversation.cached_turns == 9
