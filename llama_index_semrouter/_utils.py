@@ -104,7 +104,9 @@ def route_for(
     texts += list(examples)
     if not texts:
         raise ConfigurationError(f"{label} {name!r} has no description and no example utterances")
-    return Route(name, texts, description=description or None, threshold=threshold)
+    return Route(
+        name, texts, description=description or None, threshold=threshold, metadata={"kind": label}
+    )
 
 
 def shorten(text: str | None, limit: int = 80) -> str:

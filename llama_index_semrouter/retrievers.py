@@ -53,7 +53,8 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
 
     Args:
         tools: the tools to choose from; names must be distinct.
-        router: the semantic router that holds the routes (give the retriever its own).
+        router: the semantic router that holds the routes: its own (an empty router, or one
+            holding only tool routes); a router with other routes is refused, never changed.
         utterances: example requests per tool name.
         top_k: at most this many tools per message.
         apply_threshold: drop tools below their threshold.
@@ -94,6 +95,7 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
             raise ConfigurationError("router must be a semrouter.SemanticRouter")
         if not isinstance(top_k, int) or top_k < 1:
             raise ConfigurationError("top_k must be an integer of at least 1")
+        _check_tool_router(router)
         self._router = router
         self._utterances = check_utterances(utterances)
         self._thresholds = check_thresholds(thresholds)
@@ -204,6 +206,7 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
         """Replace the tools; only new utterances are encoded."""
         tools = list(tools)
         routes = tool_routes(tools, self._utterances, self._thresholds, self.include_descriptions)
+        _check_tool_router(self._router)
         report = self._router.set_routes(routes)
         self._routes.mapping.replace(tools)
         return report
@@ -241,6 +244,19 @@ def tool_routes(
             )
         )
     return routes
+
+
+def _check_tool_router(router: SemanticRouter) -> None:
+    """A retriever replaces its router's routes with its tools: it never takes a router that
+    holds routes it did not make (tool routes carry ``metadata["kind"] == "tool"``)."""
+    foreign = [r.name for r in router.routes if r.metadata.get("kind") != "tool"]
+    if foreign:
+        raise ConfigurationError(
+            f"the router holds routes that are not tool routes ({foreign[:5]}); the tool "
+            "retriever replaces its router's routes with its tools and never changes routes it "
+            "did not make: give it a router of its own (SemRouterToolRetriever.from_defaults(...) "
+            "or an empty SemanticRouter)"
+        )
 
 
 def _describe(name: str, description: str) -> str:

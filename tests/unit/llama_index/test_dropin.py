@@ -150,3 +150,21 @@ def test_misspelled_utterances_key_is_reported() -> None:
     selector = _memory(encoder=FakeEncoder(), utterances={"wether": ["rain?"]})
     with pytest.warns(UserWarning, match="wether"):
         selector.select(SET_A, "rain")
+
+
+def test_tool_retriever_refuses_a_router_with_other_routes() -> None:
+    from llama_index.core.tools import FunctionTool
+
+    from llama_index_semrouter import SemRouterToolRetriever
+
+    def get_weather(city: str) -> str:
+        """The weather forecast for a city."""
+        return "sunny"
+
+    router = SemanticRouter(
+        [Route("math", ["two plus two"])], encoder=FakeEncoder(), client=QdrantClient(":memory:")
+    )
+    with pytest.raises(ConfigurationError, match="not tool routes"):
+        SemRouterToolRetriever([FunctionTool.from_defaults(get_weather)], router)
+    assert router.route_names == ["math"]
+    router.close()
