@@ -28,6 +28,7 @@ deterministic and asks no LLM.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, Union
@@ -115,6 +116,13 @@ class ConversationMatch(RouteMatch):
     context: bool = False
 
 
+# Turn vectors per router, shared by ConversationRouter.shared(); values never refer to the
+# router, so an entry goes with its router.
+_SHARED: weakref.WeakKeyDictionary[SemanticRouter, tuple[OrderedDict[str, Vectors], Any]]
+_SHARED = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
 class ConversationRouter:
     """Routes a conversation: the last user turn, informed by earlier ones when it is unclear.
 
@@ -161,6 +169,22 @@ class ConversationRouter:
         self._cache_size = cache_size
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._lock = threading.Lock()
+
+    @classmethod
+    def shared(
+        cls, router: SemanticRouter, options: ConversationOptions | None = None
+    ) -> ConversationRouter:
+        """A conversation router for ``router`` that shares one process-wide vector cache
+        with every other :meth:`shared` one of the same router (kept while the router lives).
+
+        Components given a router (the LangChain and LlamaIndex adapters) call it per use,
+        so they hold no state of their own to copy or pickle; it costs microseconds.
+        """
+        with _SHARED_LOCK:
+            cache, lock = _SHARED.setdefault(router, (OrderedDict(), threading.Lock()))
+        made = cls(router, options)
+        made._cache, made._lock = cache, lock
+        return made
 
     @property
     def router(self) -> SemanticRouter:

@@ -358,6 +358,33 @@ def test_concurrent_conversations_share_one_cache(
         thread.join()
     assert not errors
     assert results == ["flights"] * 40
-    # Each distinct text encoded at most once per thread race, never once per call.
-    assert fake_encoder.encoded_texts <= 2 * 9
+    # Racing threads may each encode a text once, but not once per call (80 texts routed).
+    assert fake_encoder.encoded_texts < 40
     assert conversation.cached_turns == 9
+    fake_encoder.reset_counts()
+    for i in range(8):
+        conversation.route([turns[i], "and tuesday to paris"])
+    assert fake_encoder.encoded_texts == 0
+
+
+def test_shared_routers_share_one_cache_that_goes_with_the_router(
+    router: SemanticRouter, fake_encoder: FakeEncoder
+) -> None:
+    import gc
+    import weakref
+
+    first = ConversationRouter.shared(router)
+    first.route(["book a flight to paris"])
+    fake_encoder.reset_counts()
+    other = ConversationRouter.shared(router, ConversationOptions(window=1))
+    assert other.options.window == 1 and first.options.window == 2
+    other.route(["book a flight to paris"])
+    assert fake_encoder.encoded_texts == 0
+    assert ConversationRouter.shared(router).cached_turns == 1
+    # The shared cache does not keep the router alive.
+    with SemanticRouter(ROUTES, encoder=fake_encoder, threshold=0.3) as temporary:
+        ConversationRouter.shared(temporary).route(["will it rain today"])
+        ref = weakref.ref(temporary)
+    del temporary
+    gc.collect()
+    assert ref() is None
