@@ -18,21 +18,22 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._exceptions import ConfigurationError
-from ._location import check_folder, resolve_config_path
+from ._location import QdrantLocation, check_folder, resolve_config_path
+from ._options import RouterOptions
 from ._routes import Route, validate_routes
+from ._routeset import Calibration
 from .encoders import encoder_from_config
 
-if TYPE_CHECKING:
-    from ._router import SemanticRouter
-
-__all__ = ["RouterConfig", "load_router_kwargs", "read_config", "save_router"]
+__all__ = ["RouterConfig", "RouterSpec", "load_router_kwargs", "read_config", "save_router"]
 
 CONFIG_VERSION = 1
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
@@ -47,6 +48,7 @@ class IndexConfig(BaseModel):
     path: str | None = None
     url: str | None = None
     prefer_grpc: bool = False
+    grpc_port: int | None = None
     timeout: float = 5.0
 
 
@@ -59,10 +61,24 @@ class RouterConfig(BaseModel):
     routes: list[dict[str, Any]]
     encoder: dict[str, Any] = Field(default_factory=lambda: {"type": "local"})
     index: IndexConfig = Field(default_factory=IndexConfig)
+    options: dict[str, Any] = Field(default_factory=dict)
+    # Before options were saved whole, three of them were top-level keys: still read.
     threshold: float | None = None
-    aggregation: Literal["mean", "max"] = "mean"
-    top_k: int = 2
+    aggregation: Literal["mean", "max"] | None = None
+    top_k: int | None = None
     calibration: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    """Everything a router file holds, as typed values (what ``SemanticRouter.save`` writes)."""
+
+    routes: Sequence[Route]
+    encoder: dict[str, Any]
+    location: QdrantLocation
+    collection: str
+    options: RouterOptions
+    calibration: Calibration | None
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -145,9 +161,7 @@ def load_router_kwargs(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "routes": routes,
         "collection": config.index.collection,
-        "threshold": config.threshold,
-        "aggregation": config.aggregation,
-        "top_k": config.top_k,
+        "options": _options(config),
         "calibration": config.calibration,
         "timeout": config.index.timeout,
         "prefer_grpc": config.index.prefer_grpc,
@@ -184,25 +198,31 @@ def _check_key_destination(spec: dict[str, Any], path: Path) -> None:
         )
 
 
-def save_router(router: SemanticRouter, path: Path) -> None:
-    """Write ``router`` to ``path`` (format from the suffix)."""
+def _options(config: RouterConfig) -> RouterOptions:
+    legacy = {
+        key: value
+        for key, value in (
+            ("threshold", config.threshold),
+            ("aggregation", config.aggregation),
+            ("top_k", config.top_k),
+        )
+        if value is not None
+    }
+    return RouterOptions.build(**{**legacy, **config.options})
+
+
+def save_router(spec: RouterSpec, path: Path) -> None:
+    """Write ``spec`` to ``path`` (format from the suffix), atomically."""
     fmt = _format(path)
-    location = router.location
     index = IndexConfig(
-        collection=router.collection,
-        url=location["url"],
-        prefer_grpc=location["prefer_grpc"],
-        timeout=location["timeout"],
-        path=_stored_path(path, location["path"]),
+        collection=spec.collection, **spec.location.to_config(path.absolute().parent)
     )
     config = RouterConfig(
-        routes=[route.model_dump(mode="json", exclude_defaults=True) for route in router.routes],
-        encoder=router.encoder.to_config(),
+        routes=[route.model_dump(mode="json", exclude_defaults=True) for route in spec.routes],
+        encoder=spec.encoder,
         index=index,
-        threshold=router.threshold,
-        aggregation=router.aggregation,
-        top_k=router.top_k,
-        calibration=router.calibration.model_dump(mode="json") if router.calibration else None,
+        options=spec.options.model_dump(mode="json"),
+        calibration=spec.calibration.model_dump(mode="json") if spec.calibration else None,
     )
     data = config.model_dump(mode="json", exclude_none=True)
     text = (
@@ -216,13 +236,3 @@ def save_router(router: SemanticRouter, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
-
-
-def _stored_path(config_file: Path, index_path: str | None) -> str | None:
-    if index_path is None:
-        return None
-    target = Path(index_path).resolve()
-    try:
-        return str(target.relative_to(config_file.resolve().parent))
-    except ValueError:
-        return str(target)

@@ -137,15 +137,15 @@ class OpenAIEncoder(Encoder):
         self._owns_sync = self._owns_async = False
         self._lock = threading.Lock()
 
-    def _encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
+    def encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
         client = self._sync_client()
         with self._api_errors(client.max_retries):
             response = client.embeddings.create(input=texts, model=self.model, **self._extra())
         return self._matrix(response, len(texts))
 
-    async def _aencode_batch(self, texts: list[str]) -> npt.ArrayLike:
+    async def aencode_batch(self, texts: list[str]) -> npt.ArrayLike:
         if self._thread_offload:
-            return await super()._aencode_batch(texts)
+            return await super().aencode_batch(texts)
         client = self._asynchronous_client()
         with self._api_errors(client.max_retries):
             response = await client.embeddings.create(
