@@ -2,6 +2,7 @@
 
     SemRouterError
     ├── ConfigurationError        (ValueError)   bad routes, arguments or config files
+    │   └── RouteSetMismatchError                declared routes differ from the stored set
     ├── InvalidQueryError         (ValueError)   an empty or blank query
     ├── QueryTypeError            (TypeError)    a query that is not a str
     ├── RouteNotFoundError        (KeyError)     remove/update/get of an unknown route
@@ -15,7 +16,8 @@
     ├── RouterLockedError         (RuntimeError) an embedded folder is held by another writer
     ├── ReadOnlyRouterError       (PermissionError) a write through a reader / read-only folder
     ├── StoreDamagedError         (RuntimeError) files of an embedded folder are damaged
-    └── StorageFullError          (OSError)      too little free disk space to open or write
+    ├── StorageFullError          (OSError)      too little free disk space to open or write
+    └── RouterClosedError         (RuntimeError) the router was closed
 
 "No route matched" is a normal result (``RouteMatch.name is None``), not an exception;
 :class:`NoRouteMatchedError` is raised only where a caller has no fallback (a branch runnable
