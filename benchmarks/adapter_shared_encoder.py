@@ -25,6 +25,8 @@ import json, time, psutil
 from langchain_core.runnables import RunnableLambda
 from langchain_semrouter import SemRouterBranch
 from semrouter import LocalEncoder, Route
+def hit(x):
+    return "hit"
 process = psutil.Process()
 before = process.memory_info().rss
 start = time.perf_counter()
@@ -32,7 +34,7 @@ branches = []
 for i in range(10):
     kwargs = {{"encoder": LocalEncoder()}} if {per_call} else {{}}
     branches.append(SemRouterBranch(
-        (Route(f"r{{i}}", [f"hello number {{i}}", "good morning"]), RunnableLambda(lambda x: "hit")),
+        (Route(f"r{{i}}", [f"hello number {{i}}", "good morning"]), RunnableLambda(hit)),
         RunnableLambda(lambda x: -1), **kwargs))
 seconds = time.perf_counter() - start
 grown = process.memory_info().rss - before
