@@ -279,6 +279,9 @@ class SemanticRouter:
         """Train the head and the adaptive threshold on the routes' own utterances now (they
         are otherwise trained when the routes change, in the background for big route sets)
         and store them with the route set. Returns whether anything was trained."""
+        running = self._learning
+        if running is not None and running.is_alive():
+            running.join()  # a background run for this route set may be finishing
         with self._lock:
             state = self._state
             if not self._needs_learning(state):
