@@ -117,6 +117,27 @@ class SemRouterDecisionModel(BaseDecisionModel):
                 self._routers[key] = router
             return router
 
+    # -- copies share the given router and encoder; the routers built from criteria are rebuilt
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> SemRouterDecisionModel:
+        memo = {} if memo is None else memo
+        for shared in (self.router, self.encoder):
+            if shared is not None:
+                memo.setdefault(id(shared), shared)
+        memo[id(self._lock)] = threading.Lock()
+        memo[id(self._routers)] = {}
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # A given router refuses pickling with its own message; built routers are rebuilt.
+        state = super().__getstate__()
+        private = {**(state.get("__pydantic_private__") or {}), "_routers": {}}
+        private.pop("_lock", None)
+        return {**state, "__pydantic_private__": private}
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        self._lock = threading.Lock()
+
     def close(self) -> None:
         """Close the routers built from question criteria (a given ``router`` stays open)."""
         with self._lock:

@@ -157,6 +157,26 @@ class SemRouterToolSelector:
         if self._owns_router:
             self.router.close()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> SemRouterToolSelector:
+        # A copy shares the router (it holds live clients), with options of its own.
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.always_include = list(self.always_include)
+        clone.examples = {name: list(items) for name, items in self.examples.items()}
+        clone._indexed = dict(self._indexed)
+        clone._lock = threading.Lock()
+        clone._owns_router = False  # the original closes the shared router
+        memo[id(self)] = clone
+        return clone
+
+    def __reduce__(self) -> Any:
+        raise ConfigurationError(
+            "a SemRouterToolSelector cannot be pickled: its router holds live Qdrant clients "
+            "and is shared, not copied. Share the selector within the process, or build one "
+            "in the other process with SemRouterToolSelector.from_tools(tools, path=...) (a "
+            "persistent path reuses the tool vectors)"
+        )
+
     # -- the tool index ------------------------------------------------------------------------
     def _pending(self, tools: Sequence[BaseTool]) -> list[Route] | None:
         """The new full route set if some tool is new or changed, else ``None``."""

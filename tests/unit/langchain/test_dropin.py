@@ -226,3 +226,23 @@ def test_decision_model_closes_the_routers_it_built() -> None:
     built = list(model._routers.values())
     model.close()
     assert built and all(router.closed for router in built)
+
+
+def test_decision_model_copies_and_pickles() -> None:
+    decisions = pytest.importorskip("langchain_core.decisions")
+    from langchain_semrouter import SemRouterDecisionModel
+
+    model = SemRouterDecisionModel(encoder=LocalEncoder.shared())
+    question = decisions.Choice(
+        instructions="team?", criteria={"billing": "invoice refund", "tech": "bug in the code"}
+    )
+    state = {"state": "there is a bug in my code", "questions": {"q": question}}
+    for clone in (
+        copy.deepcopy(model),
+        model.model_copy(deep=True),
+        pickle.loads(pickle.dumps(model)),
+    ):
+        assert clone.encoder is model.encoder
+        assert clone.invoke(state).choices["q"].choice == "tech"
+        clone.close()
+    model.close()

@@ -83,3 +83,19 @@ def test_close_closes_only_an_own_router() -> None:
     own = SemRouterToolSelector.from_tools(TOOLS[:3], encoder=FakeEncoder())
     own.close()
     assert own.router.closed
+
+
+# -- point 9: copies share the router; pickling says how to share --------------------------------
+def test_deepcopy_shares_the_router_and_pickle_explains() -> None:
+    import copy
+    import pickle
+
+    middleware = SemRouterToolSelectorMiddleware(_router(), max_tools=2)
+    clone = copy.deepcopy(middleware)
+    assert clone.selector.router is middleware.selector.router
+    clone.max_tools = 1
+    assert middleware.max_tools == 2  # options are the copy's own
+    assert len(clone.selector.select("weather", TOOLS)) == 1
+    with pytest.raises(ConfigurationError, match="cannot be pickled"):
+        pickle.dumps(middleware)
+    middleware.selector.router.close()
