@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._exceptions import ConfigurationError
-from ._location import QdrantLocation, check_folder, resolve_config_path
+from ._location import QdrantLocation, check_folder
 from ._options import RouterOptions
 from ._routes import Route, validate_routes
 from ._routeset import Calibration
@@ -163,18 +163,19 @@ def load_router_kwargs(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
         "collection": config.index.collection,
         "options": _options(config),
         "calibration": config.calibration,
-        "timeout": config.index.timeout,
-        "prefer_grpc": config.index.prefer_grpc,
     }
-    if not any(key in overrides for key in ("path", "url", "client")):
-        if config.index.url:
-            kwargs["url"] = config.index.url
-        elif config.index.path:
-            folder = resolve_config_path(
-                config.index.path, path.absolute().parent, allow_outside=trusted
-            )
-            check_folder(folder)
-            kwargs["path"] = str(folder)
+    if not any(key in overrides for key in ("path", "url", "client", "location")):
+        # the file's location, whole (gRPC port included); paths resolve beside the file
+        kwargs["location"] = QdrantLocation.from_config(
+            config.index.model_dump(exclude={"collection"}, exclude_none=True),
+            base_dir=path.absolute().parent,
+            api_key=overrides.pop("api_key", None),
+            allow_outside=trusted,
+        )
+        if kwargs["location"].path is not None:
+            check_folder(kwargs["location"].path)
+    else:
+        kwargs.update(timeout=config.index.timeout, prefer_grpc=config.index.prefer_grpc)
     if "encoder" not in overrides:
         if not trusted:
             _check_key_destination(config.encoder, path)

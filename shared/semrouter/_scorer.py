@@ -96,8 +96,30 @@ def route_scores(
         blended = probabilities + weight * np.nan_to_num(similarities, nan=0.0)
         return np.asarray(blended / (1.0 + weight), dtype=np.float64), None
     if state.rank_head is not None and state.rank_columns is not None:
-        return similarities, state.rank_head.predict_proba(vectors)[:, state.rank_columns]
+        rank = state.rank_head.predict_proba(vectors)[:, state.rank_columns]
+        return _fill_first_choice(state, vectors, similarities, rank), rank
     return similarities, None
+
+
+def _fill_first_choice(
+    state: RouteSet, vectors: npt.NDArray[np.float32], similarities: FloatArray, rank: RankArray
+) -> FloatArray:
+    """The head's first choice is judged by its similarity: where the nearest candidates held
+    none of its utterances, compute it exactly (in-process search only; else it counts -1)."""
+    matrix = state.snapshot.vectors
+    first = rank.argmax(axis=1)
+    missing = np.flatnonzero(np.isnan(similarities[np.arange(len(first)), first]))
+    if matrix is None or not len(missing):
+        return similarities
+    filled: FloatArray = np.array(similarities, dtype=np.float64)
+    top_k = 1 if state.options.aggregation == "max" else state.options.top_k
+    for row in missing.tolist():
+        route = int(first[row])
+        sims = matrix[state.snapshot.row_route == route] @ vectors[row]
+        if len(sims):
+            best = np.sort(sims)[::-1][:top_k]
+            filled[row, route] = float(best.mean())
+    return filled
 
 
 def decide(

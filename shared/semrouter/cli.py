@@ -23,6 +23,12 @@ from ._router import SemanticRouter
 __all__ = ["main"]
 
 
+_TRUSTED = (
+    "trust the file: it may name folders outside its own and send $OPENAI_API_KEY to the "
+    "encoder server it names"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semrouter", description="Semantic routing on Qdrant.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -30,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("config", type=Path)
     route.add_argument("texts", nargs="+")
     route.add_argument("--limit", type=int, default=1, help="routes per text (default 1)")
+    route.add_argument("--trusted", action="store_true", help=_TRUSTED)
     sync = commands.add_parser(
         "sync",
         help="the deploy step: write the file's routes into the collection (the writer)",
@@ -45,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         help="merge (default: add and update, never delete), replace (the collection then "
         "holds exactly the file's routes) or check (fail if they differ)",
     )
+    sync.add_argument("--trusted", action="store_true", help=_TRUSTED)
     info = commands.add_parser("info", help="describe a router file")
     info.add_argument("config", type=Path)
     imp = commands.add_parser(
@@ -104,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "route":
-            with _reader(args.config) as router:
+            with _reader(args.config, args.trusted) as router:
                 for text in args.texts:
                     if args.limit == 1:
                         print(router.route(text).model_dump_json())
@@ -112,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         matches = router.top_routes(text, limit=args.limit)
                         print(json.dumps([m.model_dump(mode="json") for m in matches]))
         elif args.command == "sync":
-            with SemanticRouter.load(args.config, sync=args.policy, mode="write") as router:
+            with SemanticRouter.load(
+                args.config, sync=args.policy, mode="write", trusted=args.trusted
+            ) as router:
                 report = router.last_sync
                 print(
                     f"{len(router)} routes, {router.index_size} utterances: "
@@ -134,13 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _reader(config: Path) -> SemanticRouter:
+def _reader(config: Path, trusted: bool) -> SemanticRouter:
     """The file's router, opened as a reader when its embedded folder exists: routing from the
     shell never blocks, writes to or breaks an app that holds the folder."""
     from ._config import load_router_kwargs
 
-    kwargs = load_router_kwargs(config, {})
-    folder = kwargs.get("path")
+    kwargs = load_router_kwargs(config, {"trusted": trusted})
+    location = kwargs.get("location")
+    folder = location.path if location is not None else None
     if folder is not None and (Path(folder) / kwargs.get("collection", "semrouter")).exists():
         kwargs["mode"] = "read"
     return SemanticRouter(**kwargs)
