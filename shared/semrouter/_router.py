@@ -56,7 +56,7 @@ from ._routestore import (
     route_set_ids,
 )
 from ._scorer import decide, route_scores, route_similarities
-from ._selftrain import self_train
+from ._selftrain import own_route_scores, self_train
 from ._stores import Store
 from .encoders import Encoder, Vectors
 
@@ -322,7 +322,15 @@ class SemanticRouter:
                 previous=previous,
                 fingerprint=self.encoder.fingerprint,
             )
-            learned = Learned(state.digest, training)
+            own = own_route_scores(
+                index.vectors_of(state.snapshot),
+                state.snapshot.row_route,
+                len(state.names),
+                top_k=state.options.top_k,
+                aggregation=state.options.aggregation,
+            )
+            typical = float(np.nanmedian(own)) if np.isfinite(own).any() else 0.0
+            learned = Learned(state.digest, training, typical)
             with self._lock:
                 current = self._state
                 if self._closed or current.digest != state.digest:

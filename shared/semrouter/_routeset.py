@@ -12,7 +12,7 @@ Threshold precedence, for each route (first that applies):
 2. the router's ``threshold`` option, when set (``-1`` never abstains);
 3. the threshold chosen by :meth:`~semrouter.SemanticRouter.fit` (while the fit is current);
 4. the threshold learnt from the utterances (``_selftrain.py``; from :data:`ADAPTIVE_FROM`
-   utterances on, never below the encoder's default);
+   utterances on, when the route set meets its assumption: see :meth:`Learned.credible`);
 5. the encoder's ``default_threshold``.
 """
 
@@ -47,8 +47,8 @@ __all__ = [
 ]
 
 CALIBRATION_VERSION = 2
-#: The learnt abstention threshold applies from this many utterances; it never goes below the
-#: encoder's default threshold (a query unlike every example stays unmatched).
+#: The learnt abstention threshold applies from this many utterances (a quantile of a handful
+#: of scores is noise).
 ADAPTIVE_FROM = 50
 
 
@@ -174,7 +174,7 @@ def build_route_set(
         rank_head = learned.training.head
         column = {name: i for i, name in enumerate(rank_head.route_names)}
         rank_columns = np.array([column[name] for name in names], dtype=np.int64)
-        if snapshot.size >= ADAPTIVE_FROM:  # a quantile of a handful of scores is noise
+        if learned.credible(default_threshold) and snapshot.size >= ADAPTIVE_FROM:
             adaptive = learned.training.threshold
     thresholds = np.empty(len(names), dtype=np.float64)
     for i, route in enumerate(routes):
@@ -185,7 +185,7 @@ def build_route_set(
         elif current and calibration is not None and route.name in calibration.thresholds:
             thresholds[i] = calibration.thresholds[route.name]
         elif adaptive is not None:
-            thresholds[i] = max(adaptive, default_threshold)
+            thresholds[i] = max(adaptive, 0.0)  # an unlike (negative cosine) query never matches
         else:
             thresholds[i] = default_threshold
     return RouteSet(
@@ -215,6 +215,14 @@ class Learned:
 
     digest: str
     training: SelfTraining
+    typical: float = 1.0  # the median leave-one-out similarity of an utterance to its route
+
+    def credible(self, default_threshold: float) -> bool:
+        """Whether the route set meets the adaptive threshold's assumption: a route's
+        utterances resemble each other (paraphrases) at least as much as the encoder's
+        default threshold asks of a match. Otherwise (keyword lists, unrelated examples, a
+        test encoder) the default threshold stays."""
+        return self.typical >= default_threshold
 
     def current(self, digest: str, options: RouterOptions) -> bool:
         """Whether it belongs to this route set and was measured with these options."""
@@ -226,11 +234,13 @@ class Learned:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"digest": self.digest, **self.training.to_dict()}
+        return {"digest": self.digest, "typical": self.typical, **self.training.to_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Learned:
-        return cls(str(data.get("digest", "")), SelfTraining.from_dict(data))
+        rest = {k: v for k, v in data.items() if k not in ("digest", "typical")}
+        typical = float(data.get("typical", 1.0))
+        return cls(str(data.get("digest", "")), SelfTraining.from_dict(rest), typical)
 
 
 def adopt_calibration(calibration: Calibration, routes: Sequence[Route]) -> Calibration:
