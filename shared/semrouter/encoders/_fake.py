@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from .._exceptions import ConfigurationError
 from ._base import Encoder
 
 __all__ = ["FakeEncoder"]
@@ -36,7 +37,7 @@ class FakeEncoder(Encoder):
 
     def __init__(self, dimension: int = 64, *, model_id: str = "fake-bow") -> None:
         if dimension < 2:
-            raise ValueError("dimension must be at least 2")
+            raise ConfigurationError("dimension must be at least 2")
         self.dimension = dimension
         self.model_id = model_id
         self.encoded_texts = 0
@@ -66,3 +67,12 @@ class FakeEncoder(Encoder):
 
     def to_config(self) -> dict[str, Any]:
         return {"type": "fake", "model_id": self.model_id, "dimension": self.dimension}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]  # a lock cannot be pickled; the copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()

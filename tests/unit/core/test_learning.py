@@ -1,0 +1,130 @@
+"""The default router learns from its own utterances (issue 13): trained and stored at sync,
+nothing trained on reopen, retrained only when the routes change, overridden by a user
+threshold, deterministic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from semrouter import FakeEncoder, Route, SemanticRouter
+from semrouter import _selftrain as selftrain
+
+TOPICS = {
+    "flights": "flight plane airport ticket boarding gate",
+    "weather": "rain sunny forecast weather cold umbrella",
+    "music": "song jazz album band guitar playlist",
+    "food": "pizza pasta sushi dinner recipe restaurant",
+}
+
+
+def routes(per_route: int = 15) -> list[Route]:
+    out = []
+    for name, words in TOPICS.items():
+        vocab = words.split()
+        utterances = [
+            f"{vocab[i % 6]} {vocab[(i + 1) % 6]} {vocab[(i + 3) % 6]} {i // 6}"
+            for i in range(per_route)
+        ]
+        out.append(Route(name, utterances))
+    return out
+
+
+class Counting:
+    """Counts calls to self_train (the one training entry point)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = selftrain.self_train
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr("semrouter._router.self_train", counted)
+
+
+def test_trained_at_sync_and_stored_so_a_reopen_trains_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = Counting(monkeypatch)
+    with SemanticRouter(routes(), encoder=FakeEncoder(), path=tmp_path) as router:
+        learned = router._state.learned
+        assert counting.calls == 1 and learned is not None
+        assert router._state.rank_head is not None  # the head ranks the routes
+    with SemanticRouter(routes(), encoder=FakeEncoder(), path=tmp_path) as again:
+        assert counting.calls == 1  # nothing trained: it came with the stored route set
+        stored = again._state.learned
+        assert stored is not None and stored.to_dict() == learned.to_dict()
+    with SemanticRouter.open(path=tmp_path, encoder=FakeEncoder()) as opened:
+        assert opened._state.learned is not None and counting.calls == 1
+
+
+def test_a_route_change_retrains_and_an_unchanged_sync_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counting = Counting(monkeypatch)
+    router = SemanticRouter(routes(), encoder=FakeEncoder())
+    router.set_routes(routes())  # the same routes: nothing to learn
+    assert counting.calls == 1
+    router.add(Route("games", ["chess board game", "video game console", "play chess online"]))
+    assert counting.calls == 2
+    learned = router._state.learned
+    assert learned is not None and learned.digest == router._state.digest
+    assert "games" in learned.training.head.route_names
+
+
+def test_a_user_threshold_overrides_and_minus_one_never_abstains() -> None:
+    router = SemanticRouter(routes(), encoder=FakeEncoder())
+    assert router._state.learned is not None
+    assert router.route("completely unrelated words here").name is None
+    router.configure(threshold=-1.0)
+    assert router.route("completely unrelated words here").name is not None
+    router.configure(threshold=None, learn=False)
+    assert router._state.rank_head is None  # learning off: the plain similarity rule
+
+
+def test_learning_is_deterministic() -> None:
+    first = SemanticRouter(routes(), encoder=FakeEncoder())
+    second = SemanticRouter(routes(), encoder=FakeEncoder())
+    a, b = first._state.learned, second._state.learned
+    assert a is not None and b is not None
+    assert a.to_dict() == b.to_dict()
+    queries = ["jazz album tonight", "cheap flight ticket", "rain tomorrow?"]
+    assert first.route_many(queries) == second.route_many(queries)
+
+
+def test_the_head_picks_and_the_similarity_vetoes() -> None:
+    router = SemanticRouter(routes(), encoder=FakeEncoder())
+    cut = router.threshold_for("music")
+    assert cut != router.encoder.default_threshold  # the threshold learnt from the route set
+    for query in ("song jazz album 2", "jazz song playlist"):
+        top = router.top_routes(query, limit=4, apply_threshold=False)
+        assert top[0].name == "music" and len(top) == 4  # every route ranked by the head
+        match = router.route(query)
+        assert match.score == pytest.approx(top[0].score)  # the score is the similarity
+        assert match.name == ("music" if top[0].score >= cut else None)
+
+
+def test_an_adaptive_threshold_only_where_utterances_resemble_each_other() -> None:
+    vectors = np.eye(4, dtype=np.float32)[[0, 0, 1, 1]]
+    trained = selftrain.self_train(vectors, [0, 0, 1, 1], ["a", "b"])
+    from semrouter._routeset import Learned
+
+    assert Learned("d", trained, typical=0.9).credible(0.3)
+    assert not Learned("d", trained, typical=0.1).credible(0.3)  # unlike examples: default
+
+
+async def test_a_reader_takes_what_the_writer_learnt(tmp_path: Path) -> None:
+    with (
+        SemanticRouter(routes(), encoder=FakeEncoder(), path=tmp_path) as writer,
+        SemanticRouter.open(path=tmp_path, encoder=FakeEncoder()) as reader,
+    ):
+        writer.add(Route("games", ["chess board game", "video game console", "play chess"]))
+        assert await reader.arefresh()
+        learned = reader._state.learned
+        assert learned is not None and "games" in learned.training.head.route_names
+        assert reader.route("play chess tonight") == writer.route("play chess tonight")
