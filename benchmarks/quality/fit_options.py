@@ -82,13 +82,16 @@ def run(
                 aggregation=scoring[0],
                 top_k=scoring[1],
                 threshold=-1.0,
+                learn=False,
             )
         router = built[scoring]
         mode = options.pop("mode", "validation")
         if mode == "none":
-            router._set_calibration(None)
+            router.set_calibration(None)
+            router.configure(threshold=-1.0)  # the floor: never abstain
             row(name, measure(router, b), 0.0)
             continue
+        router.configure(threshold=None)  # a set threshold would win over the fitted ones
         if mode == "validation":
             texts, labels = split(extra)
             call = {"validation": split(a), **options}
@@ -103,7 +106,7 @@ def run(
         if name.startswith("default") and router.calibration is not None:
             # the head alone: similarity weight 0 (fit() does not expose it); top-1 only
             cal = router.calibration.model_copy(update={"similarity_weight": 0.0})
-            router._set_calibration(cal)
+            router.set_calibration(cal)
             row("  same head, similarity weight 0 (top-1 only)", measure(router, b), 0.0)
     for router in built.values():
         router.close()

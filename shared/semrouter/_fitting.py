@@ -32,13 +32,35 @@ from ._routes import RouteMatch
 from ._routeset import Calibration, RouteSet
 from .encoders import Encoder, Vectors
 
-__all__ = ["Calibration", "FitSource", "Progress", "check_labels", "evaluate_router", "fit_router"]
+__all__ = [
+    "Calibration",
+    "FitSettings",
+    "FitSource",
+    "Progress",
+    "check_labels",
+    "evaluate_router",
+    "fit_router",
+]
 
 #: Weights of the nearest-neighbour similarity beside the head's probability tried by fit(),
 #: in order of preference on ties.
 SIMILARITY_WEIGHTS = (1.0, 0.5, 2.0, 0.25, 0.0)  # 1 first: the default
 #: Called as ``progress(done, total)`` while texts are encoded.
 Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How :meth:`SemanticRouter.fit` learns (its keyword arguments, documented there)."""
+
+    holdout: float = 0.2
+    head: bool = True
+    per_route_thresholds: bool = False
+    metric: Literal["accuracy", "f1"] = "accuracy"
+    none_weight: float = 5.0
+    none_share: float | None = 0.5
+    l2: float = 1e-5
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,26 +111,27 @@ def fit_calibration(
     heldout_vectors: npt.NDArray[np.float32],
     heldout_labels: npt.NDArray[np.int64],
     heldout_similarities: npt.NDArray[np.float64],
-    head: bool,
-    per_route_thresholds: bool,
-    metric: Literal["accuracy", "f1"],
-    none_weight: float,
-    none_share: float | None,
-    l2: float,
+    settings: FitSettings,
 ) -> Calibration:
     """Train the head (optional) and choose thresholds on the held-out rows.
 
     Scores and thresholds are on the router's one scale, [-1, 1]: the similarity itself, or
     ``(p + w * s) / (1 + w)`` with a head (see :class:`Calibration`).
     """
-    weights = _share_weights(heldout_labels, none_share)
+    weights = _share_weights(heldout_labels, settings.none_share)
+    per_route_thresholds, metric = settings.per_route_thresholds, settings.metric
     fitted_head = None
     probabilities = None
-    if head:
+    if settings.head:
         X = np.concatenate([utterance_vectors, train_vectors]).astype(np.float32)
         y = np.concatenate([utterance_labels, train_labels]).astype(np.int64)
         fitted_head = LogisticHead.fit(
-            X, y, route_names=list(names), l2=l2, none_weight=none_weight, fingerprint=fingerprint
+            X,
+            y,
+            route_names=list(names),
+            l2=settings.l2,
+            none_weight=settings.none_weight,
+            fingerprint=fingerprint,
         )
         probabilities = fitted_head.predict_proba(heldout_vectors)
     # With a head, how much the nearest-neighbour similarity counts is chosen on the held-out
@@ -213,14 +236,7 @@ def fit_router(
     labels: Sequence[str | None],
     *,
     validation: tuple[Sequence[str], Sequence[str | None]] | None,
-    holdout: float,
-    head: bool,
-    per_route_thresholds: bool,
-    metric: Literal["accuracy", "f1"],
-    none_weight: float,
-    none_share: float | None,
-    l2: float,
-    seed: int,
+    settings: FitSettings,
     progress: Progress | None,
 ) -> tuple[EvaluationReport, Calibration]:
     """The work behind :meth:`SemanticRouter.fit`."""
@@ -249,7 +265,7 @@ def fit_router(
         held_texts = extra_texts
     else:
         keys = ["\x00none" if x is None else x for x in labels]
-        train, held = stratified_split(keys, test_size=holdout, seed=seed)
+        train, held = stratified_split(keys, test_size=settings.holdout, seed=settings.seed)
         held_vectors, held_labels = vectors[held], y[held]
         held_gold = [labels[i] for i in held]
         held_texts = [texts[i] for i in held]
@@ -268,12 +284,7 @@ def fit_router(
         heldout_vectors=held_vectors,
         heldout_labels=held_labels,
         heldout_similarities=similarities,
-        head=head,
-        per_route_thresholds=per_route_thresholds,
-        metric=metric,
-        none_weight=none_weight,
-        none_share=none_share,
-        l2=l2,
+        settings=settings,
     )
     probabilities = None
     if calibration.head is not None:

@@ -31,7 +31,7 @@ from ._exceptions import (
     RouterClosedError,
     SemRouterError,
 )
-from ._fitting import FitSource, Progress
+from ._fitting import FitSettings, FitSource, Progress
 from ._index import RouteIndex, RouteSetRecord, SyncReport
 from ._location import QdrantLocation
 from ._options import Aggregation, RouterOptions, SearchMode
@@ -72,6 +72,18 @@ _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _UNSET: Any = object()
 #: Route sets up to this many utterances learn inline (~0.1 s); bigger ones in the background.
 _LEARN_INLINE = 2_000
+
+
+def _option(name: str, doc: str) -> Any:
+    """A read-only router attribute mirroring one option; setting it says to use configure()."""
+
+    def get(router: Any) -> Any:
+        return getattr(router._state.options, name)
+
+    def refuse(router: Any, value: object) -> NoReturn:
+        _read_only(name)
+
+    return property(get, refuse, doc=doc)
 
 
 class SemanticRouter:
@@ -594,26 +606,10 @@ class SemanticRouter:
             self._learn()
             return options
 
-    threshold = property(
-        lambda self: self._state.options.threshold,
-        lambda self, value: _read_only("threshold"),
-        doc="The router-wide threshold option (``None``: fitted or encoder default).",
-    )
-    aggregation = property(
-        lambda self: self._state.options.aggregation,
-        lambda self, value: _read_only("aggregation"),
-        doc="How a route's nearest utterances become its similarity.",
-    )
-    top_k = property(
-        lambda self: self._state.options.top_k,
-        lambda self, value: _read_only("top_k"),
-        doc="Utterances per route averaged by ``aggregation='mean'``.",
-    )
-    candidates = property(
-        lambda self: self._state.options.candidates,
-        lambda self, value: _read_only("candidates"),
-        doc="Nearest utterances retrieved per query.",
-    )
+    threshold = _option("threshold", "The router-wide threshold (``None``: learnt or default).")
+    aggregation = _option("aggregation", "How a route's nearest utterances become its score.")
+    top_k = _option("top_k", "Utterances per route averaged by ``aggregation='mean'``.")
+    candidates = _option("candidates", "Nearest utterances retrieved per query.")
 
     # -- routing -------------------------------------------------------------------------------
     def route(self, text: str) -> RouteMatch:
@@ -843,14 +839,9 @@ class SemanticRouter:
                 texts,
                 labels,
                 validation=validation,
-                holdout=holdout,
-                head=head,
-                per_route_thresholds=per_route_thresholds,
-                metric=metric,
-                none_weight=none_weight,
-                none_share=none_share,
-                l2=l2,
-                seed=seed,
+                settings=FitSettings(
+                    holdout, head, per_route_thresholds, metric, none_weight, none_share, l2, seed
+                ),
                 progress=progress,
             )
             self._store_calibration(calibration)
