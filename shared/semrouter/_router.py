@@ -385,13 +385,10 @@ class SemanticRouter:
             if store.changed():
                 store.reload()
             self._schedule_refresh()
-            head = read_head(store, self.tenant)
-            if head is None or head[0] == self._revision:
+            followed = self._follow(index)
+            if followed is None:
                 return False
-            stored = read_route_set(store, self.tenant)
-            if stored is None or stored.revision == self._revision:
-                return False
-            snapshot = index.follow(list(stored.routes), self._options)
+            stored, snapshot = followed
             self._revision = stored.revision
             self._publish(
                 list(stored.routes),
@@ -400,6 +397,25 @@ class SemanticRouter:
                 learned=stored.learned,
             )
             return True
+
+    def _follow(self, index: RouteIndex) -> tuple[StoredRouteSet, Snapshot] | None:
+        """The stored route set if it is newer than the one served, with its snapshot."""
+        store = index.store
+        for _ in range(3):
+            head = read_head(store, self.tenant)
+            if head is None or head[0] == self._revision:
+                return None
+            stored = read_route_set(store, self.tenant)
+            if stored is None or stored.revision == self._revision:
+                return None
+            try:
+                return stored, index.follow(list(stored.routes), self._options)
+            except IndexMismatchError:
+                # a writer deleted points of this revision while they were read: a newer
+                # revision is on its way; read again (the current version keeps serving)
+                continue
+        logger.warning("%s kept changing while it was read; serving the last version", store.target)
+        return None
 
     async def arefresh(self) -> bool:
         """Asynchronous :meth:`refresh` (in a worker thread: the event loop is never blocked)."""

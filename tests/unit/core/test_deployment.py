@@ -158,3 +158,27 @@ def test_cli_routes_beside_a_running_writer_and_sync_names_the_holder(
         assert str(os.getpid()) in error or "this process" in error
         assert app.route("hello there").name == "greet"
     assert main(["sync", str(config), "--policy", "check"]) == 0
+
+
+def test_a_refresh_racing_a_writers_delete_reads_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from semrouter import IndexMismatchError
+    from semrouter._stores import ClientStore
+
+    client = QdrantClient(":memory:")
+    with (
+        SemanticRouter(ROUTES, encoder=FakeEncoder(), client=client) as writer,
+        SemanticRouter.open(client=client, encoder=FakeEncoder()) as reader,
+    ):
+        writer.add(EXTRA)
+        real = ClientStore.retrieve_vectors
+        calls = []
+
+        def vanishing_once(self: ClientStore, ids: list[str]) -> object:
+            calls.append(len(ids))
+            if len(calls) == 1:  # the writer deleted them between the document and the read
+                raise IndexMismatchError("2 points vanished from the collection")
+            return real(self, ids)
+
+        monkeypatch.setattr(ClientStore, "retrieve_vectors", vanishing_once)
+        assert reader.refresh()  # read again, not failed
+        assert reader.route("will it rain").name == "weather" and len(calls) == 2
