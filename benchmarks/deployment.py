@@ -56,6 +56,22 @@ def probe_route(k: int) -> Route:
     return Route(f"probe-{k}", [f"zebra quokka signal {k}", f"quokka zebra beacon {k}"])
 
 
+def churn(writer: SemanticRouter, seconds: float) -> dict[str, float]:
+    """Every second, add a probe route or remove the last one; when each was added."""
+    changes: dict[str, float] = {}
+    end = time.time() + seconds
+    k = 0
+    while time.time() < end:
+        time.sleep(1.0)
+        if k % 2 == 0:
+            writer.add(probe_route(k))
+            changes[f"probe-{k}"] = time.time()
+        else:
+            writer.remove(f"probe-{k - 1}")
+        k += 1
+    return changes
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -120,19 +136,9 @@ def bench_processes(workers: int, seconds: float, rate: float) -> dict[str, Any]
         ]
         for proc in procs:
             proc.start()
-        changes: dict[str, float] = {}
         while time.time() < start_at:
             time.sleep(0.01)
-        end = time.time() + seconds - 2.0
-        k = 0
-        while time.time() < end:
-            time.sleep(1.0)
-            if k % 2 == 0:
-                writer.add(probe_route(k))
-                changes[f"probe-{k}"] = time.time()
-            else:
-                writer.remove(f"probe-{k - 1}")
-            k += 1
+        changes = churn(writer, seconds - 2.0)
         results = [out.get(timeout=120) for _ in procs]
         for proc in procs:
             proc.join(timeout=30)
@@ -182,6 +188,7 @@ def bench_client(workers: int, seconds: float) -> dict[str, Any]:
     stop = threading.Event()
     seen: list[dict[str, float]] = [{} for _ in readers]
     errors = [0] * workers
+    first_error: list[str] = []
     latencies: list[list[float]] = [[] for _ in readers]
 
     def run(i: int) -> None:
@@ -203,17 +210,7 @@ def bench_client(workers: int, seconds: float) -> dict[str, Any]:
     threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
     for thread in threads:
         thread.start()
-    changes: dict[str, float] = {}
-    end = time.time() + seconds - 2.0
-    k = 0
-    while time.time() < end:
-        time.sleep(1.0)
-        if k % 2 == 0:
-            writer.add(probe_route(k))
-            changes[f"probe-{k}"] = time.time()
-        else:
-            writer.remove(f"probe-{k - 1}")
-        k += 1
+    changes = churn(writer, seconds - 2.0)
     time.sleep(2.0)
     stop.set()
     for thread in threads:
@@ -224,6 +221,7 @@ def bench_client(workers: int, seconds: float) -> dict[str, Any]:
     return {
         "target": url or "QdrantClient(':memory:')",
         "errors": sum(errors),
+        "first_error": first_error[0] if first_error else "",
         "utterances_encoded": encoded_at_open + sum(r.last_sync.encoded for r in readers),
         "p50": pct([x for xs in latencies for x in xs], 50),
         "p99": pct([x for xs in latencies for x in xs], 99),
@@ -346,7 +344,8 @@ def report(results: dict[str, Any]) -> str:
     c = results["client"]
     lines += [
         f"== 2. routers sharing one collection through qdrant-client ({c['target']}), threads",
-        f"errors {c['errors']}; utterances encoded by readers {c['utterances_encoded']}; route() "
+        f"errors {c['errors']} {c['first_error']}; utterances encoded by readers "
+        f"{c['utterances_encoded']}; route() "
         f"p50 {ms(c['p50'])} p99 {ms(c['p99'])}; new route visible after p50 "
         f"{c['visible_p50']:.2f} s, max {c['visible_max']:.2f} s ({c['changes']} changes)",
         "",

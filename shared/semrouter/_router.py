@@ -940,10 +940,16 @@ class SemanticRouter:
         return self._closed
 
     def close(self) -> None:
-        """Flush and close the index (and any client the router made itself). Idempotent."""
+        """Flush and close the index (and any client the router made itself). Idempotent.
+
+        A background learning run is told to stop and waited for: it may be reading the store.
+        """
+        self._closed = True  # a learning run checks this before it writes
+        running = getattr(self, "_learning", None)
+        if running is not None and running is not threading.current_thread():
+            running.join()
         with self._lock:
             index, self._index = self._index, None
-            self._closed = True
             if index is not None:
                 index.close()
 

@@ -128,3 +128,14 @@ async def test_a_reader_takes_what_the_writer_learnt(tmp_path: Path) -> None:
         learned = reader._state.learned
         assert learned is not None and "games" in learned.training.head.route_names
         assert reader.route("play chess tonight") == writer.route("play chess tonight")
+
+
+def test_closing_waits_for_a_background_learning_run() -> None:
+    from semrouter._router import _LEARN_INLINE
+
+    per_route = _LEARN_INLINE // len(TOPICS) + 10  # big enough to learn in the background
+    router = SemanticRouter(routes(per_route), encoder=FakeEncoder(), search="qdrant")
+    running = router._learning
+    assert running is not None
+    router.close()  # must not pull the store from under the learning thread
+    assert not running.is_alive() and router.closed
