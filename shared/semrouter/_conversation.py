@@ -20,7 +20,10 @@ Routing the last message alone fails on follow-ups ("book a flight to Paris" -> 
 4. The best context score is compared with that route's threshold, as ``route()`` does.
 
 The defaults were chosen on the validation half of ``benchmarks/data/conversations.jsonl``
-with the local encoder (``benchmarks/conversation.py``; ``benchmarks/results/conversation.txt``).
+with the local encoder (``benchmarks/conversation.py``; ``benchmarks/results/conversation.txt``,
+which also shows the setting its rule picks for the router's adaptive threshold: fewer
+follow-ups, more out-of-scope turns kept out; the defaults keep working when a router keeps
+its encoder's threshold, as small route sets do).
 The margins are in score units: retune them for another encoder or a fitted router. The rule is
 deterministic and asks no LLM.
 """
