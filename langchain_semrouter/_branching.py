@@ -40,11 +40,16 @@ class Plan:
         self.choice: dict[int, tuple[str, dict[str, Any]]] = {}
         self.runnable: dict[int, Runnable[Any, Any]] = {}
         self.texts: dict[int, str] = {}
+        self.turns: dict[int, list[tuple[str, str]]] = {}  # inputs routed as conversations
         self.size = len(inputs)
         for i, value in enumerate(inputs):
             try:
                 self.texts[i] = branch._text(value)
+                turns = branch._turns(value)
+                if turns is not None:
+                    self.turns[i] = turns
             except (InvalidQueryError, QueryTypeError) as exc:
+                self.texts.pop(i, None)
                 try:
                     runnable, tag, meta = branch._unroutable(exc)
                 except Exception as error:
@@ -56,22 +61,31 @@ class Plan:
                 self.errors[i] = exc
 
     def route(self, router: SemanticRouter) -> None:
-        """Route every text in one batched call (an error fails every input)."""
+        """Route every text in one batched call, each conversation on its own (an error fails
+        every input)."""
+        plain = [i for i in self.texts if i not in self.turns]
         try:
-            matches = router.route_many(list(self.texts.values())) if self.texts else []
+            texts = [self.texts[i] for i in plain]
+            found = dict(zip(plain, router.route_many(texts) if texts else []))
+            for i, turns in self.turns.items():
+                found[i] = self.branch._conversation().route(turns)
         except Exception as exc:
             self._fail_all(exc)
             return
-        self._assign(matches)
+        self._assign([found[i] for i in self.texts])
 
     async def aroute(self, router: SemanticRouter) -> None:
         """Asynchronous :meth:`route`."""
+        plain = [i for i in self.texts if i not in self.turns]
         try:
-            matches = await router.aroute_many(list(self.texts.values())) if self.texts else []
+            texts = [self.texts[i] for i in plain]
+            found = dict(zip(plain, await router.aroute_many(texts) if texts else []))
+            for i, turns in self.turns.items():
+                found[i] = await self.branch._conversation().aroute(turns)
         except Exception as exc:
             self._fail_all(exc)
             return
-        self._assign(matches)
+        self._assign([found[i] for i in self.texts])
 
     def _fail_all(self, exc: BaseException) -> None:
         for i in self.texts:

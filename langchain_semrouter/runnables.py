@@ -29,6 +29,8 @@ from typing_extensions import TypeVar
 
 from semrouter import (
     ConfigurationError,
+    ConversationMatch,
+    ConversationRouter,
     Encoder,
     InvalidQueryError,
     NoRouteMatchedError,
@@ -46,6 +48,7 @@ from ._branching import (
     own_routes,
     parse_branches,
 )
+from ._conversation import conversation_turns
 from ._text import RouteOn, routed_text
 
 __all__ = ["SemRouterBranch"]
@@ -87,6 +90,11 @@ class SemRouterBranch(RunnableSerializable[Input, Output]):
         route_on: which text is routed: ``None`` (a str input itself, the last human message
             of a message list or of a dict's ``"messages"``, a dict's only str value), a key of
             a dict input, or a callable ``input -> str``.
+        conversation: with ``route_on=None``, route a message list or a ``{"messages": ...}``
+            state as a conversation (:meth:`semrouter.ConversationRouter.shared`): a
+            follow-up keeps the route its conversation is on; the run metadata's
+            ``semrouter_turns`` lists the turns that counted. ``False``: the last human
+            message alone.
 
     Raises:
         NoRouteMatchedError: at run time, when no route matches and there is no default.
@@ -111,6 +119,8 @@ class SemRouterBranch(RunnableSerializable[Input, Output]):
     """The :class:`~semrouter.SemanticRouter` that picks the branch."""
     route_on: Any = None
     """Which text of the input is routed (see the class docs)."""
+    conversation: bool = True
+    """Route message lists and ``{"messages": ...}`` states as conversations."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -127,6 +137,7 @@ class SemRouterBranch(RunnableSerializable[Input, Output]):
         default: RunnableLike[Input, Output] | None = None,
         encoder: Encoder | None = None,
         route_on: RouteOn = None,
+        conversation: bool = True,
     ) -> None:
         pairs, default = parse_branches(branches, default)
         keys = [key for key, _ in pairs]
@@ -153,6 +164,7 @@ class SemRouterBranch(RunnableSerializable[Input, Output]):
             "default": coerce_to_runnable(default) if default is not None else None,
             "router": router,
             "route_on": route_on,
+            "conversation": conversation,
         }
         try:
             super().__init__(**fields)
@@ -251,6 +263,15 @@ class SemRouterBranch(RunnableSerializable[Input, Output]):
             raise InvalidQueryError("the routed text is empty")
         return text
 
+    def _turns(self, value: Any) -> list[tuple[str, str]] | None:
+        """The conversation ``value`` holds, when it is routed as one (see ``conversation``)."""
+        if not self.conversation or self.route_on is not None:
+            return None
+        return conversation_turns(value)
+
+    def _conversation(self) -> ConversationRouter:
+        return ConversationRouter.shared(self.router)
+
     def _unroutable(
         self, exc: InvalidQueryError | QueryTypeError
     ) -> tuple[Runnable[Input, Output], str, dict[str, Any]]:
@@ -263,25 +284,33 @@ class SemRouterBranch(RunnableSerializable[Input, Output]):
     def _pick(self, input: Any) -> tuple[Runnable[Input, Output], str, dict[str, Any]]:
         try:
             text = self._text(input)
+            turns = self._turns(input)
         except (InvalidQueryError, QueryTypeError) as exc:
             return self._unroutable(exc)
+        if turns is not None:
+            return self._choose(self._conversation().route(turns), text)
         return self._choose(self.router.route(text), text)
 
     async def _apick(self, input: Any) -> tuple[Runnable[Input, Output], str, dict[str, Any]]:
         try:
             text = self._text(input)
+            turns = self._turns(input)
         except (InvalidQueryError, QueryTypeError) as exc:
             return self._unroutable(exc)
+        if turns is not None:
+            return self._choose(await self._conversation().aroute(turns), text)
         return self._choose(await self.router.aroute(text), text)
 
     def _choose(
         self, match: RouteMatch, text: str
     ) -> tuple[Runnable[Input, Output], str, dict[str, Any]]:
-        metadata = {
+        metadata: dict[str, Any] = {
             "semrouter_route": match.name,
             "semrouter_score": round(match.score, 6),
             "semrouter_utterance": match.utterance,
         }
+        if isinstance(match, ConversationMatch):
+            metadata["semrouter_turns"] = [turn.index for turn in match.turns]
         if match.name is not None and match.name in self.branches:
             return self.branches[match.name], f"route:{match.name}", metadata
         if self.default is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from langchain_core.messages import (
@@ -14,7 +15,9 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.prompt_values import ChatPromptValue
+from langchain_core.runnables import RunnableLambda
 
+from langchain_semrouter import SemRouterBranch
 from langchain_semrouter._conversation import (
     aroute_conversation,
     conversation_turns,
@@ -100,3 +103,40 @@ def test_async_and_switch(conversation: ConversationRouter, fake_encoder: FakeEn
     assert match.name == "weather"
     assert match.context is False
     assert fake_encoder.encoded_texts == 2  # window=2: the first user turn is not looked at
+
+
+# -- wired into the adapters ---------------------------------------------------------------------
+def _branch(router: SemanticRouter, **options: Any) -> SemRouterBranch[Any, str]:
+    return SemRouterBranch(
+        ("flights", RunnableLambda(lambda x: "flights")),
+        ("weather", RunnableLambda(lambda x: "weather")),
+        RunnableLambda(lambda x: "default"),
+        router=router,
+        **options,
+    )
+
+
+def test_branch_routes_message_lists_and_state_with_the_conversation(
+    conversation: ConversationRouter,
+) -> None:
+    branch = _branch(conversation.router)
+    assert branch.invoke(MESSAGES) == "flights"
+    assert branch.invoke({"messages": MESSAGES}) == "flights"
+    assert asyncio.run(branch.ainvoke({"messages": MESSAGES})) == "flights"
+    inputs = [MESSAGES, {"messages": MESSAGES}, "will it rain today", [HumanMessage("hi")]]
+    assert branch.batch(inputs) == ["flights", "flights", "weather", "default"]
+    assert asyncio.run(branch.abatch(inputs)) == ["flights", "flights", "weather", "default"]
+    # Last message only, as before, when asked.
+    last_only = _branch(conversation.router, conversation=False)
+    assert last_only.invoke(MESSAGES) == "default"
+    assert last_only.batch([MESSAGES]) == ["default"]
+
+
+def test_branch_run_metadata_names_the_turns(conversation: ConversationRouter) -> None:
+    from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
+
+    runs = RunCollectorCallbackHandler()
+    _branch(conversation.router).invoke({"messages": MESSAGES}, {"callbacks": [runs]})
+    metadata = runs.traced_runs[0].child_runs[0].extra["metadata"]
+    assert metadata["semrouter_route"] == "flights"
+    assert metadata["semrouter_turns"] == [1, 3]
