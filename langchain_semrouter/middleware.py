@@ -16,8 +16,16 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tools import BaseTool
 
-from semrouter import ConfigurationError, Encoder, Route, RouteMatch, SemanticRouter
+from semrouter import (
+    ConfigurationError,
+    ConversationRouter,
+    Encoder,
+    Route,
+    RouteMatch,
+    SemanticRouter,
+)
 
+from ._conversation import conversation_turns
 from ._text import routed_text
 
 __all__ = ["SemRouterToolSelector", "SemRouterToolSelectorMiddleware", "tool_route"]
@@ -73,6 +81,9 @@ class SemRouterToolSelector:
         examples: extra example queries per tool name.
         min_score: drop tools scoring below it. By default, with ``max_tools`` the best
             ``max_tools`` are kept whatever their score; without it, the router's threshold.
+        conversation: rank the tools for a message list or agent state as a conversation
+            (:meth:`semrouter.ConversationRouter.shared`), so a follow-up keeps the tools of
+            the request it follows; ``False``: the last human message alone.
 
     Example:
         >>> from semrouter import FakeEncoder
@@ -100,6 +111,7 @@ class SemRouterToolSelector:
         always_include: Sequence[str] | None = None,
         examples: Mapping[str, Sequence[str]] | None = None,
         min_score: float | None = None,
+        conversation: bool = True,
     ) -> None:
         if max_tools is not None and max_tools < 0:
             raise ConfigurationError("max_tools must be >= 0")
@@ -117,6 +129,7 @@ class SemRouterToolSelector:
         self.always_include = list(always_include or [])
         self.examples = {name: list(items) for name, items in (examples or {}).items()}
         self.min_score = min_score
+        self.conversation = conversation
         self._lock = threading.Lock()
         self._indexed: dict[str, Route] = {route.name: route for route in self.router.routes}
 
@@ -130,6 +143,7 @@ class SemRouterToolSelector:
         max_tools: int | None = None,
         always_include: Sequence[str] | None = None,
         min_score: float | None = None,
+        conversation: bool = True,
         **router_options: Any,
     ) -> SemRouterToolSelector:
         """A selector whose router is built for ``tools`` up front.
@@ -148,6 +162,7 @@ class SemRouterToolSelector:
             always_include=always_include,
             examples=picked,
             min_score=min_score,
+            conversation=conversation,
         )
         selector._owns_router = True
         return selector
@@ -239,7 +254,7 @@ class SemRouterToolSelector:
         """The tools to offer for ``query`` (ordered as the class says).
 
         Args:
-            query: a str, a message list (the last human message is used) or an agent state.
+            query: a str, a message list or an agent state (a conversation, see the class).
             tools: ``BaseTool`` objects; provider tool dicts are passed through untouched.
 
         Returns:
@@ -253,7 +268,12 @@ class SemRouterToolSelector:
             return list(tools)
         self.index(candidates)
         limit, apply_threshold = self._limit()
-        ranked = self.router.top_routes(text, limit, apply_threshold=apply_threshold)
+        turns = conversation_turns(query) if self.conversation else None
+        if turns is not None:
+            conversation = ConversationRouter.shared(self.router)
+            ranked = conversation.top_routes(turns, limit, apply_threshold=apply_threshold)
+        else:
+            ranked = self.router.top_routes(text, limit, apply_threshold=apply_threshold)
         return self._keep(tools, candidates, ranked)
 
     async def aselect(self, query: Any, tools: Sequence[Any]) -> list[Any]:
@@ -266,7 +286,12 @@ class SemRouterToolSelector:
             return list(tools)
         await self.aindex(candidates)
         limit, apply_threshold = self._limit()
-        ranked = await self.router.atop_routes(text, limit, apply_threshold=apply_threshold)
+        turns = conversation_turns(query) if self.conversation else None
+        if turns is not None:
+            conversation = ConversationRouter.shared(self.router)
+            ranked = await conversation.atop_routes(turns, limit, apply_threshold=apply_threshold)
+        else:
+            ranked = await self.router.atop_routes(text, limit, apply_threshold=apply_threshold)
         return self._keep(tools, candidates, ranked)
 
     def as_runnable(self, tools: Sequence[Any]) -> Runnable[Any, list[Any]]:
@@ -302,6 +327,8 @@ class SemRouterToolSelectorMiddleware(AgentMiddleware):
         always_include: tool names always kept, not counted against ``max_tools``.
         examples: extra example queries per tool name.
         min_score: drop tools scoring below it.
+        conversation: select for the agent's messages as a conversation (see
+            :class:`SemRouterToolSelector`); ``False``: the last human message alone.
         selector: a ready :class:`SemRouterToolSelector` instead of the options above.
 
     Example:
@@ -324,6 +351,7 @@ class SemRouterToolSelectorMiddleware(AgentMiddleware):
         examples: Mapping[str, Sequence[str]] | None = None,
         min_score: float | None = None,
         selector: SemRouterToolSelector | None = None,
+        conversation: bool = True,
     ) -> None:
         super().__init__()
         if selector is None:
@@ -334,6 +362,7 @@ class SemRouterToolSelectorMiddleware(AgentMiddleware):
                 always_include=always_include,
                 examples=examples,
                 min_score=min_score,
+                conversation=conversation,
             )
         elif router is not None or encoder is not None:
             raise ConfigurationError("give either selector= or the selector's options")

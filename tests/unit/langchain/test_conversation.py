@@ -140,3 +140,52 @@ def test_branch_run_metadata_names_the_turns(conversation: ConversationRouter) -
     metadata = runs.traced_runs[0].child_runs[0].extra["metadata"]
     assert metadata["semrouter_route"] == "flights"
     assert metadata["semrouter_turns"] == [1, 3]
+
+
+def _lc_tools() -> list[Any]:
+    from langchain_core.tools import tool
+
+    @tool
+    def book_flight(city: str) -> str:
+        """Book a flight to paris, find flights to rome, cheap plane tickets."""
+        return "booked"
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Weather forecast for tomorrow, will it rain today, is it sunny."""
+        return "sunny"
+
+    return [book_flight, get_weather]
+
+
+def test_tool_selector_keeps_the_tools_of_the_request_a_follow_up_follows(
+    fake_encoder: FakeEncoder,
+) -> None:
+    from langchain_semrouter import SemRouterToolSelector
+
+    tools = _lc_tools()
+    state = {
+        "messages": [
+            HumanMessage("book a flight to paris"),
+            AIMessage("Which day?"),
+            HumanMessage("tomorrow instead"),
+        ]
+    }
+    with_conversation = SemRouterToolSelector.from_tools(
+        tools, encoder=fake_encoder, max_tools=1, threshold=0.3
+    )
+    alone = SemRouterToolSelector.from_tools(
+        tools, encoder=FakeEncoder(), max_tools=1, threshold=0.3, conversation=False
+    )
+    try:
+        assert [t.name for t in alone.select(state, tools)] == ["get_weather"]
+        assert [t.name for t in with_conversation.select(state, tools)] == ["book_flight"]
+        picked = asyncio.run(with_conversation.aselect(state["messages"], tools))
+        assert [t.name for t in picked] == ["book_flight"]
+        # A plain str is one text, as before.
+        assert [t.name for t in with_conversation.select("tomorrow instead", tools)] == [
+            "get_weather"
+        ]
+    finally:
+        with_conversation.close()
+        alone.close()
