@@ -21,8 +21,17 @@ from langchain_core.decisions import (
 )
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from semrouter import ConfigurationError, Encoder, QueryTypeError, Route, SemanticRouter
+from semrouter import (
+    ConfigurationError,
+    ConversationRouter,
+    Encoder,
+    QueryTypeError,
+    Route,
+    RouteMatch,
+    SemanticRouter,
+)
 
+from ._conversation import conversation_turns
 from ._text import routed_text
 
 __all__ = ["SemRouterDecisionModel"]
@@ -37,8 +46,11 @@ class SemRouterDecisionModel(BaseDecisionModel):
     decision model). Each label is a route: the route of that name in ``router`` when the
     router holds every label of the question, otherwise a route built from the label's
     criteria text (plus ``examples``), indexed once per distinct question and reused. The
-    text compared is the state itself, the last human message of messages, or the state as
-    JSON. A question's ``instructions`` are not read: no model reads them.
+    text compared is the state itself, the conversation of a message list or a
+    ``{"messages": ...}`` state (:meth:`semrouter.ConversationRouter.shared`: a follow-up is
+    answered as the request it follows; ``conversation=False`` compares the last human
+    message alone), or the state as JSON. A question's ``instructions`` are not read: no model
+    reads them.
 
     The answer's ``probabilities`` are a softmax of the route scores at ``temperature``;
     ``confidence`` is the chosen label's probability. ``Noul`` and ``Box`` questions raise
@@ -50,6 +62,7 @@ class SemRouterDecisionModel(BaseDecisionModel):
             else :class:`~semrouter.LocalEncoder`).
         examples: extra example utterances per label.
         temperature: softmax temperature over cosine scores.
+        conversation: compare message lists and ``{"messages": ...}`` states as conversations.
 
     Example:
         >>> from langchain_core.decisions import Choice
@@ -71,6 +84,7 @@ class SemRouterDecisionModel(BaseDecisionModel):
     encoder: Any = None
     examples: dict[str, list[str]] = Field(default_factory=dict)
     temperature: float = Field(default=0.05, gt=0.0)
+    conversation: bool = True
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -160,25 +174,39 @@ class SemRouterDecisionModel(BaseDecisionModel):
     # -- answering -------------------------------------------------------------------------------
     def _classify(self, state: State, questions: dict[str, Question]) -> ClassifierResponse:
         text = _state_text(state)
+        turns = _state_turns(state) if self.conversation else None
         answers: dict[str, Any] = {}
         for qid, question in questions.items():
             labels = self._labels(question)
             router = self._own_router(labels)
             if router is None:
                 router = self._built_router(labels)
-            matches = router.top_routes(text, max(len(router), 1), apply_threshold=False)
+            limit = max(len(router), 1)
+            matches: list[RouteMatch]
+            if turns is not None:
+                conversation = ConversationRouter.shared(router)
+                matches = conversation.top_routes(turns, limit, apply_threshold=False)
+            else:
+                matches = router.top_routes(text, limit, apply_threshold=False)
             answers[qid] = self._answer(question, labels, {m.name or "": m.score for m in matches})
         return ClassifierResponse(model=self.model, answers=answers)
 
     async def _aclassify(self, state: State, questions: dict[str, Question]) -> ClassifierResponse:
         text = _state_text(state)
+        turns = _state_turns(state) if self.conversation else None
         answers: dict[str, Any] = {}
         for qid, question in questions.items():
             labels = self._labels(question)
             router = self._own_router(labels)
             if router is None:
                 router = await asyncio.to_thread(self._built_router, labels)
-            matches = await router.atop_routes(text, max(len(router), 1), apply_threshold=False)
+            limit = max(len(router), 1)
+            matches: list[RouteMatch]
+            if turns is not None:
+                conversation = ConversationRouter.shared(router)
+                matches = await conversation.atop_routes(turns, limit, apply_threshold=False)
+            else:
+                matches = await router.atop_routes(text, limit, apply_threshold=False)
             answers[qid] = self._answer(question, labels, {m.name or "": m.score for m in matches})
         return ClassifierResponse(model=self.model, answers=answers)
 
@@ -213,6 +241,17 @@ def _utterances(label: str, criteria: Any) -> list[str]:
     if criteria is None:
         return [label.replace("_", " ")]
     return [json.dumps(criteria, sort_keys=True, default=str)]
+
+
+def _state_turns(state: State) -> list[tuple[str, str]] | None:
+    """The conversation of a message list or ``{"messages": ...}`` state with a user turn."""
+    try:
+        turns = conversation_turns(state)
+    except QueryTypeError:
+        return None
+    if turns is None or not any(role == "user" and text.strip() for role, text in turns):
+        return None
+    return turns
 
 
 def _state_text(state: State) -> str:

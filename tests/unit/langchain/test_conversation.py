@@ -189,3 +189,32 @@ def test_tool_selector_keeps_the_tools_of_the_request_a_follow_up_follows(
     finally:
         with_conversation.close()
         alone.close()
+
+
+def test_decision_model_answers_a_follow_up_as_the_request_it_follows(
+    fake_encoder: FakeEncoder,
+) -> None:
+    from langchain_core.decisions import Choice
+
+    from langchain_semrouter import SemRouterDecisionModel
+
+    question = Choice(
+        instructions="Which desk?",
+        criteria={
+            "flights": "book a flight to paris, find flights to rome, cheap plane tickets",
+            "weather": "weather forecast for tomorrow, will it rain today, is it sunny",
+        },
+    )
+    state = {
+        "messages": [
+            HumanMessage("book a flight to paris"),
+            AIMessage("Which day?"),
+            HumanMessage("tomorrow instead"),
+        ]
+    }
+    with_conversation = SemRouterDecisionModel(encoder=fake_encoder)
+    alone = SemRouterDecisionModel(encoder=FakeEncoder(), conversation=False)
+    ask = {"state": state, "questions": {"desk": question}}
+    assert alone.invoke(ask).choices["desk"].choice == "weather"
+    assert with_conversation.invoke(ask).choices["desk"].choice == "flights"
+    assert asyncio.run(with_conversation.ainvoke(ask)).choices["desk"].choice == "flights"

@@ -47,7 +47,8 @@ def test_question_routers_are_built_once(fake_encoder: FakeEncoder) -> None:
     state = [HumanMessage("first"), AIMessage("ok"), HumanMessage("refund my invoice")]
     answer = model.invoke({"state": state, "questions": {"team": TEAM}}).choices["team"]
     assert answer.choice == "billing"
-    assert fake_encoder.encoded_texts == 1
+    # Nothing of the question's router re-encoded: only the conversation's two user turns.
+    assert fake_encoder.encoded_texts == 2
 
 
 def test_router_backed(make_router: Any) -> None:
