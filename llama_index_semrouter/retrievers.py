@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -18,6 +18,7 @@ from llama_index.core.tools.types import BaseTool
 
 from semrouter import (
     ConfigurationError,
+    ConversationRouter,
     Encoder,
     Route,
     RouteMatch,
@@ -25,7 +26,11 @@ from semrouter import (
     SyncReport,
 )
 
+from ._conversation import chat_turns
 from ._utils import build_router, check_thresholds, check_utterances, route_for
+
+if TYPE_CHECKING:
+    from llama_index.core.memory import BaseMemory
 
 __all__ = ["SemRouterToolRetriever", "tool_node_id", "tool_routes"]
 
@@ -60,6 +65,11 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
         apply_threshold: drop tools below their threshold.
         thresholds: per-tool score thresholds.
         include_descriptions: use each tool's description as one of its utterances.
+        memory: the agent's chat memory (give the agent the same one, e.g.
+            ``agent.run(msg, memory=memory)``): the message is then routed with the chat as a
+            conversation (:meth:`semrouter.ConversationRouter.shared`), so a follow-up keeps
+            the tools of the request it follows. Agents pass the retriever the current
+            message alone; without ``memory`` that is all that is routed.
         node_postprocessors: LlamaIndex postprocessors applied to the retrieved nodes.
 
     Example:
@@ -90,6 +100,7 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
         thresholds: Mapping[str, float] | None = None,
         include_descriptions: bool = True,
         node_postprocessors: list[BaseNodePostprocessor] | None = None,
+        memory: BaseMemory | None = None,
     ) -> None:
         if not isinstance(router, SemanticRouter):
             raise ConfigurationError("router must be a semrouter.SemanticRouter")
@@ -103,7 +114,7 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
         self._owns_router = False
         mapping = _ToolNodeMapping()
         retriever = _RouteNodeRetriever(
-            router, mapping, top_k=top_k, apply_threshold=apply_threshold
+            router, mapping, top_k=top_k, apply_threshold=apply_threshold, memory=memory
         )
         super().__init__(retriever, mapping, node_postprocessors=node_postprocessors)
         self._routes = retriever
@@ -120,6 +131,7 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
         thresholds: Mapping[str, float] | None = None,
         include_descriptions: bool = True,
         node_postprocessors: list[BaseNodePostprocessor] | None = None,
+        memory: BaseMemory | None = None,
         encoder: Encoder | BaseEmbedding | None = None,
         threshold: float | None = None,
         path: str | Path | None = None,
@@ -140,6 +152,7 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
             thresholds: see the class.
             include_descriptions: see the class.
             node_postprocessors: see the class.
+            memory: see the class.
             encoder: a semrouter ``Encoder`` or any LlamaIndex ``BaseEmbedding`` (default:
                 the offline ``LocalEncoder``).
             threshold: the score a tool needs when ``thresholds`` sets none for it.
@@ -176,6 +189,7 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
                 thresholds=thresholds,
                 include_descriptions=include_descriptions,
                 node_postprocessors=node_postprocessors,
+                memory=memory,
             )
         except BaseException:
             router.close()
@@ -324,12 +338,14 @@ class _RouteNodeRetriever(BaseRetriever):
         *,
         top_k: int,
         apply_threshold: bool,
+        memory: BaseMemory | None = None,
     ) -> None:
         super().__init__()
         self.router = router
         self.mapping = mapping
         self.top_k = top_k
         self.apply_threshold = apply_threshold
+        self.memory = memory
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         text = query_bundle.query_str.strip()
@@ -338,7 +354,14 @@ class _RouteNodeRetriever(BaseRetriever):
         named = self._by_name(text)
         if named is not None:
             return named
-        matches = self.router.top_routes(text, self.top_k, apply_threshold=self.apply_threshold)
+        if self.memory is not None:
+            turns = chat_turns(self.memory.get(), query_bundle.query_str)
+            conversation = ConversationRouter.shared(self.router)
+            matches = conversation.top_routes(
+                turns, self.top_k, apply_threshold=self.apply_threshold
+            )
+        else:
+            matches = self.router.top_routes(text, self.top_k, apply_threshold=self.apply_threshold)
         return self._nodes(matches)
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
@@ -348,9 +371,16 @@ class _RouteNodeRetriever(BaseRetriever):
         named = self._by_name(text)
         if named is not None:
             return named
-        matches = await self.router.atop_routes(
-            text, self.top_k, apply_threshold=self.apply_threshold
-        )
+        if self.memory is not None:
+            turns = chat_turns(await self.memory.aget(), query_bundle.query_str)
+            conversation = ConversationRouter.shared(self.router)
+            matches = await conversation.atop_routes(
+                turns, self.top_k, apply_threshold=self.apply_threshold
+            )
+        else:
+            matches = await self.router.atop_routes(
+                text, self.top_k, apply_threshold=self.apply_threshold
+            )
         return self._nodes(matches)
 
     def _by_name(self, text: str) -> list[NodeWithScore] | None:

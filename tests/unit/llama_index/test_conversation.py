@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from llama_index.core.base.llms.types import ImageBlock, TextBlock
@@ -82,3 +83,45 @@ def test_follow_up_routes_with_the_history(
 def test_switch_and_out_of_scope(conversation: ConversationRouter) -> None:
     assert chat_route(conversation, HISTORY, "will it rain today or is it sunny").name == "weather"
     assert chat_route(conversation, HISTORY, "who painted the mona lisa").name is None
+
+
+# -- wired into the tool retriever ----------------------------------------------------------------
+def _tools() -> list[Any]:
+    from llama_index.core.tools import FunctionTool
+
+    def book_flight(city: str) -> str:
+        """Book a flight to paris or find flights to rome; cheap plane tickets."""
+        return "booked"
+
+    def get_weather(city: str) -> str:
+        """Weather forecast for tomorrow: will it rain today, is it sunny."""
+        return "sunny"
+
+    return [FunctionTool.from_defaults(book_flight), FunctionTool.from_defaults(get_weather)]
+
+
+def test_tool_retriever_reads_the_chat_memory(fake_encoder: FakeEncoder) -> None:
+    from llama_index.core.memory import Memory
+
+    from llama_index_semrouter import SemRouterToolRetriever
+
+    memory = Memory.from_defaults(session_id="conversation-test")
+    memory.put(ChatMessage(role="user", content="book a flight to paris"))
+    memory.put(ChatMessage(role="assistant", content="Which day? Will it rain today?"))
+    memory.put(ChatMessage(role="user", content=FOLLOW_UP))
+    with_memory = SemRouterToolRetriever.from_defaults(
+        _tools(), encoder=fake_encoder, threshold=0.3, memory=memory, top_k=1
+    )
+    alone = SemRouterToolRetriever.from_defaults(
+        _tools(), encoder=FakeEncoder(), threshold=0.3, top_k=1
+    )
+    try:
+        assert alone.retrieve(FOLLOW_UP) == []
+        assert [t.metadata.name for t in with_memory.retrieve(FOLLOW_UP)] == ["book_flight"]
+        picked = asyncio.run(with_memory.aretrieve(FOLLOW_UP))
+        assert [t.metadata.name for t in picked] == ["book_flight"]
+        # A tool looked up by name still skips routing.
+        assert [t.metadata.name for t in with_memory.retrieve("get_weather")] == ["get_weather"]
+    finally:
+        with_memory.close()
+        alone.close()
