@@ -82,7 +82,8 @@ def pct(values: list[float], q: float) -> float:
 def _worker(folder: str, seconds: float, rate: float, out: Any, start_at: float) -> None:
     from semrouter import LocalEncoder
 
-    encoder = LocalEncoder.shared()
+    # Many processes on few cores: one ONNX thread each (two each oversubscribe the cores).
+    encoder = LocalEncoder(threads=1)
     errors, latencies = 0, []
     seen: dict[str, float] = {}
     router = SemanticRouter.open(path=folder, encoder=encoder, refresh_interval=1.0)
@@ -119,7 +120,7 @@ def _worker(folder: str, seconds: float, rate: float, out: Any, start_at: float)
 def bench_processes(workers: int, seconds: float, rate: float) -> dict[str, Any]:
     from semrouter import LocalEncoder
 
-    encoder = LocalEncoder.shared()
+    encoder = LocalEncoder(threads=1)  # as the workers: the same encoder setting alone
     with tempfile.TemporaryDirectory(prefix="semrouter-deploy-") as folder:
         writer = SemanticRouter(ROUTES, encoder=encoder, path=folder)
         alone = []
