@@ -153,8 +153,10 @@ class SemRouterToolSelector:
         """
         picked = {name: list(items) for name, items in (examples or {}).items()}
         routes = [tool_route(t, picked.get(t.name, ())) for t in _base_tools(tools)]
+        # The collection holds this tool set: tools dropped since an earlier run go with it.
+        options = {"sync": "replace", **router_options}
         router = SemanticRouter(
-            routes, encoder=encoder if encoder is not None else _default_encoder(), **router_options
+            routes, encoder=encoder if encoder is not None else _default_encoder(), **options
         )
         selector = cls(
             router,

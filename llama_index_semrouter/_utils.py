@@ -37,13 +37,14 @@ def build_router(
 ) -> SemanticRouter:
     """A router that opens its collection with ``routes`` declared.
 
-    The routes are declared up front because a router diffs the collection against its routes
-    when it opens: opened with none, it would delete the vectors persisted by an earlier run.
+    The routes are declared up front and replace what an earlier run stored
+    (``sync="replace"``): the collection belongs to this component.
     Routes are scored by their best utterance (``aggregation="max"``) unless told otherwise: a
     choice has a long description and a few short examples, and a mean over such different
     texts would hide an exact example match.
     """
-    settings = {"aggregation": "max", **options}
+    # The collection holds this component's routes: ones dropped since an earlier run go.
+    settings = {"aggregation": "max", "sync": "replace", **options}
     return SemanticRouter(
         routes,
         encoder=as_encoder(encoder) if encoder is not None else default_encoder(),
