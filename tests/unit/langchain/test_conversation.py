@@ -194,6 +194,7 @@ def test_tool_selector_keeps_the_tools_of_the_request_a_follow_up_follows(
 def test_decision_model_answers_a_follow_up_as_the_request_it_follows(
     fake_encoder: FakeEncoder,
 ) -> None:
+    pytest.importorskip("langchain_core.decisions", reason="langchain-core < 1.8 (lowest pins)")
     from langchain_core.decisions import Choice
 
     from langchain_semrouter import SemRouterDecisionModel
