@@ -29,6 +29,7 @@ never deletes another process's routes. A collection written before route sets w
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def read_route_set(store: Store, tenant: str) -> StoredRouteSet | None:
     if not isinstance(found, dict):
         return None
     try:
-        routes = tuple(Route.from_dict(dict(r)) for r in found.get("routes", []))
+        routes = tuple(_route(r) for r in found.get("routes", []))
         raw = found.get("calibration")
         calibration = Calibration.model_validate(raw) if raw is not None else None
         raw = found.get("learned")
@@ -106,6 +107,25 @@ def read_route_set(store: Store, tenant: str) -> StoredRouteSet | None:
     return StoredRouteSet(
         routes, calibration, int(found.get("revision", 0)), str(found.get("digest", "")), learned
     )
+
+
+_PARSED: dict[str, Route] = {}  # route document entry (as JSON) -> validated Route
+_PARSED_LIMIT = 4096
+
+
+def _route(data: Any) -> Route:
+    """A stored route, validated once per distinct content: a refresh after one changed route
+    re-validates that route only (validation is most of reading a big route set)."""
+    if not isinstance(data, dict):
+        return Route.from_dict(data)
+    key = json.dumps(data, sort_keys=True, ensure_ascii=False)
+    route = _PARSED.get(key)
+    if route is None:
+        route = Route.from_dict(dict(data))
+        if len(_PARSED) >= _PARSED_LIMIT:
+            _PARSED.clear()
+        _PARSED[key] = route
+    return route
 
 
 def write_route_set(
