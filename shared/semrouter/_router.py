@@ -325,21 +325,25 @@ class SemanticRouter:
         try:
             index = self._open_index()
             previous = state.learned.training if state.learned is not None else None
+            options = state.options
+            vectors = index.vectors_of(state.snapshot)  # read once for the head and threshold
+            rows = state.snapshot.row_route
+            own = own_route_scores(
+                vectors,
+                rows,
+                len(state.names),
+                top_k=options.top_k,
+                aggregation=options.aggregation,
+            )
             training = self_train(
-                index.vectors_of(state.snapshot),
-                state.snapshot.row_route,
+                vectors,
+                rows,
                 state.names,
-                top_k=state.options.top_k,
-                aggregation=state.options.aggregation,
+                top_k=options.top_k,
+                aggregation=options.aggregation,
                 previous=previous,
                 fingerprint=self.encoder.fingerprint,
-            )
-            own = own_route_scores(
-                index.vectors_of(state.snapshot),
-                state.snapshot.row_route,
-                len(state.names),
-                top_k=state.options.top_k,
-                aggregation=state.options.aggregation,
+                own=own,
             )
             typical = float(np.nanmedian(own)) if np.isfinite(own).any() else 0.0
             learned = Learned(state.digest, training, typical)

@@ -280,6 +280,7 @@ def self_train(
     reject_share: float = DEFAULT_REJECT_SHARE,
     previous: SelfTraining | None = None,
     fingerprint: str | None = None,
+    own: FloatArray | None = None,
 ) -> SelfTraining:
     """Head and threshold for one route set: what the scorer runs at sync time.
 
@@ -296,9 +297,10 @@ def self_train(
         previous=None if previous is None else previous.head,
         fingerprint=fingerprint,
     )
-    own = own_route_scores(
-        vectors, route_of_row, len(route_names), top_k=top_k, aggregation=aggregation
-    )
+    if own is None:  # a caller that needs them too passes them in (computed once)
+        own = own_route_scores(
+            vectors, route_of_row, len(route_names), top_k=top_k, aggregation=aggregation
+        )
     return SelfTraining(
         head=head,
         threshold=abstention_threshold(own, reject_share=reject_share),
