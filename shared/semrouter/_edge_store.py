@@ -30,6 +30,7 @@ from ._exceptions import (
     RouterLockedError,
     StoreDamagedError,
 )
+from ._lexical import SPARSE_NAME, sparse_document, sparse_query
 from ._stores import (
     _SCROLL_PAGE,
     _WRITE_BATCH,
@@ -98,6 +99,7 @@ class EdgeStore(Store):
         self.target = str(self._dir) if path is not None else ":memory:"
         self._shard: Any = None
         self._indexed = False
+        self._lexical: bool | None = None  # whether the shard has sparse vectors
         self._lock = WriterLock(self._dir / files.LOCK_FILE)
         self._mirror: mirror.Mirror | None = None
         self._reader: SnapshotReader | None = None
@@ -323,11 +325,14 @@ class EdgeStore(Store):
             self._mirror = {}
         config = edge.EdgeConfig(
             vectors=edge.EdgeVectorParams(size=dimension, distance=edge.Distance.Cosine),
+            # BM25 per utterance for hybrid routing; the shard applies the IDF
+            sparse_vectors={SPARSE_NAME: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)},
             # a temporary collection needs no write-ahead log: nothing outlives the process
             wal_enabled=self.persistent,
         )
         with self._errors("create the collection"):
             self._shard = edge.EdgeShard.create(str(self._dir), config)
+            self._lexical = True
             self._shard.update(
                 edge.UpdateOperation.create_field_index("route", edge.PayloadSchemaType.Keyword)
             )
@@ -384,7 +389,7 @@ class EdgeStore(Store):
             stop = start + _WRITE_BATCH
             self._before_write(int(vectors[start:stop].nbytes) + 1024 * len(ids[start:stop]))
             points = [
-                edge.Point(id=point_id, vector=vector.tolist(), payload=payload)
+                edge.Point(id=point_id, vector=self._vectors(vector, payload), payload=payload)
                 for point_id, vector, payload in zip(
                     ids[start:stop], vectors[start:stop], payloads[start:stop]
                 )
@@ -397,6 +402,29 @@ class EdgeStore(Store):
                 ):
                     self._mirror[point_id] = (payload, np.array(vector, dtype=np.float32))
         self._indexed = False
+
+    def _vectors(self, vector: np.ndarray, payload: dict[str, Any]) -> Any:
+        """A point's vectors: the dense one, and BM25 when it is an utterance and the shard
+        has sparse vectors (shards made before hybrid routing have none)."""
+        utterance = payload.get("utterance")
+        if not isinstance(utterance, str) or not self._has_lexical():
+            return vector.tolist()
+        indices, values = sparse_document(utterance)
+        return {"": vector.tolist(), SPARSE_NAME: self._edge.SparseVector(indices, values)}
+
+    def _has_lexical(self) -> bool:
+        """Whether the shard has the sparse vector (asked once: a query on it fails if not)."""
+        if self._lexical is None:
+            edge = self._edge
+            probe = edge.QueryRequest(
+                limit=1, query=edge.Query.Nearest(edge.SparseVector([0], [1.0]), using=SPARSE_NAME)
+            )
+            try:
+                self._shard.query(probe)
+                self._lexical = True
+            except Exception:
+                self._lexical = False
+        return self._lexical
 
     def delete(self, ids: Sequence[str]) -> None:
         if self._reader is not None:
@@ -503,6 +531,19 @@ class EdgeStore(Store):
             results = self._shard.query_batch(edge.QueryBatchRequest(requests))
         return [[(str(p.id), float(p.score)) for p in result] for result in results]
 
+    def lexical_search(self, texts: Sequence[str], limit: int) -> list[list[Hit]] | None:
+        if self._reader is not None or self._shard is None or not self._has_lexical():
+            return None  # a reader serves a snapshot file: the router scores in-process
+        edge = self._edge
+        requests = []
+        for text in texts:
+            indices, values = sparse_query(text)
+            query = edge.Query.Nearest(edge.SparseVector(indices, values), using=SPARSE_NAME)
+            requests.append(edge.QueryRequest(query=query, limit=limit))
+        with self._errors("search"):
+            results = self._shard.query_batch(edge.QueryBatchRequest(requests))
+        return [[(str(p.id), float(p.score)) for p in result] for result in results]
+
     def close(self) -> None:
         self._close_shard()
         self._lock.release()
@@ -511,6 +552,7 @@ class EdgeStore(Store):
             self._cleanup()
 
     def _close_shard(self) -> None:
+        self._lexical = None
         if self._shard is not None:
             shard, self._shard = self._shard, None
             with self._errors("close the collection"):

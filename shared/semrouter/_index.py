@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._exceptions import IndexMismatchError
+from ._lexical import route_maxima
 from ._options import RouterOptions
 from ._routes import Route
 from ._routeset import Calibration, Learned, Snapshot
@@ -309,6 +310,31 @@ class RouteIndex:
             return exact_search(snapshot.vectors, vectors, candidates, snapshot.pruning)
         return _from_hits(snapshot, await self.store.asearch(vectors, candidates))
 
+    def lexical(self, snapshot: Snapshot, texts: list[str], routes: int) -> npt.NDArray[np.float64]:
+        """Each route's lexical (BM25) score for each text, ``(len(texts), routes)``: from the
+        collection's sparse vectors when the search runs in Qdrant and the collection has them,
+        else computed in-process over the snapshot's utterances (same formula)."""
+        if snapshot.vectors is None:
+            hits = self.store.lexical_search(texts, self._lexical_limit(snapshot))
+            if hits is not None:
+                return _route_lexical(snapshot, hits, routes)
+        return route_maxima(snapshot.lexical.scores(texts), snapshot.row_route, routes)
+
+    async def alexical(
+        self, snapshot: Snapshot, texts: list[str], routes: int
+    ) -> npt.NDArray[np.float64]:
+        """Asynchronous :meth:`lexical`."""
+        if snapshot.vectors is None:
+            hits = await self.store.alexical_search(texts, self._lexical_limit(snapshot))
+            if hits is not None:
+                return _route_lexical(snapshot, hits, routes)
+        return route_maxima(snapshot.lexical.scores(texts), snapshot.row_route, routes)
+
+    @staticmethod
+    def _lexical_limit(snapshot: Snapshot) -> int:
+        # enough hits for each route's best one to be among them, most of the time
+        return min(snapshot.size + 1, max(64, 4 * len(snapshot.route_sizes)))
+
     def vectors_of(self, snapshot: Snapshot) -> npt.NDArray[np.float32]:
         """Every row's vector, in row order (from memory, or read back from Qdrant)."""
         if snapshot.vectors is not None:
@@ -360,6 +386,21 @@ def _from_hits(snapshot: Snapshot, hits: list[list[Hit]]) -> Candidates:
             rows[i, : len(known)] = [row for row, _ in known]
             scores[i, : len(known)] = [score for _, score in known]
     return Candidates(rows, scores, exhaustive=False)
+
+
+def _route_lexical(
+    snapshot: Snapshot, hits: list[list[Hit]], routes: int
+) -> npt.NDArray[np.float64]:
+    """Each route's best lexical hit per query (0 where none came back)."""
+    out = np.zeros((len(hits), routes))
+    rows_of, row_route = snapshot.id_to_row, snapshot.row_route
+    for i, result in enumerate(hits):
+        for pid, score in result:
+            row = rows_of.get(pid)
+            if row is not None:
+                route = row_route[row]
+                out[i, route] = max(out[i, route], score)
+    return out
 
 
 def _is_ours(

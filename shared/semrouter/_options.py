@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._exceptions import ConfigurationError
 
-__all__ = ["Aggregation", "RouterOptions", "SearchMode"]
+__all__ = ["Aggregation", "Hybrid", "RouterOptions", "SearchMode"]
 
 Aggregation = Literal["mean", "max"]
 SearchMode = Literal["auto", "exact", "qdrant"]
+Hybrid = Literal["off", "dbsf", "rrf"]
 
 
 class RouterOptions(BaseModel):
@@ -38,6 +39,13 @@ class RouterOptions(BaseModel):
             the routes and an abstention threshold that adapts to the route set
             (``_selftrain.py``). Trained when the routes change (in the background above
             2,000 utterances) and stored with them.
+        hybrid: fuse a lexical (BM25) ranking of the routes with the dense one: ``"off"``
+            (default), ``"dbsf"`` or ``"rrf"`` (Qdrant's fusion formulas, applied per route;
+            see ``_lexical.py``). It helps where words matter more than meaning (product codes,
+            error codes, names) and on BANKING77; it costs accuracy on CLINC150
+            (benchmarks/results/hybrid.txt). Needs the query texts: ``route_vectors`` and
+            friends take them as ``texts=``.
+        hybrid_weight: the lexical ranking's weight in the fusion (the dense one weighs 1).
 
     Example:
         >>> from semrouter import RouterOptions
@@ -54,12 +62,16 @@ class RouterOptions(BaseModel):
     search: SearchMode = "auto"
     exact_limit: int = Field(default=20_000, ge=0, le=10_000_000)
     learn: bool = True
+    hybrid: Hybrid = "off"
+    hybrid_weight: float = Field(default=0.5, gt=0.0, le=10.0, allow_inf_nan=False)
 
     @classmethod
     def build(cls, **values: Any) -> RouterOptions:
         """Validated options; a clear :class:`~semrouter.ConfigurationError` otherwise."""
-        if isinstance(values.get("threshold"), int) and not isinstance(values["threshold"], bool):
-            values["threshold"] = float(values["threshold"])  # 0 and -1 are fine thresholds
+        for name in ("threshold", "hybrid_weight"):
+            value = values.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                values[name] = float(value)  # 0, -1 and 1 are fine values
         try:
             return cls(**values)
         except ValidationError as exc:

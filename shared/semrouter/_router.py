@@ -34,7 +34,7 @@ from ._exceptions import (
 from ._fitting import FitSettings, FitSource, Progress
 from ._index import RouteIndex, RouteSetRecord, SyncReport
 from ._location import QdrantLocation
-from ._options import Aggregation, RouterOptions, SearchMode
+from ._options import Aggregation, Hybrid, RouterOptions, SearchMode
 from ._routes import Route, RouteMatch, check_text, validate_routes
 from ._routeset import (
     Calibration,
@@ -55,7 +55,7 @@ from ._routestore import (
     read_route_set,
     route_set_ids,
 )
-from ._scorer import decide, route_scores, route_similarities
+from ._scorer import Candidates, decide, hybrid_rank, route_scores, route_similarities
 from ._selftrain import own_route_scores, self_train
 from ._stores import Store
 from .encoders import Encoder, Vectors
@@ -104,7 +104,7 @@ class SemanticRouter:
         collection: the collection name.
         options: a :class:`~semrouter.RouterOptions`; or its fields one by one (``threshold``,
             ``aggregation``, ``top_k``, ``candidates``, ``search``, ``exact_limit``,
-            ``learn``).
+            ``learn``, ``hybrid``, ``hybrid_weight``).
         rebuild: replace a collection made by another encoder instead of raising
             :class:`~semrouter.IndexMismatchError`.
         calibration: a :class:`Calibration` from :meth:`fit` (as saved in a config file).
@@ -145,6 +145,8 @@ class SemanticRouter:
         search: SearchMode = _UNSET,
         exact_limit: int = _UNSET,
         learn: bool = _UNSET,
+        hybrid: Hybrid = _UNSET,
+        hybrid_weight: float = _UNSET,
         rebuild: bool = False,
         calibration: Calibration | dict[str, Any] | None = None,
         sync: SyncPolicy = "merge",
@@ -180,11 +182,12 @@ class SemanticRouter:
             search=search,
             exact_limit=exact_limit,
             learn=learn,
+            hybrid=hybrid,
+            hybrid_weight=hybrid_weight,
         )
         if not isinstance(collection, str) or not _COLLECTION_NAME.match(collection):
             raise ConfigurationError(
-                f"collection name {collection!r} must be letters, digits, '_', '-' or '.' "
-                "(max 128)"
+                f"collection name {collection!r} must be letters, digits, '_', '-' or '.' (max 128)"
             )
         self.collection = collection
         if location is None:
@@ -593,6 +596,7 @@ class SemanticRouter:
 
     def remove(self, name: str) -> SyncReport:
         """Remove a route; once this returns, routing never answers ``name``."""
+
         def remove(current: list[Route]) -> list[Route]:
             if not any(r.name == name for r in current):
                 raise RouteNotFoundError(f"no route named {name!r}")
@@ -644,13 +648,13 @@ class SemanticRouter:
         """Route many texts with one encoder batch and one batched index query."""
         items = self._check(texts)
         vectors = self.encoder.encode(items) if items else _no_vectors(self.encoder)
-        return [m[0] for m in self._run(vectors, 1, True, True)]
+        return [m[0] for m in self._run(vectors, 1, True, True, items)]
 
     async def aroute_many(self, texts: Sequence[str]) -> list[RouteMatch]:
         """Asynchronous :meth:`route_many`."""
         items = self._check(texts)
         vectors = await self.encoder.aencode(items) if items else _no_vectors(self.encoder)
-        return [m[0] for m in await self._arun(vectors, 1, True, True)]
+        return [m[0] for m in await self._arun(vectors, 1, True, True, items)]
 
     def top_routes(
         self, text: str, limit: int = 3, *, apply_threshold: bool = True
@@ -669,7 +673,7 @@ class SemanticRouter:
         _check_limit(limit)
         items = self._check(texts)
         vectors = self.encoder.encode(items) if items else _no_vectors(self.encoder)
-        return self._run(vectors, limit, apply_threshold, False)
+        return self._run(vectors, limit, apply_threshold, False, items)
 
     async def atop_routes(
         self, text: str, limit: int = 3, *, apply_threshold: bool = True
@@ -684,66 +688,115 @@ class SemanticRouter:
         _check_limit(limit)
         items = self._check(texts)
         vectors = await self.encoder.aencode(items) if items else _no_vectors(self.encoder)
-        return await self._arun(vectors, limit, apply_threshold, False)
+        return await self._arun(vectors, limit, apply_threshold, False, items)
 
-    def route_vectors(self, vectors: Vectors) -> list[RouteMatch]:
+    def route_vectors(
+        self, vectors: Vectors, *, texts: Sequence[str] | None = None
+    ) -> list[RouteMatch]:
         """Route already-encoded queries (rows of ``encoder.encode(...)``); nothing is encoded.
 
         The seam for callers that keep query vectors (conversations, benchmarks, fitting).
+        ``texts`` (the queries themselves) are needed by hybrid routing only; without them a
+        hybrid router ranks by the dense side alone.
         """
-        return [m[0] for m in self._run(_query_matrix(vectors, self.encoder), 1, True, True)]
+        matrix, items = self._vector_query(vectors, texts)
+        return [m[0] for m in self._run(matrix, 1, True, True, items)]
 
-    async def aroute_vectors(self, vectors: Vectors) -> list[RouteMatch]:
+    async def aroute_vectors(
+        self, vectors: Vectors, *, texts: Sequence[str] | None = None
+    ) -> list[RouteMatch]:
         """Asynchronous :meth:`route_vectors` (awaits Qdrant when the search runs there)."""
-        matrix = _query_matrix(vectors, self.encoder)
-        return [m[0] for m in await self._arun(matrix, 1, True, True)]
+        matrix, items = self._vector_query(vectors, texts)
+        return [m[0] for m in await self._arun(matrix, 1, True, True, items)]
 
     def top_routes_vectors(
-        self, vectors: Vectors, limit: int = 3, *, apply_threshold: bool = True
+        self,
+        vectors: Vectors,
+        limit: int = 3,
+        *,
+        apply_threshold: bool = True,
+        texts: Sequence[str] | None = None,
     ) -> list[list[RouteMatch]]:
-        """:meth:`top_routes_many` for already-encoded queries."""
+        """:meth:`top_routes_many` for already-encoded queries (``texts``: see
+        :meth:`route_vectors`)."""
         _check_limit(limit)
-        return self._run(_query_matrix(vectors, self.encoder), limit, apply_threshold, False)
+        matrix, items = self._vector_query(vectors, texts)
+        return self._run(matrix, limit, apply_threshold, False, items)
 
     async def atop_routes_vectors(
-        self, vectors: Vectors, limit: int = 3, *, apply_threshold: bool = True
+        self,
+        vectors: Vectors,
+        limit: int = 3,
+        *,
+        apply_threshold: bool = True,
+        texts: Sequence[str] | None = None,
     ) -> list[list[RouteMatch]]:
         """Asynchronous :meth:`top_routes_vectors`."""
         _check_limit(limit)
+        matrix, items = self._vector_query(vectors, texts)
+        return await self._arun(matrix, limit, apply_threshold, False, items)
+
+    def _vector_query(
+        self, vectors: Vectors, texts: Sequence[str] | None
+    ) -> tuple[Vectors, list[str] | None]:
         matrix = _query_matrix(vectors, self.encoder)
-        return await self._arun(matrix, limit, apply_threshold, False)
+        if texts is None:
+            return matrix, None
+        items = self._check(texts)
+        if len(items) != len(matrix):
+            raise QueryTypeError(f"got {len(matrix)} query vectors but {len(items)} texts")
+        return matrix, items
 
     def _run(
-        self, vectors: Vectors, limit: int, apply_threshold: bool, keep_empty: bool
+        self,
+        vectors: Vectors,
+        limit: int,
+        apply_threshold: bool,
+        keep_empty: bool,
+        texts: list[str] | None = None,
     ) -> list[list[RouteMatch]]:
         if self._refresh_due():
             self.refresh()
         state = self._state  # one version for the whole batch
         index = self._open_index()
         found = index.search(state.snapshot, vectors, _wanted(state, limit))
-        return self._decide(state, vectors, found, limit, apply_threshold, keep_empty)
+        lexical = None
+        if texts and state.options.hybrid != "off":
+            lexical = index.lexical(state.snapshot, texts, len(state.names))
+        return self._decide(state, vectors, found, lexical, limit, apply_threshold, keep_empty)
 
     async def _arun(
-        self, vectors: Vectors, limit: int, apply_threshold: bool, keep_empty: bool
+        self,
+        vectors: Vectors,
+        limit: int,
+        apply_threshold: bool,
+        keep_empty: bool,
+        texts: list[str] | None = None,
     ) -> list[list[RouteMatch]]:
         if self._refresh_due():
             await self.arefresh()
         state = self._state
         index = self._open_index()
         found = await index.asearch(state.snapshot, vectors, _wanted(state, limit))
-        return self._decide(state, vectors, found, limit, apply_threshold, keep_empty)
+        lexical = None
+        if texts and state.options.hybrid != "off":
+            lexical = await index.alexical(state.snapshot, texts, len(state.names))
+        return self._decide(state, vectors, found, lexical, limit, apply_threshold, keep_empty)
 
     @staticmethod
     def _decide(
         state: RouteSet,
         vectors: Vectors,
-        found: Any,
+        found: Candidates,
+        lexical: np.ndarray | None,
         limit: int,
         apply_threshold: bool,
         keep_empty: bool,
     ) -> list[list[RouteMatch]]:
         similarities, nearest = route_similarities(state, found)
         scores, rank = route_scores(state, vectors, similarities)
+        if lexical is not None:
+            rank = hybrid_rank(state, scores, rank, lexical)
         return decide(
             state,
             scores,

@@ -22,6 +22,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -29,6 +30,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from ._head import LogisticHead
+from ._lexical import LexicalIndex
 from ._options import RouterOptions
 from ._routes import Route
 from ._selftrain import SelfTraining
@@ -85,6 +87,7 @@ class Calibration(BaseModel):
             data["routes_digest"] = "v1:" + str(data.get("routes_digest", ""))
         return data
 
+
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 
@@ -108,6 +111,11 @@ class Snapshot:
     @property
     def size(self) -> int:
         return len(self.ids)
+
+    @cached_property
+    def lexical(self) -> LexicalIndex:
+        """BM25 over these utterances, built on first use (hybrid routing; ``_lexical.py``)."""
+        return LexicalIndex(self.utterances)
 
 
 @dataclass(frozen=True, eq=False)

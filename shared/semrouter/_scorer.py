@@ -11,6 +11,8 @@ of route scores, then the decisions (:class:`~semrouter.RouteMatch` lists).
 2. **Calibrate** (:func:`route_scores`): after ``fit()``, ``(p + w * s) / (1 + w)`` with the
    head's probability ``p`` and the similarity ``s`` (0 where missing); otherwise ``s``. Both lie
    in [-1, 1]: one scale for fitted and unfitted routers and for hand-set thresholds.
+   With hybrid routing on, :func:`hybrid_rank` fuses that ranking with the routes' lexical
+   (BM25) scores (``_lexical.py``); the fused value ranks, the score still has to pass.
 3. **Decide** (:func:`decide`): the routes whose score reaches their threshold, best first, up
    to ``limit`` (``apply_threshold=False``: the best ``limit`` routes whatever their score).
 """
@@ -23,10 +25,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._lexical import fuse
 from ._routes import RouteMatch
 from ._routeset import RouteSet
 
-__all__ = ["Candidates", "decide", "route_scores", "route_similarities"]
+__all__ = ["Candidates", "decide", "hybrid_rank", "route_scores", "route_similarities"]
 
 FloatArray = npt.NDArray[np.float64]
 RankArray = npt.NDArray[np.floating[Any]]
@@ -99,6 +102,16 @@ def route_scores(
         rank = state.rank_head.predict_proba(vectors)[:, state.rank_columns]
         return _fill_first_choice(state, vectors, similarities, rank), rank
     return similarities, None
+
+
+def hybrid_rank(
+    state: RouteSet, scores: FloatArray, rank: RankArray | None, lexical: FloatArray
+) -> FloatArray:
+    """The order to rank routes in under hybrid routing: the router's own ranking (``rank``,
+    else ``scores``) fused with the routes' lexical scores ``lexical`` (n, R)."""
+    options = state.options
+    base = rank if rank is not None else scores
+    return fuse(base, lexical, method=options.hybrid, weight=options.hybrid_weight)
 
 
 def _fill_first_choice(

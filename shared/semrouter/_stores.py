@@ -26,6 +26,7 @@ from ._exceptions import (
     IndexMismatchError,
     backend_errors,
 )
+from ._lexical import SPARSE_NAME, sparse_document, sparse_query
 
 __all__ = [
     "META_ID",
@@ -111,6 +112,17 @@ class Store(ABC):
 
         return await asyncio.to_thread(self.search, vectors, limit)
 
+    def lexical_search(self, texts: Sequence[str], limit: int) -> list[list[Hit]] | None:
+        """Each text's best ``limit`` points by BM25 on the collection's sparse vectors
+        (``_lexical.py``), or ``None`` when this store cannot (no sparse vectors)."""
+        return None
+
+    async def alexical_search(self, texts: Sequence[str], limit: int) -> list[list[Hit]] | None:
+        """Asynchronous :meth:`lexical_search`; stores with real async I/O override it."""
+        import asyncio
+
+        return await asyncio.to_thread(self.lexical_search, texts, limit)
+
     def prepare_search(self) -> None:  # noqa: B027 - optional hook
         """Build whatever makes :meth:`search` fast (an HNSW graph); may take a while."""
 
@@ -193,6 +205,7 @@ class ClientStore(Store):
         self._collection = collection
         self._timeout = int(timeout) if timeout else None
         self.target = target or f"collection {collection!r}"
+        self._lexical: bool | None = None  # whether the collection has sparse vectors
 
     def read_meta(self) -> dict[str, Any] | None:
         with backend_errors(self.target):
@@ -213,7 +226,12 @@ class ClientStore(Store):
                     vectors_config=models.VectorParams(
                         size=dimension, distance=models.Distance.COSINE
                     ),
+                    # BM25 per utterance for hybrid routing; Qdrant applies the IDF
+                    sparse_vectors_config={
+                        SPARSE_NAME: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                    },
                 )
+                self._lexical = True
                 with warnings.catch_warnings():  # local mode warns that it has no indexes
                     warnings.simplefilter("ignore", UserWarning)
                     self._client.create_payload_index(
@@ -263,15 +281,43 @@ class ClientStore(Store):
         self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]
     ) -> None:
         models = self._models
+        lexical = self._has_lexical()
         for start in range(0, len(ids), _WRITE_BATCH):
             stop = start + _WRITE_BATCH
-            batch = models.Batch(
-                ids=list(ids[start:stop]),
-                vectors=vectors[start:stop].tolist(),
-                payloads=list(payloads[start:stop]),
-            )
+            batch: Any
+            if lexical:
+                batch = [
+                    models.PointStruct(
+                        id=pid, vector=self._vectors(vector, payload), payload=payload
+                    )
+                    for pid, vector, payload in zip(
+                        ids[start:stop], vectors[start:stop].tolist(), payloads[start:stop]
+                    )
+                ]
+            else:
+                batch = models.Batch(
+                    ids=list(ids[start:stop]),
+                    vectors=vectors[start:stop].tolist(),
+                    payloads=list(payloads[start:stop]),
+                )
             with backend_errors(self.target):
                 self._client.upsert(self._collection, batch, wait=True)
+
+    def _vectors(self, vector: list[float], payload: dict[str, Any]) -> Any:
+        """A point's vectors: the dense one, and BM25 when it is an utterance."""
+        utterance = payload.get("utterance")
+        if not isinstance(utterance, str):
+            return vector
+        indices, values = sparse_document(utterance)
+        sparse = self._models.SparseVector(indices=indices, values=values)
+        return {"": vector, SPARSE_NAME: sparse}
+
+    def _has_lexical(self) -> bool:
+        if self._lexical is None:
+            with backend_errors(self.target):
+                params = self._client.get_collection(self._collection).config.params
+            self._lexical = SPARSE_NAME in (params.sparse_vectors or {})
+        return self._lexical
 
     def delete(self, ids: Sequence[str]) -> None:
         selector = self._models.PointIdsList(points=list(ids))
@@ -323,6 +369,33 @@ class ClientStore(Store):
                 f"the async client cannot see collection {self._collection!r}: client= and "
                 "aclient= must point at the same Qdrant storage"
             ) from exc
+        return [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
+
+    def _lexical_requests(self, texts: Sequence[str], limit: int) -> list[Any]:
+        models = self._models
+        out = []
+        for text in texts:
+            indices, values = sparse_query(text)
+            query = models.SparseVector(indices=indices, values=values)
+            out.append(models.QueryRequest(query=query, using=SPARSE_NAME, limit=limit))
+        return out
+
+    def lexical_search(self, texts: Sequence[str], limit: int) -> list[list[Hit]] | None:
+        if not self._has_lexical():
+            return None
+        with backend_errors(self.target):
+            responses = self._client.query_batch_points(
+                self._collection, self._lexical_requests(texts, limit), timeout=self._timeout
+            )
+        return [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
+
+    async def alexical_search(self, texts: Sequence[str], limit: int) -> list[list[Hit]] | None:
+        if self._aclient is None or not self._has_lexical():
+            return await super().alexical_search(texts, limit)
+        with backend_errors(self.target):
+            responses = await self._aclient.query_batch_points(
+                self._collection, self._lexical_requests(texts, limit), timeout=self._timeout
+            )
         return [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
 
     def close(self) -> None:

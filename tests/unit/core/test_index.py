@@ -110,7 +110,9 @@ async def test_async_search_goes_through_the_async_client() -> None:
     SemanticRouter(ROUTES, encoder=FakeEncoder(), client=client)
     points, _ = client.scroll("semrouter", limit=100, with_vectors=True)
     await aclient.create_collection(
-        "semrouter", vectors_config=models.VectorParams(size=64, distance=models.Distance.COSINE)
+        "semrouter",
+        vectors_config=models.VectorParams(size=64, distance=models.Distance.COSINE),
+        sparse_vectors_config={"lexical": models.SparseVectorParams(modifier=models.Modifier.IDF)},
     )
     await aclient.upsert(
         "semrouter",
