@@ -23,7 +23,6 @@ import numpy as np
 import numpy.typing as npt
 
 from ._exceptions import IndexMismatchError
-from ._lexical import route_maxima
 from ._options import RouterOptions
 from ._routes import Route
 from ._routeset import Calibration, Learned, Snapshot
@@ -318,7 +317,7 @@ class RouteIndex:
             hits = self.store.lexical_search(texts, self._lexical_limit(snapshot))
             if hits is not None:
                 return _route_lexical(snapshot, hits, routes)
-        return route_maxima(snapshot.lexical.scores(texts), snapshot.row_route, routes)
+        return snapshot.lexical.route_scores(texts, snapshot.row_route, routes)
 
     async def alexical(
         self, snapshot: Snapshot, texts: list[str], routes: int
@@ -328,7 +327,7 @@ class RouteIndex:
             hits = await self.store.alexical_search(texts, self._lexical_limit(snapshot))
             if hits is not None:
                 return _route_lexical(snapshot, hits, routes)
-        return route_maxima(snapshot.lexical.scores(texts), snapshot.row_route, routes)
+        return snapshot.lexical.route_scores(texts, snapshot.row_route, routes)
 
     @staticmethod
     def _lexical_limit(snapshot: Snapshot) -> int:

@@ -106,19 +106,33 @@ class LexicalIndex:
         shared token."""
         out = np.zeros((len(texts), self.size))
         for i, text in enumerate(texts):
-            for token in dict.fromkeys(sparse_query(text)[0]):
-                posting = self._postings.get(token)
-                if posting is not None:
-                    out[i, posting[0]] += posting[1]
+            rows, values = self._matches(text)
+            out[i, rows] = values
         return out
 
+    def route_scores(
+        self, texts: Sequence[str], row_route: npt.NDArray[np.int64], routes: int
+    ) -> FloatArray:
+        """Each route's best utterance score for each text, ``(len(texts), routes)``; only
+        the utterances sharing a token are touched (a few hundred of 15k, not all)."""
+        out = np.zeros((len(texts), routes))
+        for i, text in enumerate(texts):
+            rows, values = self._matches(text)
+            if len(rows):
+                np.maximum.at(out[i], row_route[rows], values)
+        return out
 
-def route_maxima(scores: FloatArray, row_route: npt.NDArray[np.int64], routes: int) -> FloatArray:
-    """Each route's best utterance score, ``(n, routes)`` from ``(n, rows)`` (0 when none)."""
-    out = np.zeros((scores.shape[0], routes))
-    if scores.size:
-        np.maximum.at(out.T, row_route, scores.T)
-    return out
+    def _matches(self, text: str) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        """The rows sharing a token with ``text`` and their BM25 scores."""
+        found = [self._postings[t] for t in set(sparse_query(text)[0]) if t in self._postings]
+        if not found:
+            return np.zeros(0, np.int64), np.zeros(0)
+        if len(found) == 1:
+            return found[0]
+        rows = np.concatenate([rows for rows, _ in found])
+        unique, inverse = np.unique(rows, return_inverse=True)
+        sums = np.bincount(inverse, np.concatenate([w for _, w in found]))
+        return unique.astype(np.int64, copy=False), np.asarray(sums, dtype=np.float64)
 
 
 def fuse(

@@ -99,3 +99,28 @@ def test_tenants_on_a_server(collection: str) -> None:
         assert globex.route_names == ["music"] and acme.tenants() == ["acme", "globex"]
         globex.delete_route_set()
         assert acme.tenants() == ["acme"]
+
+
+async def test_hybrid_on_a_server_scores_like_in_process(collection: str) -> None:
+    """The server's sparse search (IDF modifier) ranks routes as the in-process BM25 does."""
+    routes = [
+        Route(f"r{i}", [f"device D{i}{j} fails with code C{i} step {j}" for j in range(3)])
+        for i in range(12)
+    ]
+    queries = [f"C{i} failure on device D{(i + 5) % 12}0" for i in range(12)]
+    answers = []
+    for search in ("exact", "qdrant"):
+        router = SemanticRouter(
+            routes,
+            encoder=FakeEncoder(),
+            url=URL,
+            api_key=KEY,
+            collection=collection,
+            search=search,  # type: ignore[arg-type]
+            hybrid="dbsf",
+        )
+        answers.append([[m.name for m in ms] for ms in router.top_routes_many(queries, 3)])
+        answers.append([(await router.atop_routes(q, 3))[0].name for q in queries])
+        router.close()
+    assert answers[0] == answers[2]
+    assert answers[1] == answers[3]

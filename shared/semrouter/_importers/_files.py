@@ -160,8 +160,12 @@ class _Converter:
                 "labelled queries to learn semrouter's thresholds"
             )
         for key, what in (
-            ("sparse_encoder", "hybrid (sparse) scoring"),
-            ("alpha", "hybrid weighting"),
+            (
+                "sparse_encoder",
+                "its sparse model (semrouter's own hybrid routing is an option: "
+                "hybrid='dbsf', BM25 with no model; see the README)",
+            ),
+            ("alpha", "its utterance-level weighting (semrouter fuses per route: hybrid_weight)"),
             ("refresh_interval", "periodic refresh (semrouter syncs the index on every start)"),
         ):
             if data.get(key) is not None:
