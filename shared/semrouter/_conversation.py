@@ -224,7 +224,9 @@ class ConversationRouter:
         missing = self._missing(picked)
         if missing:
             self._store(missing, self._router.encoder.encode(missing))
-        return self._decide(picked, self._router.route_vectors(self._matrix(picked)))
+        return self._decide(
+            picked, self._router.route_vectors(self._matrix(picked), texts=_texts(picked))
+        )
 
     async def aroute(self, turns: Sequence[Turn]) -> ConversationMatch:
         """Asynchronous :meth:`route`: the encoder's async path and the router's async query."""
@@ -232,7 +234,9 @@ class ConversationRouter:
         missing = self._missing(picked)
         if missing:
             self._store(missing, await self._router.encoder.aencode(missing))
-        return self._decide(picked, await self._router.aroute_vectors(self._matrix(picked)))
+        return self._decide(
+            picked, await self._router.aroute_vectors(self._matrix(picked), texts=_texts(picked))
+        )
 
     def top_routes(
         self, turns: Sequence[Turn], limit: int = 3, *, apply_threshold: bool = True
@@ -254,7 +258,9 @@ class ConversationRouter:
         missing = self._missing(picked)
         if missing:
             self._store(missing, self._router.encoder.encode(missing))
-        return self._decide(picked, self._router.route_vectors(self._matrix(picked)))
+        return self._decide(
+            picked, self._router.route_vectors(self._matrix(picked), texts=_texts(picked))
+        )
 
     def clear_cache(self) -> None:
         """Forget every cached turn vector."""
@@ -460,3 +466,8 @@ def _score_row(match: RouteMatch, names: list[str]) -> npt.NDArray[np.float64]:
     """A turn's score for each route in ``names``; routes it did not reach get its lowest."""
     floor = min(match.scores.values()) if match.scores else 0.0
     return np.array([match.scores.get(name, floor) for name in names], dtype=np.float64)
+
+
+def _texts(picked: list[tuple[int, str]]) -> list[str]:
+    """The picked turns' texts, row for row with their vectors (hybrid routing needs them)."""
+    return [text for _, text in picked]

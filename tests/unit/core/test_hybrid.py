@@ -185,3 +185,14 @@ def test_fusion_keeps_the_base_order_without_lexical_evidence() -> None:
         lifted = fuse(base, np.array([[0.0, 5.0, 9.0, 0.0]]), method=method, weight=2.0)
         assert lifted[0].argmax() == 1  # strong lexical evidence lifts route 1 to the top
         assert lifted[0, 2] == -np.inf  # not scored by the dense side: last, whatever its words
+
+
+def test_conversations_route_hybrid_too() -> None:
+    from semrouter import ConversationRouter
+
+    router = SemanticRouter(ROUTERS, threshold=-1.0, hybrid="dbsf", hybrid_weight=1.0)
+    conversation = ConversationRouter(router)
+    assert conversation.route_last(["hi", "XR-900 restarts by itself"]).name == "router_xr900"
+    router.configure(hybrid="off")
+    assert conversation.route_last(["hi", "XR-900 restarts by itself"]).name == "router_xr200"
+    router.close()
