@@ -17,7 +17,14 @@ from pydantic import BaseModel, ConfigDict
 
 from ._exceptions import ConfigurationError, missing_dependency
 
-__all__ = ["Confusion", "CurvePoint", "EvaluationReport", "RouteStats", "stratified_split"]
+__all__ = [
+    "Confusion",
+    "CurvePoint",
+    "EvaluationReport",
+    "RouteStats",
+    "stratified_folds",
+    "stratified_split",
+]
 
 
 class RouteStats(BaseModel):
@@ -249,6 +256,34 @@ def stratified_split(
         test += shuffled[:take]
         train += shuffled[take:]
     return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(test, dtype=np.int64))
+
+
+def stratified_folds(
+    labels: Sequence[Hashable], *, folds: int, seed: int = 0
+) -> npt.NDArray[np.int64]:
+    """The fold (0 to ``folds - 1``) of each row, each label spread evenly over the folds.
+
+    Rows of a label are shuffled and dealt to the folds in turn, the deal continuing where
+    the previous label stopped, so folds differ in size by one row at most. The same labels
+    and seed give the same folds.
+
+    Example:
+        >>> stratified_folds(["a", "a", "b", "b"], folds=2, seed=1).tolist().count(0)
+        2
+    """
+    if folds < 2:
+        raise ConfigurationError("folds must be at least 2")
+    groups: dict[Hashable, list[int]] = {}
+    for row, label in enumerate(labels):
+        groups.setdefault(label, []).append(row)
+    rng = np.random.default_rng(seed)
+    out = np.zeros(len(labels), dtype=np.int64)
+    dealt = 0
+    for rows in groups.values():  # first-appearance order, as stratified_split
+        shuffled = rng.permutation(np.asarray(rows, dtype=np.int64))
+        out[shuffled] = (dealt + np.arange(len(rows))) % folds
+        dealt += len(rows)
+    return out
 
 
 def _f1(tp: float, predicted: float, support: float) -> float:

@@ -2,8 +2,12 @@
 
 ``SemanticRouter.fit`` embeds every text once, trains a :class:`LogisticHead` on the route
 utterances plus the training share of the labelled texts (``None`` labels train a "none"
-class), and picks the threshold on a held-out share, scoring each route as the head's
-probability plus its nearest-neighbour similarity (:func:`blend_scores`). The result is a
+class), and picks the threshold on a held-out share (``validation=``, or a split), scoring
+each route as the head's probability plus its nearest-neighbour similarity
+(:func:`blend_scores`). The held-out texts are scored out of fold (cross-fitting, see
+:func:`_train_head`) and then train the head kept as well: labelled queries teach the head
+more than their number suggests, since they resemble later queries more than route
+utterances do. The result is a
 :class:`Calibration`, saved in the router's config file and reloaded without refitting. It
 belongs to one route set: any change to the routes makes it stale, and the router falls back
 to plain thresholds until it is fitted again.
@@ -26,7 +30,7 @@ from ._calibration import (
     blend_scores,
     fit_thresholds,
 )
-from ._evaluation import EvaluationReport, stratified_split
+from ._evaluation import EvaluationReport, stratified_folds, stratified_split
 from ._exceptions import ConfigurationError
 from ._routes import RouteMatch
 from ._routeset import Calibration, RouteSet
@@ -45,6 +49,12 @@ __all__ = [
 #: Weights of the nearest-neighbour similarity beside the head's probability tried by fit(),
 #: in order of preference on ties.
 SIMILARITY_WEIGHTS = (1.0, 0.5, 2.0, 0.25, 0.0)  # 1 first: the default
+#: Cross-fitting needs this many held-out rows per fold; with fewer the held-out rows only
+#: choose the thresholds.
+MIN_ROWS_PER_FOLD = 10
+#: The fold heads only score their fold: a looser stop (largest gradient entry) than the kept
+#: head's 1e-6 takes 45 L-BFGS steps instead of 70 on CLINC150 for the same validation accuracy.
+FOLD_TOL = 1e-5
 #: Called as ``progress(done, total)`` while texts are encoded.
 Progress = Callable[[int, int], None]
 
@@ -61,6 +71,9 @@ class FitSettings:
     none_share: float | None = 0.5
     l2: float = 1e-5
     seed: int = 0
+    #: Cross-fitting: the held-out texts choose the thresholds through out-of-fold scores and
+    #: then train the final head too (:func:`_train_head`); below 2 they never train it.
+    folds: int = 5
 
 
 @dataclass(frozen=True)
@@ -112,28 +125,32 @@ def fit_calibration(
     heldout_labels: npt.NDArray[np.int64],
     heldout_similarities: npt.NDArray[np.float64],
     settings: FitSettings,
-) -> Calibration:
+) -> tuple[Calibration, npt.NDArray[np.float32] | None]:
     """Train the head (optional) and choose thresholds on the held-out rows.
 
     Scores and thresholds are on the router's one scale, [-1, 1]: the similarity itself, or
-    ``(p + w * s) / (1 + w)`` with a head (see :class:`Calibration`).
+    ``(p + w * s) / (1 + w)`` with a head (see :class:`Calibration`). With
+    ``settings.folds`` the held-out rows are scored out of fold and then train the final head
+    too (:func:`_train_head`).
+
+    Returns:
+        The calibration, and the head's probabilities of the held-out rows that chose it
+        (out of fold when cross-fitted), ``None`` without a head.
     """
     weights = _share_weights(heldout_labels, settings.none_share)
     per_route_thresholds, metric = settings.per_route_thresholds, settings.metric
     fitted_head = None
     probabilities = None
     if settings.head:
-        X = np.concatenate([utterance_vectors, train_vectors]).astype(np.float32)
-        y = np.concatenate([utterance_labels, train_labels]).astype(np.int64)
-        fitted_head = LogisticHead.fit(
-            X,
-            y,
-            route_names=list(names),
-            l2=settings.l2,
-            none_weight=settings.none_weight,
-            fingerprint=fingerprint,
+        fitted_head, probabilities = _train_head(
+            names,
+            fingerprint,
+            np.concatenate([utterance_vectors, train_vectors]).astype(np.float32),
+            np.concatenate([utterance_labels, train_labels]).astype(np.int64),
+            heldout_vectors,
+            heldout_labels,
+            settings,
         )
-        probabilities = fitted_head.predict_proba(heldout_vectors)
     # With a head, how much the nearest-neighbour similarity counts is chosen on the held-out
     # rows too (cheap: no refit). A weight other than 1 must be significantly better row by
     # row (McNemar's test, z > 2): on a few hundred rows most gains are noise.
@@ -159,7 +176,7 @@ def fit_calibration(
         if wins - losses > 2.0 * np.sqrt(wins + losses):
             weight, fit, right = best
     thresholds = {name: _cut(fit, per_route_thresholds, name) for name in names}
-    return Calibration(
+    calibration = Calibration(
         routes_digest=digest,
         fingerprint=fingerprint,
         head=fitted_head.to_dict() if fitted_head is not None else None,
@@ -170,6 +187,76 @@ def fit_calibration(
             "rows": float(len(heldout_labels)),
             "score": fit.score if per_route_thresholds else fit.global_score,
         },
+    )
+    return calibration, probabilities
+
+
+def _train_head(
+    names: Sequence[str],
+    fingerprint: str,
+    X: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    held_X: npt.NDArray[np.float32],
+    held_y: npt.NDArray[np.int64],
+    settings: FitSettings,
+) -> tuple[LogisticHead, npt.NDArray[np.float32]]:
+    """The head, and its probabilities of the held-out rows, scored as if never seen.
+
+    Without cross-fitting the head learns from ``X`` only and scores the held-out rows.
+    With ``settings.folds`` (k) and enough held-out rows, the held-out rows are dealt into k
+    stratified folds; each fold is scored by a head trained on ``X`` and the other folds, and
+    the head kept learns from ``X`` and every held-out row. Thresholds chosen on the
+    out-of-fold scores thus describe heads that never saw the rows they are measured on,
+    while the labelled held-out texts still teach the final head (benchmarks/results/
+    crossfit.txt: on CLINC150 validation, +0.7 points with 100 utterances per route, +7.9
+    with 5, +1.2 with out-of-scope queries). The fold heads start from the first head
+    (trained on ``X``) and the final one from the fold heads' mean, which needs fewer
+    iterations than starting from zero: the cost is about ``k / 2 + 2`` cold heads.
+    """
+    options: dict[str, Any] = {
+        "route_names": list(names),
+        "l2": settings.l2,
+        "none_weight": settings.none_weight,
+        "fingerprint": fingerprint,
+    }
+    base = LogisticHead.fit(X, y, **options)
+    k = settings.folds
+    if k < 2 or len(held_y) < MIN_ROWS_PER_FOLD * k:
+        return base, base.predict_proba(held_X)
+    keys = ["\x00none" if label < 0 else str(label) for label in held_y.tolist()]
+    fold = stratified_folds(keys, folds=k, seed=settings.seed)
+    probabilities = np.empty((len(held_y), len(names)), dtype=np.float32)
+    heads = []
+    for part in range(k):
+        inside = fold != part
+        head = LogisticHead.fit(
+            np.concatenate([X, held_X[inside]]),
+            np.concatenate([y, held_y[inside]]),
+            start=base,
+            tol=FOLD_TOL,
+            **options,
+        )
+        probabilities[~inside] = head.predict_proba(held_X[~inside])
+        heads.append(head)
+    final = LogisticHead.fit(
+        np.concatenate([X, held_X]),
+        np.concatenate([y, held_y]),
+        start=_mean_head(heads) or base,
+        **options,
+    )
+    return final, probabilities
+
+
+def _mean_head(heads: list[LogisticHead]) -> LogisticHead | None:
+    """The fold heads' mean weights: each saw all but a k-th of the final head's rows, so
+    their mean starts the final head near its optimum. ``None`` if their classes differ."""
+    if len({(head.route_names, head.has_none) for head in heads}) != 1:
+        return None
+    return LogisticHead(
+        np.mean([head.weights for head in heads], axis=0),
+        np.mean([head.bias for head in heads], axis=0),
+        route_names=heads[0].route_names,
+        has_none=heads[0].has_none,
     )
 
 
@@ -273,7 +360,7 @@ def fit_router(
         raise ConfigurationError("nothing was held out to choose thresholds on: give more texts")
     _warn_if_stored(state, held_texts, "held-out")
     similarities = source.similarities(held_vectors)
-    calibration = fit_calibration(
+    calibration, probabilities = fit_calibration(
         names=names,
         digest=state.digest,
         fingerprint=source.encoder.fingerprint,
@@ -286,9 +373,6 @@ def fit_router(
         heldout_similarities=similarities,
         settings=settings,
     )
-    probabilities = None
-    if calibration.head is not None:
-        probabilities = LogisticHead.from_dict(calibration.head).predict_proba(held_vectors)
     scores = _scale(probabilities, similarities, calibration.similarity_weight)
     cuts = np.array([calibration.thresholds[name] for name in names])
     predicted, top = apply_thresholds(scores, cuts)

@@ -85,11 +85,12 @@ class LogisticHead:
         max_iter: int = 300,
         tol: float = 1e-6,
         fingerprint: str | None = None,
+        start: LogisticHead | None = None,
     ) -> LogisticHead:
         """Fit the head on embeddings ``X`` (n, d) and labels ``y`` (n,) in ``[0, C)`` or -1.
 
-        The optimiser starts from zero weights and uses no randomness, so the same inputs on
-        the same machine give bitwise identical weights.
+        The optimiser starts from zero weights (or ``start``) and uses no randomness, so the
+        same inputs on the same machine give bitwise identical weights.
 
         Args:
             X: embeddings, one row per example (L2-normalised, as encoders return them).
@@ -105,8 +106,12 @@ class LogisticHead:
             max_iter: L-BFGS iterations at most.
             tol: stop when the largest gradient entry falls below this.
             fingerprint: the encoder fingerprint, stored with the head.
+            start: a head to start from (routes matched by name; others, and the none class,
+                start at zero weights and its lowest bias). A start near the optimum, such as
+                a head trained on most of the same rows, needs fewer iterations; the optimum
+                is the same.
         """
-        data = np.ascontiguousarray(X, dtype=np.float64)
+        data = np.ascontiguousarray(X, dtype=np.float32)
         labels = np.asarray(y, dtype=np.int64).reshape(-1)
         if route_names is None and n_classes is None:
             raise ConfigurationError("pass n_classes or route_names")
@@ -123,8 +128,10 @@ class LogisticHead:
         has_none = bool(np.any(labels == -1))
         targets = np.where(labels == -1, n_routes, labels)
         sample_weight = _sample_weights(targets, n_routes + 1, class_weight, none_weight)
+        n_out = n_routes + int(has_none)
+        initial = None if start is None else _start_from(start, names, has_none, data.shape[1])
         weights, bias = _fit_softmax(
-            data, targets, sample_weight, n_routes + int(has_none), l2, max_iter, tol
+            data, targets, sample_weight, n_out, l2, max_iter, tol, initial
         )
         return cls(weights, bias, route_names=names, has_none=has_none, fingerprint=fingerprint)
 
@@ -240,34 +247,57 @@ def _sample_weights(
     return np.asarray(weights / weights.sum(), dtype=np.float64)
 
 
+def _start_from(head: LogisticHead, names: Sequence[str], has_none: bool, d: int) -> FloatArray:
+    """Initial parameters from ``head``: its columns for the routes it knows (by name)."""
+    if head.dimension != d:
+        raise ConfigurationError(f"start head takes {head.dimension}-d vectors, these are {d}-d")
+    known = {name: i for i, name in enumerate(head.route_names)}
+    columns = [known.get(name, -1) for name in names]
+    if has_none:
+        columns.append(len(head.route_names) if head.has_none else -1)
+    weights = np.zeros((d, len(columns)))
+    bias = np.full(len(columns), float(head.bias.min()))
+    for j, column in enumerate(columns):
+        if column >= 0:
+            weights[:, j] = head.weights[:, column]
+            bias[j] = head.bias[column]
+    return np.concatenate([weights.ravel(), bias])
+
+
 def _fit_softmax(
-    X: FloatArray,
+    X: npt.NDArray[np.float32],
     targets: IntArray,
     sample_weight: FloatArray,
     n_classes: int,
     l2: float,
     max_iter: int,
     tol: float,
+    start: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
+    """Weighted cross-entropy + ``0.5 * l2 * ||W||²``; matrix work in float32 (twice as fast
+    as float64 and as accurate on unit-norm embeddings), the optimiser's state in float64."""
     n, d = X.shape
     rows = np.arange(n)
+    size = d * n_classes
+    row_weight = sample_weight.astype(np.float32)
 
     def loss_and_grad(theta: FloatArray) -> tuple[float, FloatArray]:
-        W = theta[: d * n_classes].reshape(d, n_classes)
-        z = X @ W + theta[d * n_classes :]
+        W = theta[:size].reshape(d, n_classes)
+        z = X @ W.astype(np.float32) + theta[size:].astype(np.float32)
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         total = p.sum(axis=1)
-        loss = float(sample_weight @ (np.log(total) - z[rows, targets]))
+        loss = float(sample_weight @ (np.log(total) - z[rows, targets]).astype(np.float64))
         p /= total[:, None]
         p[rows, targets] -= 1.0
-        p *= sample_weight[:, None]
-        grad_w = X.T @ p + l2 * W
-        loss += 0.5 * l2 * float(np.vdot(W, W))
-        return loss, np.concatenate([grad_w.ravel(), p.sum(axis=0)])
+        p *= row_weight[:, None]
+        grad_w = (X.T @ p).astype(np.float64) + l2 * W
+        loss += 0.5 * l2 * float(theta[:size] @ theta[:size])
+        return loss, np.concatenate([grad_w.ravel(), p.sum(axis=0, dtype=np.float64)])
 
-    theta = _lbfgs(loss_and_grad, np.zeros(d * n_classes + n_classes), max_iter, tol)
-    return theta[: d * n_classes].reshape(d, n_classes), theta[d * n_classes :]
+    initial = np.zeros(size + n_classes) if start is None else start
+    theta = _lbfgs(loss_and_grad, initial, max_iter, tol)
+    return theta[:size].reshape(d, n_classes), theta[size:]
 
 
 def _lbfgs(

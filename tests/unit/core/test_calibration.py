@@ -20,7 +20,7 @@ from semrouter._calibration import (
     blend_scores,
     fit_thresholds,
 )
-from semrouter._evaluation import EvaluationReport, stratified_split
+from semrouter._evaluation import EvaluationReport, stratified_folds, stratified_split
 from semrouter._exceptions import ConfigurationError, MissingDependencyError
 
 Floats = npt.NDArray[np.float32]
@@ -63,6 +63,41 @@ def test_head_fit_is_bitwise_deterministic() -> None:
     assert first.weights.tobytes() == second.weights.tobytes()
     assert first.bias.tobytes() == second.bias.tobytes()
     assert first.route_names == ("0", "1", "2", "3", "4")
+
+
+def test_head_started_from_a_head_reaches_the_same_optimum() -> None:
+    X, y, _ = _clusters(4, spread=0.4)
+    cold = LogisticHead.fit(X, y, route_names=list("abcde"), l2=1e-3)
+    # a start whose columns come in another order (matched by name) and lack one route
+    other = LogisticHead.fit(
+        X[y != 2],
+        np.array([3 - v if v > 2 else v for v in y[y != 2]]),
+        route_names=list("abed"),
+        l2=1e-3,
+    )
+    warm = LogisticHead.fit(X, y, route_names=list("abcde"), l2=1e-3, start=other)
+    np.testing.assert_allclose(warm.predict_proba(X), cold.predict_proba(X), atol=2e-3)
+    np.testing.assert_allclose(warm.weights, cold.weights, atol=0.05)
+    # started at its own optimum it stays there
+    again = LogisticHead.fit(X, y, route_names=list("abcde"), l2=1e-3, start=cold)
+    np.testing.assert_allclose(again.weights, cold.weights, atol=1e-3)
+    with pytest.raises(ConfigurationError, match="8-d"):
+        LogisticHead.fit(X[:, :8], y, route_names=list("abcde"), start=cold)
+
+
+def test_head_start_seeds_a_none_class_it_lacks() -> None:
+    X, y, _ = _clusters(5, classes=3)
+    plain = LogisticHead.fit(X, y, n_classes=3)
+    labels = y.copy()
+    labels[::7] = -1
+    with_none = LogisticHead.fit(X, labels, n_classes=3, start=plain)
+    assert with_none.has_none and with_none.weights.shape == (16, 4)
+    cold = LogisticHead.fit(X, labels, n_classes=3)
+    np.testing.assert_allclose(
+        with_none.predict_proba(X, with_none=True),
+        cold.predict_proba(X, with_none=True),
+        atol=1e-2,
+    )
 
 
 def test_head_learns_a_none_class_from_minus_one_labels() -> None:
@@ -408,6 +443,32 @@ def test_stratified_split_properties(labels: list[str | None], size: float, seed
             assert abs(in_test - count * size) <= 1
         else:
             assert in_test == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", "b", "c", None]), min_size=1, max_size=60),
+    st.integers(2, 6),
+    st.integers(0, 2**32 - 1),
+)
+def test_stratified_folds_properties(labels: list[str | None], folds: int, seed: int) -> None:
+    fold = stratified_folds(labels, folds=folds, seed=seed)
+    assert fold.shape == (len(labels),) and fold.min() >= 0 and fold.max() < folds
+    assert np.array_equal(fold, stratified_folds(labels, folds=folds, seed=seed))
+    sizes = np.bincount(fold, minlength=folds)
+    assert sizes.max() - sizes.min() <= 1  # folds as even as the rows allow
+    for label in set(labels):
+        per_fold = np.bincount(fold[[x == label for x in labels]], minlength=folds)
+        assert per_fold.max() - per_fold.min() <= 1  # each label spread evenly
+
+
+def test_stratified_folds_depend_on_the_seed_and_need_two() -> None:
+    labels = ["a"] * 30 + ["b"] * 30
+    assert not np.array_equal(
+        stratified_folds(labels, folds=3, seed=0), stratified_folds(labels, folds=3, seed=1)
+    )
+    with pytest.raises(ConfigurationError):
+        stratified_folds(labels, folds=1)
 
 
 def test_stratified_split_depends_on_the_seed() -> None:
