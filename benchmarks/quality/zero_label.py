@@ -3,16 +3,18 @@ abstention threshold from their leave-one-out similarities, on CLINC150 and BANK
 
 The rule (``semrouter._selftrain``): the route is the head's most probable one; the router
 abstains when that route's similarity (mean of its best 2 cosine hits, the router's default
-aggregation) is under the ``reject_share`` quantile of the utterances' leave-one-out
-similarities to their own route. No labelled query is used anywhere.
+aggregation) is under its cut: the ``reject_share`` quantile of the utterances' leave-one-out
+similarities to their own route, moved by ``shift`` times how far the route's own mean
+leave-one-out similarity lies from the mean of all (``route_thresholds``). No labelled query
+is used anywhere.
 
-1. Validation (chooses ``reject_share``): CLINC150 ``val`` (in-scope) with all train utterances
-   and with 5 seeded utterances per route, BANKING77 ``valid``, and CLINC150 ``val`` +
-   ``oos_train`` + ``oos_val`` (200 out-of-scope queries, weighted to the test's share,
-   1000 / 5500). Rule fixed before looking: the share with the best CLINC+oos validation
-   accuracy among those that lose at most 1.25 points of in-scope accuracy to abstentions in
-   every in-scope validation setting.
-2. Test, once, with that share: CLINC150 ``test`` (+ ``oos_test``), BANKING77 ``test``; beside
+1. Validation (chooses ``reject_share`` and ``shift``): CLINC150 ``val`` (in-scope) with all
+   train utterances and with 5 seeded utterances per route, BANKING77 ``valid``, and
+   CLINC150 ``val`` + ``oos_train`` + ``oos_val`` (200 out-of-scope queries, weighted to the
+   test's share, 1000 / 5500). Rule fixed before looking: the setting with the best
+   CLINC+oos validation accuracy among those that lose at most 1.25 points of in-scope
+   accuracy to abstentions in every in-scope validation setting.
+2. Test, once, with that setting: CLINC150 ``test`` (+ ``oos_test``), BANKING77 ``test``; beside
    the current default (nearest neighbour, mean of the best 2, threshold 0.28) and ``fit()``
    (its figures read from benchmarks/results/quality.json, compare.py's run).
 3. Costs: head training for 10 routes x 10 utterances, 150 x 100 and 100 x 100 (10k), cold
@@ -45,9 +47,11 @@ import numpy.typing as npt
 from semrouter._selftrain import (
     DEFAULT_MAX_ITER,
     DEFAULT_REJECT_SHARE,
+    DEFAULT_ROUTE_SHIFT,
     abstention_threshold,
     decide,
     own_route_scores,
+    route_thresholds,
     train_route_head,
 )
 
@@ -55,7 +59,8 @@ ROOT = Path(__file__).resolve().parents[2]
 Matrix = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
 Split = tuple[Matrix, Labels]
-SHARES = (0.0, 0.005, 0.01, 0.0125, 0.015, 0.02, 0.03, 0.05)
+SHARES = (0.0, 0.005, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.05)
+SHIFTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # how far a route's cut follows its own utterances
 MAX_IN_SCOPE_LOSS = 0.0125
 DEFAULT_THRESHOLD = 0.28  # LocalEncoder.default_threshold, the unfitted router today
 TOP_K = 2
@@ -156,9 +161,15 @@ class ZeroLabel:
         self.head = train_route_head(X, y, names)
         self.own = own_route_scores(X, y, n_routes, top_k=TOP_K)
 
-    def cut(self, share: float) -> float:
+    def global_cut(self, share: float) -> float:
         value = abstention_threshold(self.own, reject_share=share)
         return -1.0 if value is None else value
+
+    def cut(self, share: float, shift: float) -> npt.NDArray[np.float64]:
+        """The per-route cuts (``self_train``'s rule)."""
+        return route_thresholds(
+            self.own, self.y, self.n_routes, self.global_cut(share), shift=shift
+        )
 
     def score(self, queries: Matrix) -> tuple[Matrix, Matrix]:
         p = self.head.predict_proba(queries)
@@ -187,31 +198,39 @@ def nearest_neighbour(sims: Matrix, threshold: float) -> Labels:
 def validation(
     systems: dict[str, ZeroLabel], val: dict[str, Split], oos_weight: float
 ) -> dict[str, Any]:
-    """Per share: in-scope accuracy in each setting, CLINC + oos accuracy and recall."""
+    """Per (share, shift): in-scope accuracy in each setting, CLINC + oos accuracy, recall."""
     scored = {key: systems[key].score(val[key][0]) for key in systems}
     table: dict[str, Any] = {}
     for share in SHARES:
-        row: dict[str, Any] = {}
-        for key, (p, sims) in scored.items():
-            gold = val[key][1]
-            pred, _ = decide(p, sims, systems[key].cut(share))
-            weight = np.where(gold < 0, oos_weight, 1.0)
-            m = metrics(pred, gold, weight)
-            no_abstain = metrics(p.argmax(axis=1).astype(np.int64), gold)
-            m["loss"] = no_abstain["in_scope_accuracy"] - m["in_scope_accuracy"]
-            m["threshold"] = systems[key].cut(share)
-            row[key] = m
-        table[str(share)] = row
+        for shift in SHIFTS:
+            row: dict[str, Any] = {}
+            for key, (p, sims) in scored.items():
+                gold = val[key][1]
+                pred, _ = decide(p, sims, systems[key].cut(share, shift))
+                weight = np.where(gold < 0, oos_weight, 1.0)
+                m = metrics(pred, gold, weight)
+                no_abstain = metrics(p.argmax(axis=1).astype(np.int64), gold)
+                m["loss"] = no_abstain["in_scope_accuracy"] - m["in_scope_accuracy"]
+                m["threshold"] = systems[key].global_cut(share)
+                row[key] = m
+            table[f"{share}/{shift}"] = row
     return table
 
 
-def choose(table: dict[str, Any]) -> float:
+def choose(table: dict[str, Any]) -> tuple[float, float]:
+    """Best CLINC+oos accuracy among the settings that lose at most MAX_IN_SCOPE_LOSS of
+    in-scope accuracy in every in-scope setting; ties: the lower share, then shift."""
     ok = [
-        float(share)
-        for share, row in table.items()
+        key
+        for key, row in table.items()
         if all(m["loss"] <= MAX_IN_SCOPE_LOSS for k, m in row.items() if k != "clinc_oos")
     ]
-    return max(ok, key=lambda s: (table[str(s)]["clinc_oos"]["accuracy"], -s))
+    best = max(
+        ok,
+        key=lambda k: (table[k]["clinc_oos"]["accuracy"], *(-float(v) for v in k.split("/"))),
+    )
+    share, shift = (float(v) for v in best.split("/"))
+    return share, shift
 
 
 def timed(fn: Callable[[], Any], repeat: int = 3) -> dict[str, float]:
@@ -265,14 +284,15 @@ def seed_example() -> dict[str, Any]:
     X = encoder.encode([u for utts in routes.values() for u in utts])
     y = np.array([0, 0, 1, 1], dtype=np.int64)
     system = ZeroLabel((X, y), 2)
-    cut = system.cut(CHOSEN_SHARE)
+    cuts = system.cut(*CHOSEN)
     p, sims = system.score(encoder.encode(list(queries)))
-    pred, score = decide(p, sims, cut)
+    pred, score = decide(p, sims, cuts)
+    best = p.argmax(axis=1)
     return {
-        "threshold": cut,
+        "threshold": float(cuts.max()),
         "queries": {
-            q: {"want": w, "got": int(g), "score": float(s), "margin": float(s - cut)}
-            for (q, w), g, s in zip(queries.items(), pred, score, strict=True)
+            q: {"want": w, "got": int(g), "score": float(s), "margin": float(s - cuts[b])}
+            for (q, w), g, s, b in zip(queries.items(), pred, score, best, strict=True)
         },
         "default_0.28": {
             q: int(v) for q, v in zip(queries, nearest_neighbour(sims, DEFAULT_THRESHOLD))
@@ -280,7 +300,8 @@ def seed_example() -> dict[str, Any]:
     }
 
 
-CHOSEN_SHARE = DEFAULT_REJECT_SHARE  # main() sets the validation choice (0.01 = the default)
+#: main() sets the validation choice (reject_share, route shift); the package's defaults here.
+CHOSEN = (DEFAULT_REJECT_SHARE, DEFAULT_ROUTE_SHIFT)
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -296,8 +317,9 @@ def render(results: dict[str, Any]) -> str:
         "encoder: LocalEncoder (all-MiniLM-L6-v2 int8); route similarity = mean of best 2;"
         " benchmarks/quality/zero_label.py",
         "",
-        "1. Validation (chooses reject_share; loss = in-scope points lost to abstentions)",
-        f"{'share':>7}{'CLINC full':>17}{'CLINC 5/route':>17}{'BANKING77':>17}"
+        "1. Validation (chooses reject_share and the route shift; loss = in-scope points lost"
+        " to abstentions)",
+        f"{'share/shift':>11}{'CLINC full':>17}{'CLINC 5/route':>17}{'BANKING77':>17}"
         f"{'CLINC+oos':>11}{'oos rec':>9}{'cut full/5':>13}",
     ]
     for share, row in val.items():
@@ -306,7 +328,7 @@ def render(results: dict[str, Any]) -> str:
         five_loss = max(m["loss"] for m in five)
         full = row["clinc_full"]
         lines.append(
-            f"{float(share):>7.4f}"
+            f"{share:>11}"
             f"{pct(full['in_scope_accuracy'])} (-{100 * full['loss']:.1f})"
             f"{pct(five_acc):>9} (-{100 * five_loss:.1f})"
             f"{pct(row['banking']['in_scope_accuracy']):>9} (-{100 * row['banking']['loss']:.1f})"
@@ -314,7 +336,7 @@ def render(results: dict[str, Any]) -> str:
             f"{row['clinc_full']['threshold']:>7.3f}/{row['clinc_5_s0']['threshold']:.3f}"
         )
     lines += [
-        f"chosen reject_share = {results['chosen_share']} (best CLINC+oos validation accuracy"
+        f"chosen reject_share / shift = {results['chosen']} (best CLINC+oos validation accuracy"
         f" with every in-scope loss <= {100 * MAX_IN_SCOPE_LOSS:.2f} points)",
         "(5/route: mean of 3 seeds, loss = the worst seed; CLINC+oos: val + oos_train + oos_val,"
         " oos rows weighted to the test share 1000/5500)",
@@ -392,7 +414,7 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    global CHOSEN_SHARE
+    global CHOSEN
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/semrouter-zero-label"))
@@ -429,16 +451,16 @@ def main() -> None:
     oos_weight = (1000 / 4500) * (len(c["val"][1]) / n_oos)
     log("validation ...")
     table = validation(systems, val, oos_weight)
-    CHOSEN_SHARE = choose(table)
-    log(f"chosen reject_share {CHOSEN_SHARE}; test ...")
+    CHOSEN = choose(table)
+    log(f"chosen reject_share / shift {CHOSEN}; test ...")
 
     def test_one(system: ZeroLabel, split: Split) -> dict[str, Any]:
         p, sims = system.score(split[0])
         return {
             "default": metrics(nearest_neighbour(sims, DEFAULT_THRESHOLD), split[1]),
             "head_only": metrics(p.argmax(axis=1).astype(np.int64), split[1]),
-            "zero_label": metrics(decide(p, sims, system.cut(CHOSEN_SHARE))[0], split[1]),
-            "threshold": system.cut(CHOSEN_SHARE),
+            "zero_label": metrics(decide(p, sims, system.cut(*CHOSEN))[0], split[1]),
+            "threshold": system.global_cut(CHOSEN[0]),
         }
 
     test: dict[str, Any] = {
@@ -466,7 +488,7 @@ def main() -> None:
     log("costs ...")
     results = {
         "validation": table,
-        "chosen_share": CHOSEN_SHARE,
+        "chosen": list(CHOSEN),
         "test": test,
         "fit": fit,
         "costs": costs(*c["train"], c["val"]),

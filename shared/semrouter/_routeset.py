@@ -177,13 +177,13 @@ def build_route_set(
             head_columns = np.array([column[name] for name in names], dtype=np.int64)
     rank_head = rank_columns = None
     learnt = learned is not None and learned.current(digest, options) and not current
-    adaptive = None
+    adaptive: dict[str, float] | None = None  # the learnt cut of each route
     if learnt and learned is not None:
         rank_head = learned.training.head
         column = {name: i for i, name in enumerate(rank_head.route_names)}
         rank_columns = np.array([column[name] for name in names], dtype=np.int64)
         if learned.credible(default_threshold) and snapshot.size >= ADAPTIVE_FROM:
-            adaptive = learned.training.threshold
+            adaptive = learned.training.thresholds_by_route() or None
     thresholds = np.empty(len(names), dtype=np.float64)
     for i, route in enumerate(routes):
         if route.threshold is not None:
@@ -193,7 +193,7 @@ def build_route_set(
         elif current and calibration is not None and route.name in calibration.thresholds:
             thresholds[i] = calibration.thresholds[route.name]
         elif adaptive is not None:
-            thresholds[i] = max(adaptive, 0.0)  # an unlike (negative cosine) query never matches
+            thresholds[i] = max(adaptive[route.name], 0.0)  # a negative cosine never matches
         else:
             thresholds[i] = default_threshold
     return RouteSet(

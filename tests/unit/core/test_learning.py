@@ -109,6 +109,18 @@ def test_the_head_picks_and_the_similarity_vetoes() -> None:
         assert match.name == ("music" if top[0].score >= cut else None)
 
 
+def test_each_route_gets_its_learnt_cut() -> None:
+    router = SemanticRouter(routes(), encoder=FakeEncoder())
+    learned = router._state.learned
+    assert learned is not None
+    cuts = learned.training.thresholds_by_route()
+    assert len(set(cuts.values())) > 1  # routes differ in how alike their utterances are
+    for name, cut in cuts.items():
+        assert router.threshold_for(name) == max(cut, 0.0)
+    router.configure(threshold=0.5)
+    assert {router.threshold_for(name) for name in cuts} == {0.5}  # a user threshold wins
+
+
 def test_an_adaptive_threshold_only_where_utterances_resemble_each_other() -> None:
     vectors = np.eye(4, dtype=np.float32)[[0, 0, 1, 1]]
     trained = selftrain.self_train(vectors, [0, 0, 1, 1], ["a", "b"])

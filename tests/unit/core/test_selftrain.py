@@ -17,6 +17,7 @@ from semrouter._selftrain import (
     abstention_threshold,
     decide,
     own_route_scores,
+    route_thresholds,
     self_train,
     train_route_head,
 )
@@ -222,9 +223,43 @@ def test_self_training_round_trips_through_json_and_refuses_bad_payloads() -> No
         SelfTraining.from_dict({k: v for k, v in payload.items() if k != "top_k"})
 
 
+def test_route_thresholds_follow_each_routes_own_scores() -> None:
+    own = np.array([0.8, 0.8, 0.8, 0.4, 0.4, 0.4, np.nan, 0.6, 0.6])
+    rows = np.array([0, 0, 0, 1, 1, 1, 2, 3, 3])
+    # mean of the known scores 0.6: route 0 lies 0.2 above it, route 1 0.2 below; route 2 has
+    # no score and route 3 two (< ROUTE_SHIFT_FROM): they keep the threshold
+    cuts = route_thresholds(own, rows, 4, 0.3, shift=0.5)
+    np.testing.assert_allclose(cuts, [0.4, 0.2, 0.3, 0.3])
+    np.testing.assert_allclose(route_thresholds(own, rows, 4, 0.3, shift=0.0), [0.3] * 4)
+    assert route_thresholds(own, rows, 4, 0.95, shift=1.0)[0] == 1.0  # clipped to the scale
+    np.testing.assert_allclose(route_thresholds(np.full(9, np.nan), rows, 4, 0.3), [0.3] * 4)
+    with pytest.raises(ConfigurationError, match="one leave-one-out score"):
+        route_thresholds(own[:-1], rows, 4, 0.3)
+
+
+def test_self_training_gives_a_tight_route_a_higher_cut_and_persists_it() -> None:
+    X, y, _ = _routes(15, routes=4, per_route=30, dim=32, spread=0.15)
+    loose = y == 3
+    X[loose] = _unit(X[loose] + 0.3 * np.random.default_rng(16).standard_normal((30, 32)))
+    trained = self_train(X, y, NAMES, reject_share=0.02, route_shift=0.75)
+    cuts = trained.thresholds_by_route()
+    assert trained.threshold is not None and set(cuts) == set(NAMES)
+    assert cuts[NAMES[3]] < trained.threshold < min(cuts[n] for n in NAMES[:3])
+    back = SelfTraining.from_dict(json.loads(json.dumps(trained.to_dict())))
+    assert back.thresholds_by_route() == cuts
+    # a payload written before per-route cuts: the one threshold for every route
+    old = {k: v for k, v in trained.to_dict().items() if k != "route_thresholds"}
+    assert set(SelfTraining.from_dict(old).thresholds_by_route().values()) == {trained.threshold}
+    with pytest.raises(ConfigurationError, match="route thresholds"):
+        SelfTraining.from_dict({**trained.to_dict(), "route_thresholds": [0.1]})
+    flat = self_train(X, y, NAMES, reject_share=0.02, route_shift=0.0).thresholds_by_route()
+    assert set(flat.values()) == {trained.threshold}
+
+
 def test_self_training_with_single_utterance_routes_keeps_the_default_threshold() -> None:
     X, _, _ = _routes(13, per_route=1)
-    assert self_train(X, np.arange(4), NAMES).threshold is None
+    trained = self_train(X, np.arange(4), NAMES)
+    assert trained.threshold is None and trained.thresholds_by_route() == {}
 
 
 # --- fit_thresholds without "no route" rows (issue 13, point 3) ---------------------------------
