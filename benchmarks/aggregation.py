@@ -28,6 +28,7 @@ class CachedEncoder(Encoder):
     def __init__(self, inner: Encoder, cache: Path) -> None:
         self.inner, self.cache = inner, cache
         self.model_id, self.dimension = inner.model_id, inner.dimension
+        self.default_threshold = inner.default_threshold
         self.batch_size = 100_000
         cache.mkdir(parents=True, exist_ok=True)
 

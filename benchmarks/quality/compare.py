@@ -107,10 +107,11 @@ class TableEncoder(Encoder):
     batch_size = 100_000
 
     def __init__(self, table: dict[str, np.ndarray]) -> None:
-        from semrouter.encoders._local import MODEL_ID
+        from semrouter.encoders._local import MODEL_ID, LocalEncoder
 
         self.table = table
         self.model_id, self.dimension = MODEL_ID, 384
+        self.default_threshold = LocalEncoder.default_threshold  # what users of it get
         self.live = False
         self._inner: Encoder | None = None
 
@@ -455,9 +456,10 @@ def render(results: dict[str, Any]) -> str:
         "Targets (semrouter fit()):",
     ]
     targets = [
-        ("CLINC150 in-scope >= 95 %", s1["b_fitted"]["in_scope_accuracy"], 0.95),
-        ("CLINC150 overall with out-of-scope >= 90 %", s3["b_fitted"]["accuracy"], 0.90),
-        ("CLINC150 5 per route >= 87 %", s2["b_fitted"]["in_scope_accuracy"], 0.87),
+        ("CLINC150 in-scope >= 96.5 %", s1["b_fitted"]["in_scope_accuracy"], 0.965),
+        ("CLINC150 overall with out-of-scope >= 93 %", s3["b_fitted"]["accuracy"], 0.93),
+        ("CLINC150 5 per route >= 89 %", s2["b_fitted"]["in_scope_accuracy"], 0.89),
+        ("BANKING77 >= 94 %", s4["b_fitted"]["in_scope_accuracy"], 0.94),
     ]
     for name, value, goal in targets:
         verdict = "met" if value >= goal else "MISSED"
@@ -523,6 +525,9 @@ def render(results: dict[str, Any]) -> str:
         "Embeddings come from a cache, so fit/build seconds exclude encoding (same for both).",
         "fit() data: CLINC oos_train (None labels) to train on, val (+ oos_val) as validation;",
         "BANKING77 valid with the default 20 % holdout. semantic-router fit() on the same val.",
+        "fit() cross-fits its held-out texts (5 folds): they choose the thresholds out of fold,",
+        "then train the head kept too, so with 5 utterances per route the fitted head has also",
+        "learnt from val's 20 labelled queries per route (benchmarks/results/crossfit.txt).",
         f"({results['seconds']:.0f} s in all{', QUICK run' if results['quick'] else ''})",
     ]
     return "\n".join(lines)

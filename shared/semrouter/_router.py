@@ -493,6 +493,7 @@ class SemanticRouter:
             calibration=calibration,
             digest=routes_digest(routes),
             learned=learned if options.learn else None,
+            default_declared=self.encoder.threshold_declared,
         )
         if state.stale and not self._warned_stale and previous is not None:
             self._warned_stale = True

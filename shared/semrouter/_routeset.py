@@ -12,7 +12,8 @@ Threshold precedence, for each route (first that applies):
 2. the router's ``threshold`` option, when set (``-1`` never abstains);
 3. the threshold chosen by :meth:`~semrouter.SemanticRouter.fit` (while the fit is current);
 4. the threshold learnt from the utterances (``_selftrain.py``; from :data:`ADAPTIVE_FROM`
-   utterances on, when the route set meets its assumption: see :meth:`Learned.credible`);
+   utterances on, when the route set meets its assumption: see :meth:`Learned.credible`; at
+   any size for an encoder that states no default threshold of its own);
 5. the encoder's ``default_threshold``.
 """
 
@@ -162,8 +163,13 @@ def build_route_set(
     calibration: Calibration | None,
     digest: str | None = None,
     learned: Learned | None = None,
+    default_declared: bool = True,
 ) -> RouteSet:
-    """Resolve the thresholds and the heads for ``routes`` into one :class:`RouteSet`."""
+    """Resolve the thresholds and the heads for ``routes`` into one :class:`RouteSet`.
+
+    ``default_declared=False``: the encoder did not state a default threshold, so the learnt
+    one applies at any size and whatever the utterances look like (a guess about an unknown
+    similarity scale is no better)."""
     names = tuple(route.name for route in routes)
     digest = digest if digest is not None else routes_digest(routes)
     current = calibration is not None and calibration.routes_digest == digest
@@ -182,7 +188,9 @@ def build_route_set(
         rank_head = learned.training.head
         column = {name: i for i, name in enumerate(rank_head.route_names)}
         rank_columns = np.array([column[name] for name in names], dtype=np.int64)
-        if learned.credible(default_threshold) and snapshot.size >= ADAPTIVE_FROM:
+        if not default_declared or (
+            learned.credible(default_threshold) and snapshot.size >= ADAPTIVE_FROM
+        ):
             adaptive = learned.training.thresholds_by_route() or None
     thresholds = np.empty(len(names), dtype=np.float64)
     for i, route in enumerate(routes):

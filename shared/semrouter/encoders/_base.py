@@ -41,12 +41,24 @@ class Encoder(ABC):
     #: Length of the vectors.
     dimension: int
     #: The router's default score threshold when neither the route nor the router sets one.
+    #: Set it for your model (its similarities' scale is its own); an encoder that does not
+    #: gets a threshold learnt from the route set's utterances (see :attr:`threshold_declared`)
+    #: and this 0.5 only where nothing was learnt.
     default_threshold: float = 0.5
     #: How many texts one call to :meth:`_encode_batch` receives at most.
     batch_size: int = 64
     #: The ``type`` key written to config files; ``None`` for encoders that cannot be rebuilt
     #: from a config file (the caller passes them again when loading).
     config_type: ClassVar[str | None] = None
+
+    @property
+    def threshold_declared(self) -> bool:
+        """Whether this encoder states its own ``default_threshold`` (its class or the
+        instance sets one); otherwise the base class's 0.5 is a guess about an unknown
+        similarity scale, and the router prefers the threshold it learns from the utterances."""
+        if "default_threshold" in getattr(self, "__dict__", {}):
+            return True
+        return any("default_threshold" in vars(k) for k in type(self).__mro__ if k is not Encoder)
 
     @property
     def fingerprint(self) -> str:

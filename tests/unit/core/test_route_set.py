@@ -20,6 +20,7 @@ from semrouter import (
     SemanticRouter,
     SemRouterError,
 )
+from semrouter.encoders import Encoder
 from tests.unit.core.test_fit import make_data, make_router
 
 
@@ -236,3 +237,45 @@ def test_a_validation_only_fit() -> None:
     texts, labels = make_data(3, per_route=10, none=10)
     report = router.fit(validation=(texts, labels))
     assert report.n == len(texts)
+
+
+# -- an encoder with no default threshold of its own -----------------------------------------
+class _Scaled(Encoder):
+    """A model whose similarities sit high (as e5's or ada's do) and that states no default
+    threshold: the base class's 0.5 would let every query through."""
+
+    model_id = "scaled"
+    dimension = 64
+
+    def __init__(self, declared: float | None = None) -> None:
+        self._words = FakeEncoder(dimension=64)
+        if declared is not None:
+            self.default_threshold = declared
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        vectors = self._words.encode(texts)
+        shared = np.ones((len(texts), vectors.shape[1]), np.float32) / np.sqrt(vectors.shape[1])
+        return (vectors + 2.0 * shared).astype(np.float32)
+
+
+def _scaled_routes() -> list[Route]:
+    return [
+        Route("weather", ["weather forecast rain", "rain forecast tomorrow", "sunny weather"]),
+        Route("music", ["play jazz music", "jazz playlist please", "music by miles davis"]),
+    ]
+
+
+def test_an_encoder_without_a_default_threshold_gets_the_learnt_one() -> None:
+    assert not _Scaled().threshold_declared and _Scaled(0.9).threshold_declared
+    assert FakeEncoder().threshold_declared  # FakeEncoder states 0.3
+    router = SemanticRouter(_scaled_routes(), encoder=_Scaled())  # 6 utterances: well under 50
+    learned = router._state.learned
+    assert learned is not None
+    cuts = learned.training.thresholds_by_route()
+    for name in ("weather", "music"):  # on this model's scale (unrelated texts score ~0.8)
+        assert router.threshold_for(name) == max(cuts[name], 0.0) > 0.7
+    assert router.route("rain forecast for tomorrow").name == "weather"
+    declared = SemanticRouter(_scaled_routes(), encoder=_Scaled(0.9))
+    assert declared.threshold_for("weather") == 0.9  # a stated default is kept
+    declared.close()
+    router.close()
