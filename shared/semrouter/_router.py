@@ -868,6 +868,7 @@ class SemanticRouter:
         none_share: float | None = 0.5,
         l2: float = 1e-5,
         seed: int = 0,
+        folds: int = 5,
         progress: Progress | None = None,
     ) -> EvaluationReport:
         """Learn routing from labelled texts; returns the report on the held-out texts.
@@ -875,7 +876,11 @@ class SemanticRouter:
         Every text is embedded once. A logistic head is trained on the route utterances and
         the training share of ``texts`` (a ``None`` label means "should match no route"), and
         the threshold is chosen on ``validation`` or, by default, a stratified ``holdout``
-        share of ``texts``, so the report is not measured on training data. The result is
+        share of ``texts``, so the report is not measured on training data. With ``folds``
+        (cross-fitting, the default) the held-out texts are dealt into folds, each scored by a
+        head that never saw it; the thresholds are chosen on those out-of-fold scores, and the
+        head finally kept trains on the held-out texts too, so no labelled text is wasted
+        (5 per route on CLINC150: 87.0 % -> 92.3 %, benchmarks/results/quality.txt). The result is
         deterministic, saved by :meth:`save`, and goes stale when the routes change. A
         router-wide ``threshold`` option, when set, still wins over the fitted thresholds
         (``router.configure(threshold=None)`` to use them; ``-1`` never abstains).
@@ -894,10 +899,15 @@ class SemanticRouter:
                 chosen, as a share of the metric (``None``: as many as there are).
             l2: the head's L2 penalty.
             seed: seeds the held-out split.
+            folds: cross-fitting folds; ``0`` or ``1``: the held-out texts only choose the
+                thresholds and never train the head (needs 10 held-out texts per fold, else
+                that is what happens).
             progress: called as ``progress(done, total)`` while texts are encoded.
         """
         from ._fitting import fit_router
 
+        if isinstance(folds, bool) or not isinstance(folds, int) or not 0 <= folds <= 20:
+            raise ConfigurationError(f"folds must be an int from 0 to 20; got {folds!r}")
         with self._lock:
             state = self._state
             index = self._writable()
@@ -914,7 +924,15 @@ class SemanticRouter:
                 labels,
                 validation=validation,
                 settings=FitSettings(
-                    holdout, head, per_route_thresholds, metric, none_weight, none_share, l2, seed
+                    holdout,
+                    head,
+                    per_route_thresholds,
+                    metric,
+                    none_weight,
+                    none_share,
+                    l2,
+                    seed,
+                    folds,
                 ),
                 progress=progress,
             )

@@ -391,18 +391,12 @@ def test_shared_routers_share_one_cache_that_goes_with_the_router(
 
 
 def test_readme_conversations_example_runs_as_printed() -> None:
-    import contextlib
-    import io
-    import re
     from pathlib import Path
 
     readme = Path(__file__).resolve().parents[3] / "README.md"
     if not readme.exists():  # pragma: no cover - CI copies README.md beside the tests
         pytest.skip("README.md not beside the tests")
-    section = readme.read_text(encoding="utf-8").split("## Conversations", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S)
-    assert code is not None
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code.group(1), "README.md", "exec"), {})
-    assert out.getvalue().splitlines() == ["None", "flights [(0, 0.33), (2, 0.67)]"]
+    from tests.unit.core.test_readme import section_output
+
+    output = section_output("## Conversations")
+    assert output.splitlines() == ["None", "flights [(0, 0.33), (2, 0.67)]"]

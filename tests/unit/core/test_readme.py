@@ -43,3 +43,18 @@ def test_deploying_section_follows_the_quickstart(
     lines = out.getvalue().splitlines()
     assert lines[2] == "True ['politics', 'chitchat']"
     assert lines[3] == "weather"
+
+
+def section_output(title: str) -> str:
+    """What the first python block of the README section ``title`` prints."""
+    section = README.read_text(encoding="utf-8").split(title, 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code.group(1), "README.md", "exec"), {})
+    return out.getvalue()
+
+
+def test_hybrid_section_prints_what_it_says() -> None:
+    assert section_output("## Hybrid routing").split() == ["xr200", "xr900"]

@@ -279,3 +279,17 @@ def test_an_encoder_without_a_default_threshold_gets_the_learnt_one() -> None:
     assert declared.threshold_for("weather") == 0.9  # a stated default is kept
     declared.close()
     router.close()
+
+
+def test_fit_cross_fits_unless_told_not_to() -> None:
+    texts, labels = make_data(0, per_route=100, none=100)  # 80 held out: 5 folds of 16
+    crossed, plain = make_router(), make_router()
+    crossed.fit(texts, labels)  # 5 folds: the held-out texts train the kept head too
+    plain.fit(texts, labels, folds=0)  # they only choose the thresholds
+    a, b = crossed.calibration, plain.calibration
+    assert a is not None and b is not None and a.head != b.head
+    for bad in (-1, 2.5, True, 99):
+        with pytest.raises(ConfigurationError, match="folds"):
+            plain.fit(texts, labels, folds=bad)  # type: ignore[arg-type]
+    crossed.close()
+    plain.close()
