@@ -7,7 +7,8 @@ labelled data (it learns from its own utterances) and after ``fit()``.
 
 Systems, all through the public API with the same vectors (``LocalEncoder``, cached):
 
-* ``dense``: ``hybrid="off"`` (the default);
+* ``dense``: ``hybrid="off"`` (what a router does by default unless ``fit()`` finds hybrid
+  routing significantly better on its held-out texts; what ``fit()`` itself chose is printed);
 * ``dbsf`` / ``rrf``: ``SemanticRouter(hybrid=..., hybrid_weight=w)``, the lexical ranking
   fused per route (``_lexical.py``), ``w`` in {0.25, 0.5, 1, 2};
 * ``qdrant point fusion``: what Qdrant's prefetch + fusion gives on its own: an Edge shard
@@ -152,6 +153,10 @@ def run_corpus(
     ):
         log(f"[{title}] {setting}: building ...")
         router = build(routes, encoder, fit_rows)
+        calibration = router.calibration
+        if calibration is not None:  # fit() tries hybrid routing on its held-out texts itself
+            result[f"{setting} fit chose"] = f"{calibration.hybrid} w={calibration.hybrid_weight:g}"
+        router.configure(hybrid="off")
         scores = {"dense": accuracy(router, encoder, choose)}
         for method in ("dbsf", "rrf"):
             for weight in WEIGHTS:
@@ -215,9 +220,10 @@ def render(results: list[dict[str, Any]], timing: dict[str, dict[str, float]]) -
             scores = result[setting]["validation"]
             ranked = sorted(scores.items(), key=lambda kv: -kv[1])
             shown = ", ".join(f"{k} {v * 100:.1f}" for k, v in ranked[:4])
+            chose = result.get(f"{setting} fit chose")
             lines.append(
                 f"  {result['corpus']:<14} {setting:<9}  dense {scores['dense'] * 100:.1f} | "
-                f"best: {shown}"
+                f"best: {shown}" + (f" | fit() itself chose: {chose}" if chose else "")
             )
         fusion = result["point_fusion_validation"]
         lines.append(

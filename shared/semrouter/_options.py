@@ -39,10 +39,12 @@ class RouterOptions(BaseModel):
             the routes and an abstention threshold that adapts to the route set
             (``_selftrain.py``). Trained when the routes change (in the background above
             2,000 utterances) and stored with them.
-        hybrid: fuse a lexical (BM25) ranking of the routes with the dense one: ``"off"``
-            (default), ``"dbsf"`` or ``"rrf"`` (Qdrant's fusion formulas, applied per route;
-            see ``_lexical.py``). It helps where words matter more than meaning (product codes,
-            error codes, names) and on BANKING77; it costs accuracy on CLINC150
+        hybrid: fuse a lexical (BM25) ranking of the routes with the dense one: ``"dbsf"``
+            or ``"rrf"`` (Qdrant's fusion formulas, applied per route; see ``_lexical.py``),
+            or ``"off"``. ``None`` (default): off, unless :meth:`~semrouter.SemanticRouter.fit`
+            found on its held-out texts that fusion routes them significantly better (then its
+            choice and weight apply while the fit is current). It helps where words matter
+            more than meaning (product codes, error codes, names); on CLINC150 it gains nothing
             (benchmarks/results/hybrid.txt). Needs the query texts: ``route_vectors`` and
             friends take them as ``texts=``.
         hybrid_weight: the lexical ranking's weight in the fusion (the dense one weighs 1).
@@ -62,7 +64,7 @@ class RouterOptions(BaseModel):
     search: SearchMode = "auto"
     exact_limit: int = Field(default=20_000, ge=0, le=10_000_000)
     learn: bool = True
-    hybrid: Hybrid = "off"
+    hybrid: Hybrid | None = None
     hybrid_weight: float = Field(default=0.5, gt=0.0, le=10.0, allow_inf_nan=False)
 
     @classmethod

@@ -762,7 +762,7 @@ class SemanticRouter:
         index = self._open_index()
         found = index.search(state.snapshot, vectors, _wanted(state, limit))
         lexical = None
-        if texts and state.options.hybrid != "off":
+        if texts and state.fusion is not None:
             lexical = index.lexical(state.snapshot, texts, len(state.names))
         return self._decide(state, vectors, found, lexical, limit, apply_threshold, keep_empty)
 
@@ -780,7 +780,7 @@ class SemanticRouter:
         index = self._open_index()
         found = await index.asearch(state.snapshot, vectors, _wanted(state, limit))
         lexical = None
-        if texts and state.options.hybrid != "off":
+        if texts and state.fusion is not None:
             lexical = await index.alexical(state.snapshot, texts, len(state.names))
         return self._decide(state, vectors, found, lexical, limit, apply_threshold, keep_empty)
 
@@ -917,6 +917,7 @@ class SemanticRouter:
                 similarities=self.similarities,
                 utterance_vectors=lambda: index.vectors_of(state.snapshot),
                 check=self._check,
+                lexical=lambda texts: index.lexical(state.snapshot, texts, len(state.names)),
             )
             report, calibration = fit_router(
                 source,

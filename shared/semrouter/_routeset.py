@@ -75,6 +75,10 @@ class Calibration(BaseModel):
     similarity_weight: float = 1.0
     metric: Literal["accuracy", "f1"] = "accuracy"
     heldout: dict[str, float] = {}
+    #: Hybrid routing as fit() chose it on the held-out texts ("off": dense only); applies
+    #: while the fit is current and the router's ``hybrid`` option is ``None``.
+    hybrid: Literal["off", "dbsf", "rrf"] = "off"
+    hybrid_weight: float = 0.5
 
     @model_validator(mode="before")
     @classmethod
@@ -138,6 +142,8 @@ class RouteSet:
     learned: Learned | None = None  # as given, current or not
     rank_head: LogisticHead | None = None  # the learned head, while current and no fit applies
     rank_columns: IntArray | None = None
+    #: Hybrid routing in force: (method, lexical weight), or ``None`` for dense only.
+    fusion: tuple[str, float] | None = None
 
     @property
     def stale(self) -> bool:
@@ -220,7 +226,18 @@ def build_route_set(
         learned=learned,
         rank_head=rank_head,
         rank_columns=rank_columns,
+        fusion=_fusion(options, calibration if current else None),
     )
+
+
+def _fusion(options: RouterOptions, calibration: Calibration | None) -> tuple[str, float] | None:
+    """The hybrid routing in force: the router's option when set, else what a current fit
+    chose, else none."""
+    if options.hybrid is not None:
+        return None if options.hybrid == "off" else (options.hybrid, options.hybrid_weight)
+    if calibration is not None and calibration.hybrid != "off":
+        return calibration.hybrid, calibration.hybrid_weight
+    return None
 
 
 @dataclass(frozen=True, eq=False)

@@ -109,9 +109,8 @@ def hybrid_rank(
 ) -> FloatArray:
     """The order to rank routes in under hybrid routing: the router's own ranking (``rank``,
     else ``scores``) fused with the routes' lexical scores ``lexical`` (n, R)."""
-    options = state.options
-    base = rank if rank is not None else scores
-    return fuse(base, lexical, method=options.hybrid, weight=options.hybrid_weight)
+    method, weight = state.fusion or ("dbsf", 0.0)
+    return fuse(rank if rank is not None else scores, lexical, method=method, weight=weight)
 
 
 def _fill_first_choice(

@@ -196,3 +196,66 @@ def test_conversations_route_hybrid_too() -> None:
     router.configure(hybrid="off")
     assert conversation.route_last(["hi", "XR-900 restarts by itself"]).name == "router_xr200"
     router.close()
+
+
+def _heldout(lexical_helps: bool) -> dict[str, np.ndarray]:
+    """Held-out rows over 4 routes where the dense score prefers the wrong route by a little
+    on a third of the rows; the lexical score points at the gold route, or at neither."""
+    rng = np.random.default_rng(0)
+    n, routes = 300, 4
+    labels = rng.integers(0, routes, n)
+    sims = rng.uniform(0.1, 0.3, (n, routes))
+    sims[np.arange(n), labels] = 0.6
+    fooled = rng.random(n) < 0.33
+    wrong = (labels + 1) % routes
+    sims[np.flatnonzero(fooled), wrong[fooled]] = 0.62
+    lexical = np.zeros((n, routes))
+    target = labels if lexical_helps else (labels + 2) % routes
+    lexical[np.arange(n), target] = 3.0
+    return {"labels": labels, "sims": sims, "lexical": lexical}
+
+
+@pytest.mark.parametrize("helps", [True, False])
+def test_fit_turns_hybrid_on_only_where_it_routes_held_out_texts_better(helps: bool) -> None:
+    from semrouter._fitting import FitSettings, fit_calibration
+
+    data = _heldout(helps)
+    names = ["a", "b", "c", "d"]
+    calibration, _ = fit_calibration(
+        names=names,
+        digest="d",
+        fingerprint="f",
+        utterance_vectors=np.eye(4, 8, dtype=np.float32),
+        utterance_labels=np.arange(4),
+        train_vectors=np.zeros((0, 8), np.float32),
+        train_labels=np.zeros(0, np.int64),
+        heldout_vectors=np.zeros((300, 8), np.float32),
+        heldout_labels=data["labels"],
+        heldout_similarities=data["sims"],
+        settings=FitSettings(head=False),
+        heldout_lexical=data["lexical"],
+    )
+    assert (calibration.hybrid != "off") is helps
+
+
+def test_a_fitted_hybrid_choice_applies_unless_the_option_says_otherwise(tmp_path: Path) -> None:
+    router = SemanticRouter(ROUTERS, threshold=-1.0)
+    texts = ["XR-900 restarts by itself", "XR-200 keeps rebooting", "refund please"]
+    labels = ["router_xr900", "router_xr200", "billing"]
+    router.fit(validation=(texts, labels), head=False)
+    calibration = router.calibration
+    assert calibration is not None and calibration.hybrid == "off"  # 3 rows prove nothing
+    query = "XR-900 restarts by itself"
+    assert router.route(query).name == "router_xr200"
+    chosen = calibration.model_copy(update={"hybrid": "dbsf", "hybrid_weight": 1.0})
+    fitted = SemanticRouter(ROUTERS, threshold=-1.0, calibration=chosen)
+    assert fitted.route(query).name == "router_xr900"  # the fit's choice applies
+    fitted.configure(hybrid="off")  # an explicit option wins over the fit
+    assert fitted.route(query).name == "router_xr200"
+    fitted.configure(hybrid=None)
+    fitted.save(tmp_path / "router.yaml")
+    loaded = SemanticRouter.load(tmp_path / "router.yaml")
+    assert loaded.calibration is not None and loaded.calibration.hybrid == "dbsf"
+    assert loaded.route(query).name == "router_xr900"
+    for r in (router, fitted, loaded):
+        r.close()
