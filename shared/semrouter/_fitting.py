@@ -167,23 +167,21 @@ def fit_calibration(
             heldout_labels,
             settings,
         )
+
     # With a head, how much the nearest-neighbour similarity counts is chosen on the held-out
     # rows too (cheap: no refit). A weight other than 1 must be significantly better row by
     # row (McNemar's test, z > 2): on a few hundred rows most gains are noise.
-    results = []
-    for candidate in SIMILARITY_WEIGHTS if probabilities is not None else (1.0,):
-        scores = _scale(probabilities, heldout_similarities, candidate)
+    def judge(scores: npt.NDArray[np.float64]) -> tuple[ThresholdFit, npt.NDArray[np.bool_]]:
+        """The thresholds fitted on ``scores`` and which held-out rows they route right."""
         fit = fit_thresholds(
-            scores,
-            heldout_labels,
-            names,
-            metric=metric,
-            bounds=(-1.0, 1.0),
-            sample_weight=weights,
+            scores, heldout_labels, names, metric=metric, bounds=(-1.0, 1.0), sample_weight=weights
         )
         cuts = np.array([_cut(fit, per_route_thresholds, name) for name in names])
-        right = apply_thresholds(scores, cuts)[0] == heldout_labels
-        results.append((candidate, fit, right))
+        return fit, apply_thresholds(scores, cuts)[0] == heldout_labels
+
+    results = []
+    for candidate in SIMILARITY_WEIGHTS if probabilities is not None else (1.0,):
+        results.append((candidate, *judge(_scale(probabilities, heldout_similarities, candidate))))
     weight, fit, right = _significant(results)
     fusion: tuple[Literal["off", "dbsf", "rrf"], float] = ("off", 0.5)
     if heldout_lexical is not None:
@@ -191,17 +189,7 @@ def fit_calibration(
         tried = [(fusion, fit, right)]
         for method, lexical_weight in FUSIONS:
             fused = fused_choice(scores, heldout_lexical, method, lexical_weight)
-            fused_fit = fit_thresholds(
-                fused,
-                heldout_labels,
-                names,
-                metric=metric,
-                bounds=(-1.0, 1.0),
-                sample_weight=weights,
-            )
-            cuts = np.array([_cut(fused_fit, per_route_thresholds, name) for name in names])
-            fused_right = apply_thresholds(fused, cuts)[0] == heldout_labels
-            tried.append(((method, lexical_weight), fused_fit, fused_right))
+            tried.append(((method, lexical_weight), *judge(fused)))
         fusion, fit, right = _significant(tried)
     thresholds = {name: _cut(fit, per_route_thresholds, name) for name in names}
     calibration = Calibration(
