@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,10 @@ class _Served:
     row: dict[str, int]
     search_rows: npt.NDArray[np.int64]  # every row but the metadata point
     unit: npt.NDArray[np.float32]  # normalised vectors of ``search_rows`` (cosine)
+    #: each tenant's search rows and vectors, computed on first use
+    tenants: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = field(
+        default_factory=dict
+    )
 
 
 class SnapshotReader:
@@ -158,21 +162,39 @@ class SnapshotReader:
         ids = served.snapshot.ids
         return [ids[r] for r in served.search_rows], np.asarray(served.unit)
 
-    def search(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
-        """Exact cosine search of the snapshot (what Edge's search returns, exhaustively)."""
+    def search(self, vectors: np.ndarray, limit: int, tenant: str = "") -> list[list[Hit]]:
+        """Exact cosine search of the snapshot (what Edge's search returns, exhaustively);
+        with ``tenant``, of that tenant's points only."""
         served = self._served
         if served is None or not len(served.search_rows):
             return [[] for _ in vectors]
+        search_rows, unit = served.search_rows, served.unit
+        if tenant:
+            search_rows, unit = self._tenant_rows(served, tenant)
+            if not len(search_rows):
+                return [[] for _ in vectors]
         with _single_blas_thread():  # a few queries: BLAS threads cost more than they save
-            sims = unit_rows(np.asarray(vectors, np.float32)) @ served.unit.T
+            sims = unit_rows(np.asarray(vectors, np.float32)) @ unit.T
         take = min(limit + 1, sims.shape[1])
         top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
         ids = served.snapshot.ids
         out = []
         for query, cols in enumerate(top):
             cols = cols[np.argsort(-sims[query, cols], kind="stable")]
-            out.append([(ids[served.search_rows[c]], float(sims[query, c])) for c in cols])
+            out.append([(ids[search_rows[c]], float(sims[query, c])) for c in cols])
         return out
+
+    def _tenant_rows(
+        self, served: _Served, tenant: str
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """``tenant``'s rows of the served snapshot and their vectors (kept per snapshot)."""
+        cached = served.tenants.get(tenant)
+        if cached is None:
+            payloads = served.snapshot.payloads
+            rows = served.search_rows.tolist()
+            keep = np.fromiter((payloads[r].get("tenant") == tenant for r in rows), bool, len(rows))
+            cached = served.tenants[tenant] = (served.search_rows[keep], served.unit[keep])
+        return cached
 
 
 _blas: Any = None

@@ -333,9 +333,10 @@ class EdgeStore(Store):
         with self._errors("create the collection"):
             self._shard = edge.EdgeShard.create(str(self._dir), config)
             self._lexical = True
-            self._shard.update(
-                edge.UpdateOperation.create_field_index("route", edge.PayloadSchemaType.Keyword)
-            )
+            for key in ("route", "tenant"):  # "tenant" filters a tenant's searches
+                self._shard.update(
+                    edge.UpdateOperation.create_field_index(key, edge.PayloadSchemaType.Keyword)
+                )
 
     def creation_interrupted(self) -> bool:
         if self._reader is not None or self._shard is None:
@@ -519,30 +520,46 @@ class EdgeStore(Store):
                 self._shard.optimize()
             self._indexed = True
 
-    def search(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
+    def search(self, vectors: np.ndarray, limit: int, tenant: str = "") -> list[list[Hit]]:
         if self._reader is not None:
-            return self._reader.search(vectors, limit)
+            return self._reader.search(vectors, limit, tenant)
         edge = self._edge
+        where = self._filter(tenant)
         requests = [
-            edge.QueryRequest(query=edge.Query.Nearest(vector.tolist()), limit=limit + 1)
+            edge.QueryRequest(
+                query=edge.Query.Nearest(vector.tolist()), limit=limit + 1, filter=where
+            )
             for vector in vectors
         ]
         with self._errors("search"):
             results = self._shard.query_batch(edge.QueryBatchRequest(requests))
         return [[(str(p.id), float(p.score)) for p in result] for result in results]
 
-    def lexical_search(self, texts: Sequence[str], limit: int) -> list[list[Hit]] | None:
+    def lexical_search(
+        self, texts: Sequence[str], limit: int, tenant: str = ""
+    ) -> list[list[Hit]] | None:
         if self._reader is not None or self._shard is None or not self._has_lexical():
             return None  # a reader serves a snapshot file: the router scores in-process
         edge = self._edge
+        where = self._filter(tenant)
+        # a tenant's IDF counts its own utterances, as the in-process index does
+        params = edge.SearchParams(idf=edge.IdfParams(corpus=where)) if where else None
         requests = []
         for text in texts:
             indices, values = sparse_query(text)
             query = edge.Query.Nearest(edge.SparseVector(indices, values), using=SPARSE_NAME)
-            requests.append(edge.QueryRequest(query=query, limit=limit))
+            requests.append(
+                edge.QueryRequest(query=query, limit=limit, filter=where, params=params)
+            )
         with self._errors("search"):
             results = self._shard.query_batch(edge.QueryBatchRequest(requests))
         return [[(str(p.id), float(p.score)) for p in result] for result in results]
+
+    def _filter(self, tenant: str) -> Any:
+        if not tenant:
+            return None
+        edge = self._edge
+        return edge.Filter(must=[edge.FieldCondition("tenant", match=edge.MatchValue(tenant))])
 
     def close(self) -> None:
         self._close_shard()

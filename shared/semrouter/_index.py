@@ -299,7 +299,7 @@ class RouteIndex:
         """The ``candidates`` nearest rows of ``snapshot`` for each query vector."""
         if snapshot.vectors is not None:
             return exact_search(snapshot.vectors, vectors, candidates, snapshot.pruning)
-        return _from_hits(snapshot, self.store.search(vectors, candidates))
+        return _from_hits(snapshot, self.store.search(vectors, candidates, self.tenant))
 
     async def asearch(
         self, snapshot: Snapshot, vectors: npt.NDArray[np.float32], candidates: int
@@ -307,14 +307,15 @@ class RouteIndex:
         """Asynchronous :meth:`search`: in-process search is sub-millisecond; Qdrant is awaited."""
         if snapshot.vectors is not None:
             return exact_search(snapshot.vectors, vectors, candidates, snapshot.pruning)
-        return _from_hits(snapshot, await self.store.asearch(vectors, candidates))
+        hits = await self.store.asearch(vectors, candidates, self.tenant)
+        return _from_hits(snapshot, hits)
 
     def lexical(self, snapshot: Snapshot, texts: list[str], routes: int) -> npt.NDArray[np.float64]:
         """Each route's lexical (BM25) score for each text, ``(len(texts), routes)``: from the
         collection's sparse vectors when the search runs in Qdrant and the collection has them,
         else computed in-process over the snapshot's utterances (same formula)."""
         if snapshot.vectors is None:
-            hits = self.store.lexical_search(texts, self._lexical_limit(snapshot))
+            hits = self.store.lexical_search(texts, self._lexical_limit(snapshot), self.tenant)
             if hits is not None:
                 return _route_lexical(snapshot, hits, routes)
         return snapshot.lexical.route_scores(texts, snapshot.row_route, routes)
@@ -324,7 +325,8 @@ class RouteIndex:
     ) -> npt.NDArray[np.float64]:
         """Asynchronous :meth:`lexical`."""
         if snapshot.vectors is None:
-            hits = await self.store.alexical_search(texts, self._lexical_limit(snapshot))
+            limit = self._lexical_limit(snapshot)
+            hits = await self.store.alexical_search(texts, limit, self.tenant)
             if hits is not None:
                 return _route_lexical(snapshot, hits, routes)
         return snapshot.lexical.route_scores(texts, snapshot.row_route, routes)

@@ -103,25 +103,31 @@ class Store(ABC):
         """Replace the payload of existing points."""
 
     @abstractmethod
-    def search(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
-        """Nearest points for each query vector, best first (may include foreign points)."""
+    def search(self, vectors: np.ndarray, limit: int, tenant: str = "") -> list[list[Hit]]:
+        """Nearest points for each query vector, best first (may include foreign points);
+        with ``tenant``, only that tenant's points."""
 
-    async def asearch(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
+    async def asearch(self, vectors: np.ndarray, limit: int, tenant: str = "") -> list[list[Hit]]:
         """Asynchronous :meth:`search`; stores with real async I/O override it."""
         import asyncio
 
-        return await asyncio.to_thread(self.search, vectors, limit)
+        return await asyncio.to_thread(self.search, vectors, limit, tenant)
 
-    def lexical_search(self, texts: Sequence[str], limit: int) -> list[list[Hit]] | None:
+    def lexical_search(
+        self, texts: Sequence[str], limit: int, tenant: str = ""
+    ) -> list[list[Hit]] | None:
         """Each text's best ``limit`` points by BM25 on the collection's sparse vectors
-        (``_lexical.py``), or ``None`` when this store cannot (no sparse vectors)."""
+        (``_lexical.py``; with ``tenant``, that tenant's points only), or ``None`` when this
+        store cannot (no sparse vectors)."""
         return None
 
-    async def alexical_search(self, texts: Sequence[str], limit: int) -> list[list[Hit]] | None:
+    async def alexical_search(
+        self, texts: Sequence[str], limit: int, tenant: str = ""
+    ) -> list[list[Hit]] | None:
         """Asynchronous :meth:`lexical_search`; stores with real async I/O override it."""
         import asyncio
 
-        return await asyncio.to_thread(self.lexical_search, texts, limit)
+        return await asyncio.to_thread(self.lexical_search, texts, limit, tenant)
 
     def prepare_search(self) -> None:  # noqa: B027 - optional hook
         """Build whatever makes :meth:`search` fast (an HNSW graph); may take a while."""
@@ -346,23 +352,36 @@ class ClientStore(Store):
             found.update((str(r.id), _plain_vector(r.vector)) for r in records)
         return _stack(ids, found)
 
-    def _requests(self, vectors: np.ndarray, limit: int) -> list[Any]:
-        return [self._models.QueryRequest(query=v.tolist(), limit=limit + 1) for v in vectors]
+    def _filter(self, tenant: str) -> Any:
+        if not tenant:
+            return None
+        models = self._models
+        match = models.FieldCondition(key="tenant", match=models.MatchValue(value=tenant))
+        return models.Filter(must=[match])
 
-    def search(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
+    def _requests(self, vectors: np.ndarray, limit: int, tenant: str) -> list[Any]:
+        where = self._filter(tenant)
+        return [
+            self._models.QueryRequest(query=v.tolist(), limit=limit + 1, filter=where)
+            for v in vectors
+        ]
+
+    def search(self, vectors: np.ndarray, limit: int, tenant: str = "") -> list[list[Hit]]:
         with backend_errors(self.target):
             responses = self._client.query_batch_points(
-                self._collection, self._requests(vectors, limit), timeout=self._timeout
+                self._collection, self._requests(vectors, limit, tenant), timeout=self._timeout
             )
         return [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
 
-    async def asearch(self, vectors: np.ndarray, limit: int) -> list[list[Hit]]:
+    async def asearch(self, vectors: np.ndarray, limit: int, tenant: str = "") -> list[list[Hit]]:
         if self._aclient is None:
-            return await super().asearch(vectors, limit)
+            return await super().asearch(vectors, limit, tenant)
         try:
             with backend_errors(self.target):
                 responses = await self._aclient.query_batch_points(
-                    self._collection, self._requests(vectors, limit), timeout=self._timeout
+                    self._collection,
+                    self._requests(vectors, limit, tenant),
+                    timeout=self._timeout,
                 )
         except ValueError as exc:  # local mode: "Collection ... not found"
             raise ConfigurationError(
@@ -371,30 +390,39 @@ class ClientStore(Store):
             ) from exc
         return [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
 
-    def _lexical_requests(self, texts: Sequence[str], limit: int) -> list[Any]:
+    def _lexical_requests(self, texts: Sequence[str], limit: int, tenant: str) -> list[Any]:
         models = self._models
+        where = self._filter(tenant)
         out = []
         for text in texts:
             indices, values = sparse_query(text)
             query = models.SparseVector(indices=indices, values=values)
-            out.append(models.QueryRequest(query=query, using=SPARSE_NAME, limit=limit))
+            out.append(
+                models.QueryRequest(query=query, using=SPARSE_NAME, limit=limit, filter=where)
+            )
         return out
 
-    def lexical_search(self, texts: Sequence[str], limit: int) -> list[list[Hit]] | None:
+    def lexical_search(
+        self, texts: Sequence[str], limit: int, tenant: str = ""
+    ) -> list[list[Hit]] | None:
         if not self._has_lexical():
             return None
+        requests = self._lexical_requests(texts, limit, tenant)
         with backend_errors(self.target):
             responses = self._client.query_batch_points(
-                self._collection, self._lexical_requests(texts, limit), timeout=self._timeout
+                self._collection, requests, timeout=self._timeout
             )
         return [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
 
-    async def alexical_search(self, texts: Sequence[str], limit: int) -> list[list[Hit]] | None:
+    async def alexical_search(
+        self, texts: Sequence[str], limit: int, tenant: str = ""
+    ) -> list[list[Hit]] | None:
         if self._aclient is None or not self._has_lexical():
-            return await super().alexical_search(texts, limit)
+            return await super().alexical_search(texts, limit, tenant)
+        requests = self._lexical_requests(texts, limit, tenant)
         with backend_errors(self.target):
             responses = await self._aclient.query_batch_points(
-                self._collection, self._lexical_requests(texts, limit), timeout=self._timeout
+                self._collection, requests, timeout=self._timeout
             )
         return [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
 

@@ -4,6 +4,7 @@ that follow a writer, refresh, tenants."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from qdrant_client import QdrantClient
@@ -182,3 +183,29 @@ def test_a_refresh_racing_a_writers_delete_reads_again(monkeypatch: pytest.Monke
         monkeypatch.setattr(ClientStore, "retrieve_vectors", vanishing_once)
         assert reader.refresh()  # read again, not failed
         assert reader.route("will it rain").name == "weather" and len(calls) == 2
+
+
+@pytest.mark.parametrize("where", ["edge", "edge-reader", "client"])
+def test_qdrant_search_sees_only_its_tenants_points(where: str, tmp_path: Path) -> None:
+    """Searching in Qdrant (large route sets, or search="qdrant"), a tenant's nearest points
+    must be its own: another tenant's near-identical utterances must not crowd them out of
+    the candidates (dense and lexical search alike)."""
+    location: dict[str, Any] = (
+        {"client": QdrantClient(":memory:")} if where == "client" else {"path": tmp_path}
+    )
+    crowd = [Route("crowd", [f"book a flight to paris please {i}" for i in range(80)])]
+    options = {"encoder": FakeEncoder(), "search": "qdrant", "hybrid": "dbsf", **location}
+    # an embedded folder has one writer at a time: the other tenant writes first
+    SemanticRouter(crowd, tenant="globex", **options).close()  # type: ignore[arg-type]
+    mine = SemanticRouter(
+        [Route("flights", ["book a flight"]), Route("weather", ["rain tomorrow"])],
+        tenant="acme",
+        candidates=8,
+        **options,  # type: ignore[arg-type]
+    )
+    router = mine
+    if where == "edge-reader":
+        router = SemanticRouter.open(tenant="acme", candidates=8, mode="read", **options)
+    assert router.route("book a flight to paris please").name == "flights"
+    for r in {router, mine}:
+        r.close()
