@@ -124,3 +124,20 @@ async def test_hybrid_on_a_server_scores_like_in_process(collection: str) -> Non
         router.close()
     assert answers[0] == answers[2]
     assert answers[1] == answers[3]
+
+
+def test_a_tenants_qdrant_search_is_not_crowded_out(collection: str) -> None:
+    crowd = [Route("crowd", [f"book a flight to paris please {i}" for i in range(80)])]
+    common = {"encoder": FakeEncoder(), "url": URL, "api_key": KEY, "collection": collection}
+    other = SemanticRouter(crowd, tenant="globex", search="qdrant", hybrid="dbsf", **common)
+    mine = SemanticRouter(
+        [Route("flights", ["book a flight"]), Route("weather", ["rain tomorrow"])],
+        tenant="acme",
+        search="qdrant",
+        hybrid="dbsf",
+        candidates=8,
+        **common,
+    )
+    assert mine.route("book a flight to paris please").name == "flights"
+    other.close()
+    mine.close()
