@@ -30,7 +30,7 @@ from ._exceptions import (
     RouterLockedError,
     StoreDamagedError,
 )
-from ._lexical import SPARSE_NAME, sparse_document, sparse_query
+from ._lexical import SPARSE_NAME, sparse_query
 from ._stores import (
     _SCROLL_PAGE,
     _WRITE_BATCH,
@@ -43,6 +43,7 @@ from ._stores import (
     _plain_vector,
     _points,
     _stack,
+    payload_sparse,
 )
 
 __all__ = ["EdgeStore", "StoreMode"]
@@ -407,11 +408,10 @@ class EdgeStore(Store):
     def _vectors(self, vector: np.ndarray, payload: dict[str, Any]) -> Any:
         """A point's vectors: the dense one, and BM25 when it is an utterance and the shard
         has sparse vectors (shards made before hybrid routing have none)."""
-        utterance = payload.get("utterance")
-        if not isinstance(utterance, str) or not self._has_lexical():
+        sparse = payload_sparse(payload) if self._has_lexical() else None
+        if sparse is None:
             return vector.tolist()
-        indices, values = sparse_document(utterance)
-        return {"": vector.tolist(), SPARSE_NAME: self._edge.SparseVector(indices, values)}
+        return {"": vector.tolist(), SPARSE_NAME: self._edge.SparseVector(*sparse)}
 
     def _has_lexical(self) -> bool:
         """Whether the shard has the sparse vector (asked once: a query on it fails if not)."""

@@ -503,6 +503,8 @@ class SemanticRouter:
                 StaleCalibrationWarning,
                 stacklevel=4,
             )
+        if state.fusion is not None and snapshot.vectors is not None:
+            snapshot.lexical  # noqa: B018 - built here, not by the first query (60 ms at 15k)
         self._options = state.options
         self._state = state
 
@@ -796,8 +798,8 @@ class SemanticRouter:
     ) -> list[list[RouteMatch]]:
         similarities, nearest = route_similarities(state, found)
         scores, rank = route_scores(state, vectors, similarities)
-        if lexical is not None:
-            rank = hybrid_rank(state, scores, rank, lexical)
+        if lexical is not None and state.fusion is not None:
+            rank = hybrid_rank(state.fusion, scores, rank, lexical)
         return decide(
             state,
             scores,

@@ -105,11 +105,12 @@ def route_scores(
 
 
 def hybrid_rank(
-    state: RouteSet, scores: FloatArray, rank: RankArray | None, lexical: FloatArray
+    fusion: tuple[str, float], scores: FloatArray, rank: RankArray | None, lexical: FloatArray
 ) -> FloatArray:
-    """The order to rank routes in under hybrid routing: the router's own ranking (``rank``,
-    else ``scores``) fused with the routes' lexical scores ``lexical`` (n, R)."""
-    method, weight = state.fusion or ("dbsf", 0.0)
+    """The order to rank routes in under hybrid routing (``fusion``: the route set's method
+    and lexical weight): the router's own ranking (``rank``, else ``scores``) fused with the
+    routes' lexical scores ``lexical`` (n, R)."""
+    method, weight = fusion
     return fuse(rank if rank is not None else scores, lexical, method=method, weight=weight)
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "Store",
     "StoreMode",
     "StoredPoint",
+    "payload_sparse",
 ]
 
 NAMESPACE = uuid.UUID("6f1d3c4e-5a2b-5d8e-9c7f-0a1b2c3d4e5f")
@@ -311,12 +312,11 @@ class ClientStore(Store):
 
     def _vectors(self, vector: list[float], payload: dict[str, Any]) -> Any:
         """A point's vectors: the dense one, and BM25 when it is an utterance."""
-        utterance = payload.get("utterance")
-        if not isinstance(utterance, str):
+        sparse = payload_sparse(payload)
+        if sparse is None:
             return vector
-        indices, values = sparse_document(utterance)
-        sparse = self._models.SparseVector(indices=indices, values=values)
-        return {"": vector, SPARSE_NAME: sparse}
+        indices, values = sparse
+        return {"": vector, SPARSE_NAME: self._models.SparseVector(indices=indices, values=values)}
 
     def _has_lexical(self) -> bool:
         if self._lexical is None:
@@ -450,6 +450,13 @@ def _stack(ids: Sequence[str], found: dict[str, Any]) -> np.ndarray:
             f"(first: {lost[0]}); is another process writing to it?"
         )
     return np.asarray([found[pid] for pid in ids], dtype=np.float32)
+
+
+def payload_sparse(payload: dict[str, Any]) -> tuple[list[int], list[float]] | None:
+    """The BM25 vector a point carries beside its dense one: an utterance's (``_lexical.py``);
+    ``None`` for every other point (metadata, route set documents)."""
+    utterance = payload.get("utterance")
+    return sparse_document(utterance) if isinstance(utterance, str) else None
 
 
 def _plain_vector(vector: Any) -> list[float] | None:

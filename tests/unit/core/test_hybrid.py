@@ -259,3 +259,12 @@ def test_a_fitted_hybrid_choice_applies_unless_the_option_says_otherwise(tmp_pat
     assert loaded.route(query).name == "router_xr900"
     for r in (router, fitted, loaded):
         r.close()
+
+
+def test_the_in_process_lexical_index_is_built_with_the_route_set_not_by_a_query() -> None:
+    router = SemanticRouter(ROUTERS, encoder=FakeEncoder(), hybrid="dbsf")
+    assert "lexical" in vars(router._state.snapshot)  # cached_property already computed
+    router.configure(hybrid="off")
+    router.add(Route("weather", ["rain tomorrow"]))
+    assert "lexical" not in vars(router._state.snapshot)  # dense only: never built
+    router.close()
