@@ -220,13 +220,7 @@ class ConversationRouter:
             InvalidQueryError: when no turn is a non-blank user turn.
             QueryTypeError: when a turn is neither a str nor a ``(role, text)`` pair.
         """
-        picked = self._pick(turns, self._options.window)
-        missing = self._missing(picked)
-        if missing:
-            self._store(missing, self._router.encoder.encode(missing))
-        return self._decide(
-            picked, self._router.route_vectors(self._matrix(picked), texts=_texts(picked))
-        )
+        return self._route_window(turns, self._options.window)
 
     async def aroute(self, turns: Sequence[Turn]) -> ConversationMatch:
         """Asynchronous :meth:`route`: the encoder's async path and the router's async query."""
@@ -254,7 +248,11 @@ class ConversationRouter:
 
     def route_last(self, turns: Sequence[Turn]) -> ConversationMatch:
         """The last user turn routed alone, as ``router.route`` would (vector cached too)."""
-        picked = self._pick(turns, 1)
+        return self._route_window(turns, 1)
+
+    def _route_window(self, turns: Sequence[Turn], window: int) -> ConversationMatch:
+        """The last ``window`` user turns routed in one batch (new turns encoded once)."""
+        picked = self._pick(turns, window)
         missing = self._missing(picked)
         if missing:
             self._store(missing, self._router.encoder.encode(missing))

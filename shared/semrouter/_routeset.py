@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ._head import LogisticHead
 from ._lexical import LexicalIndex
@@ -78,7 +78,7 @@ class Calibration(BaseModel):
     #: Hybrid routing as fit() chose it on the held-out texts ("off": dense only); applies
     #: while the fit is current and the router's ``hybrid`` option is ``None``.
     hybrid: Literal["off", "dbsf", "rrf"] = "off"
-    hybrid_weight: float = 0.5
+    hybrid_weight: float = Field(default=0.5, gt=0.0, le=10.0)  # as RouterOptions bounds it
 
     @model_validator(mode="before")
     @classmethod

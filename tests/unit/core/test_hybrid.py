@@ -268,3 +268,14 @@ def test_the_in_process_lexical_index_is_built_with_the_route_set_not_by_a_query
     router.add(Route("weather", ["rain tomorrow"]))
     assert "lexical" not in vars(router._state.snapshot)  # dense only: never built
     router.close()
+
+
+def test_a_calibration_with_a_bad_hybrid_weight_is_refused() -> None:
+    calibration = {"routes_digest": "x", "fingerprint": "f", "head": None, "thresholds": {}}
+    for bad in (-1.0, 0.0, 11.0):
+        with pytest.raises(ConfigurationError, match="hybrid_weight"):
+            SemanticRouter(
+                ROUTERS,
+                encoder=FakeEncoder(),
+                calibration={**calibration, "hybrid": "dbsf", "hybrid_weight": bad},
+            )
