@@ -55,6 +55,9 @@ from semrouter._selftrain import (
     train_route_head,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import routes_from
+
 ROOT = Path(__file__).resolve().parents[2]
 Matrix = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
@@ -121,18 +124,9 @@ def as_arrays(
 
 
 def few_per_route(rows: list[tuple[str, str | None]], per_route: int, seed: int) -> list[Any]:
-    """compare.py's ``routes_from`` sample: the same 5 utterances per route for each seed."""
-    by: dict[str, list[str]] = {}
-    for text, label in rows:
-        assert label is not None
-        by.setdefault(label, []).append(text)
-    rng = np.random.default_rng(seed)
-    out = []
-    for label in sorted(by):
-        utts = list(dict.fromkeys(by[label]))
-        picked = sorted(rng.choice(len(utts), per_route, replace=False))
-        out += [(utts[i], label) for i in picked]
-    return out
+    """compare.py's ``routes_from`` sample (the same 5 utterances per route for each seed), as
+    (utterance, route) rows."""
+    return [(u, label) for label, utts in routes_from(rows, per_route, seed) for u in utts]
 
 
 # -- the systems -----------------------------------------------------------------------------------
