@@ -55,7 +55,9 @@ SIMILARITY_WEIGHTS = (1.0, 0.5, 2.0, 0.25, 0.0)  # 1 first: the default
 MIN_ROWS_PER_FOLD = 10
 #: Hybrid routings fit() tries on the held-out texts (``_lexical.py``); one is kept only when it
 #: routes them significantly better than dense alone.
-FUSIONS: tuple[tuple[Literal["dbsf", "rrf"], float], ...] = (
+Fusion = tuple[Literal["off", "dbsf", "rrf"], float]
+FUSIONS: tuple[Fusion, ...] = (
+    ("off", 0.5),  # first: the default, kept unless another is significantly better
     ("dbsf", 0.25),
     ("dbsf", 0.5),
     ("dbsf", 1.0),
@@ -137,6 +139,7 @@ def fit_calibration(
     heldout_similarities: npt.NDArray[np.float64],
     settings: FitSettings,
     heldout_lexical: npt.NDArray[np.float64] | None = None,
+    fusions: Sequence[Fusion] = FUSIONS,
 ) -> tuple[Calibration, npt.NDArray[np.float32] | None]:
     """Train the head (optional) and choose thresholds on the held-out rows.
 
@@ -145,9 +148,9 @@ def fit_calibration(
     ``settings.folds`` the held-out rows are scored out of fold and then train the final head
     too (:func:`_train_head`).
 
-    With ``heldout_lexical`` (each route's BM25 score of the held-out texts), hybrid routing
-    is tried too (:data:`FUSIONS`) and kept when it routes the held-out rows significantly
-    better than dense alone.
+    With ``heldout_lexical`` (each route's BM25 score of the held-out texts), the hybrid
+    routings in ``fusions`` are tried too: the first is kept unless another routes the held-out
+    rows significantly better (one candidate: the thresholds are fitted for it).
 
     Returns:
         The calibration, and the head's probabilities of the held-out rows that chose it
@@ -183,13 +186,16 @@ def fit_calibration(
     for candidate in SIMILARITY_WEIGHTS if probabilities is not None else (1.0,):
         results.append((candidate, *judge(_scale(probabilities, heldout_similarities, candidate))))
     weight, fit, right = _significant(results)
-    fusion: tuple[Literal["off", "dbsf", "rrf"], float] = ("off", 0.5)
+    fusion: Fusion = ("off", 0.5)
     if heldout_lexical is not None:
         scores = _scale(probabilities, heldout_similarities, weight)
-        tried = [(fusion, fit, right)]
-        for method, lexical_weight in FUSIONS:
-            fused = fused_choice(scores, heldout_lexical, method, lexical_weight)
-            tried.append(((method, lexical_weight), *judge(fused)))
+        tried: list[tuple[Fusion, ThresholdFit, npt.NDArray[np.bool_]]] = []
+        for method, lexical_weight in fusions:
+            if method == "off":
+                tried.append(((method, lexical_weight), fit, right))
+            else:
+                fused = fused_choice(scores, heldout_lexical, method, lexical_weight)
+                tried.append(((method, lexical_weight), *judge(fused)))
         fusion, fit, right = _significant(tried)
     thresholds = {name: _cut(fit, per_route_thresholds, name) for name in names}
     calibration = Calibration(
@@ -407,7 +413,10 @@ def fit_router(
         raise ConfigurationError("nothing was held out to choose thresholds on: give more texts")
     _warn_if_stored(state, held_texts, "held-out")
     similarities = source.similarities(held_vectors)
-    lexical = source.lexical(held_texts) if source.lexical is not None else None
+    fusions = _fusions(state)
+    lexical = None
+    if source.lexical is not None and any(method != "off" for method, _ in fusions):
+        lexical = source.lexical(held_texts)
     calibration, probabilities = fit_calibration(
         names=names,
         digest=state.digest,
@@ -421,6 +430,7 @@ def fit_router(
         heldout_similarities=similarities,
         settings=settings,
         heldout_lexical=lexical,
+        fusions=fusions,
     )
     scores = _scale(probabilities, similarities, calibration.similarity_weight)
     if calibration.hybrid != "off" and lexical is not None:
@@ -434,6 +444,15 @@ def fit_router(
         top_routes=[names[i] for i in scores.argmax(axis=1)],
     )
     return report, calibration
+
+
+def _fusions(state: RouteSet) -> Sequence[Fusion]:
+    """The hybrid routings fit() considers: its choice when the router's ``hybrid`` option is
+    ``None``; else the option's own, so the thresholds are fitted for what the router does."""
+    options = state.options
+    if options.hybrid is None:
+        return FUSIONS
+    return [(options.hybrid, options.hybrid_weight)]
 
 
 def evaluate_router(

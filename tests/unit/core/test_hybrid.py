@@ -279,3 +279,16 @@ def test_a_calibration_with_a_bad_hybrid_weight_is_refused() -> None:
                 encoder=FakeEncoder(),
                 calibration={**calibration, "hybrid": "dbsf", "hybrid_weight": bad},
             )
+
+
+@pytest.mark.parametrize(("hybrid", "expected"), [("dbsf", ("dbsf", 1.0)), ("off", ("off", 0.5))])
+def test_fit_fits_the_thresholds_for_the_hybrid_option_when_one_is_set(
+    hybrid: str, expected: tuple[str, float]
+) -> None:
+    router = SemanticRouter(ROUTERS, encoder=FakeEncoder(), hybrid=hybrid, hybrid_weight=1.0)  # type: ignore[arg-type]
+    texts = ["XR-900 restarts by itself", "XR-200 keeps rebooting", "refund please"]
+    router.fit(validation=(texts, ["router_xr900", "router_xr200", "billing"]), head=False)
+    calibration = router.calibration
+    assert calibration is not None
+    assert (calibration.hybrid, calibration.hybrid_weight) == expected
+    router.close()
