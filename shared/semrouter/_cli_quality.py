@@ -3,8 +3,9 @@
     semrouter fit router.yaml labelled.csv [--out fitted.yaml] [--no-head] [--plot curve.png]
     semrouter eval router.yaml labelled.jsonl [--json report.json] [--plot curve.png]
 
-Labelled files are CSV with ``text`` and ``label`` columns, or JSON Lines with ``text`` and
-``label`` keys; an empty label (or ``null``) means "should match no route".
+Labelled files are CSV with a header row naming the ``text`` and ``label`` columns (other
+columns are ignored), or JSON Lines with ``text`` and ``label`` keys; an empty label (or
+``null``, or no ``label`` key) means "should match no route".
 
 Every output (``--out`` or the config, ``--json``, ``--plot``) is checked before the router is
 loaded, and written only once everything is ready: reports go to temporary files beside their
@@ -31,6 +32,11 @@ from ._router import SemanticRouter
 
 __all__ = ["add_commands", "read_labelled"]
 
+_DATA_HELP = (
+    "Labelled texts: a .csv file with a header row naming the columns 'text' and 'label', or a "
+    '.jsonl file of {"text": ..., "label": ...} objects; an empty or null label means '
+    "the text should match no route."
+)
 _TRUSTED_HELP = (
     "trust the router file: let it name folders outside its own and send $OPENAI_API_KEY "
     "to the encoder server it names"
@@ -39,22 +45,37 @@ _TRUSTED_HELP = (
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``fit`` and ``eval`` on the ``semrouter`` parser."""
-    fit = commands.add_parser("fit", help="fit the route head and thresholds on labelled data")
-    fit.add_argument("config", type=Path)
-    fit.add_argument("data", type=Path, help="labelled CSV or JSONL")
+    from .cli import CONFIG_HELP
+
+    fit = commands.add_parser(
+        "fit",
+        help="fit the route head and thresholds on labelled data",
+        description="Fit the router on labelled texts and save it. " + _DATA_HELP,
+    )
+    fit.add_argument("config", type=Path, help=CONFIG_HELP)
+    fit.add_argument("data", type=Path, help="labelled texts: .csv or .jsonl (text, label)")
     fit.add_argument("--out", type=Path, help="where to save the fitted router (default: config)")
     fit.add_argument("--validation", type=Path, help="labelled held-out data (default: a split)")
-    fit.add_argument("--holdout", type=float, default=0.2)
+    fit.add_argument(
+        "--holdout",
+        type=float,
+        default=0.2,
+        help="share of the data held out to choose thresholds, without --validation (default 0.2)",
+    )
     fit.add_argument("--no-head", action="store_true", help="fit thresholds only")
     fit.add_argument("--per-route", action="store_true", help="one threshold per route")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default 0)")
     fit.add_argument("--json", type=Path, help="write the held-out report as JSON")
     fit.add_argument("--plot", type=Path, help="write accuracy vs threshold as PNG")
     fit.add_argument("--trusted", action="store_true", help=_TRUSTED_HELP)
     fit.set_defaults(handler=_fit)
-    ev = commands.add_parser("eval", help="evaluate a router on labelled data")
-    ev.add_argument("config", type=Path)
-    ev.add_argument("data", type=Path, help="labelled CSV or JSONL")
+    ev = commands.add_parser(
+        "eval",
+        help="evaluate a router on labelled data",
+        description="Report how the router routes labelled texts. " + _DATA_HELP,
+    )
+    ev.add_argument("config", type=Path, help=CONFIG_HELP)
+    ev.add_argument("data", type=Path, help="labelled texts: .csv or .jsonl (text, label)")
     ev.add_argument("--json", type=Path, help="write the report as JSON")
     ev.add_argument("--plot", type=Path, help="write accuracy vs threshold as PNG")
     ev.add_argument("--trusted", action="store_true", help=_TRUSTED_HELP)

@@ -1,9 +1,14 @@
 """The ``semrouter`` command.
 
-    semrouter route router.yaml "What have you been upto?" ["another text" ...]
+    semrouter route router.yaml "What have you been upto?" ["another text" ...] [--limit 3]
     semrouter sync router.yaml          # build or refresh the index; prints what was encoded
     semrouter info router.yaml          # routes, encoder, where the index lives, calibration
     semrouter import router.json -o router.yaml   # from semantic-router 0.x/1.x or RedisVL
+
+``route`` prints one JSON object per text, one per line (JSON Lines), whatever ``--limit``:
+the best match's fields (``name``, ``None`` when no route matched, ``score``, ``scores``,
+``utterance``, ``threshold``), the ``text`` itself, and ``routes``: up to ``--limit`` matching
+routes, best first (``name``, ``score``, ``utterance``, ``threshold``; empty when none matched).
 
 Exit status: 0 on success, 2 on a semrouter error (message on stderr).
 """
@@ -27,15 +32,25 @@ _TRUSTED = (
     "trust the file: it may name folders outside its own and send $OPENAI_API_KEY to the "
     "encoder server it names"
 )
+#: Help text of every command's router file argument.
+CONFIG_HELP = "a router file (.yaml, .yml or .json), as SemanticRouter.save() writes it"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semrouter", description="Semantic routing on Qdrant.")
     commands = parser.add_subparsers(dest="command", required=True)
-    route = commands.add_parser("route", help="route texts and print one JSON match per line")
-    route.add_argument("config", type=Path)
-    route.add_argument("texts", nargs="+")
-    route.add_argument("--limit", type=int, default=1, help="routes per text (default 1)")
+    route = commands.add_parser(
+        "route",
+        help="route texts and print one JSON object per text, one per line",
+        description="Route each text and print one JSON object per text, one per line: the "
+        "best match (name: null when no route matched, score, scores, utterance, threshold), "
+        "the text, and 'routes': up to --limit matching routes, best first.",
+    )
+    route.add_argument("config", type=Path, help=CONFIG_HELP)
+    route.add_argument("texts", nargs="+", help="one or more texts to route (quote each one)")
+    route.add_argument(
+        "--limit", type=int, default=1, help="matching routes listed per text (default 1)"
+    )
     route.add_argument("--trusted", action="store_true", help=_TRUSTED)
     sync = commands.add_parser(
         "sync",
@@ -44,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
         "follow with refresh()/refresh_interval. An embedded folder held by a running app is "
         "refused with the holder's pid.",
     )
-    sync.add_argument("config", type=Path)
+    sync.add_argument(
+        "config", type=Path, help=CONFIG_HELP + "; it must name index.path or index.url"
+    )
     sync.add_argument(
         "--policy",
         choices=["merge", "replace", "check"],
@@ -52,9 +69,14 @@ def _parser() -> argparse.ArgumentParser:
         help="merge (default: add and update, never delete), replace (the collection then "
         "holds exactly the file's routes) or check (fail if they differ)",
     )
+    sync.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm --policy replace with a file of no routes (it deletes every stored route)",
+    )
     sync.add_argument("--trusted", action="store_true", help=_TRUSTED)
     info = commands.add_parser("info", help="describe a router file")
-    info.add_argument("config", type=Path)
+    info.add_argument("config", type=Path, help=CONFIG_HELP)
     imp = commands.add_parser(
         "import",
         help="convert a semantic-router (0.x JSON/YAML, 1.x YAML) or RedisVL router file",
@@ -87,7 +109,10 @@ def _parser() -> argparse.ArgumentParser:
         help="for a collection: the new router's embedded folder (default: beside --output)",
     )
     imp.add_argument(
-        "--format", choices=["semantic-router-0", "semantic-router-1", "redisvl"], default=None
+        "--format",
+        choices=["semantic-router-0", "semantic-router-1", "redisvl"],
+        default=None,
+        help="the source's format (default: detected from its keys)",
     )
     imp.add_argument(
         "--local",
@@ -113,16 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "route":
             with _reader(args.config, args.trusted) as router:
-                for text in args.texts:
-                    if args.limit == 1:
-                        print(router.route(text).model_dump_json())
-                    else:
-                        matches = router.top_routes(text, limit=args.limit)
-                        print(json.dumps([m.model_dump(mode="json") for m in matches]))
+                for line in _route_lines(router, args.texts, args.limit):
+                    print(line)
         elif args.command == "sync":
-            with SemanticRouter.load(
-                args.config, sync=args.policy, mode="write", trusted=args.trusted
-            ) as router:
+            with _writer(args.config, args.policy, trusted=args.trusted, yes=args.yes) as router:
                 report = router.last_sync
                 print(
                     f"{len(router)} routes, {router.index_size} utterances: "
@@ -157,12 +176,50 @@ def _reader(config: Path, trusted: bool) -> SemanticRouter:
     return SemanticRouter(**kwargs)
 
 
+def _route_lines(router: SemanticRouter, texts: list[str], limit: int) -> list[str]:
+    """One JSON object per text (see the module docstring), the same shape for every limit."""
+    best = router.route_many(texts)
+    if limit == 1:
+        top = [[match] if match.name is not None else [] for match in best]
+    else:
+        top = router.top_routes_many(texts, limit)
+    lines = []
+    for text, match, routes in zip(texts, best, top):
+        record = {"text": text, **match.model_dump(mode="json")}
+        record["routes"] = [m.model_dump(mode="json", exclude={"scores"}) for m in routes]
+        lines.append(json.dumps(record, separators=(",", ":")))
+    return lines
+
+
+def _writer(config: Path, policy: str, *, trusted: bool, yes: bool) -> SemanticRouter:
+    """The file's router as the writer of its collection, after refusing a sync that would
+    write nowhere lasting or delete every stored route unasked."""
+    from ._config import load_router_kwargs
+
+    kwargs = load_router_kwargs(config, {"trusted": trusted, "sync": policy, "mode": "write"})
+    location = kwargs.get("location")
+    if location is not None and location.kind == "memory":
+        raise ConfigurationError(
+            f"{config} names no index.path or index.url: sync would write to a temporary "
+            "collection that disappears when the command ends; add 'index: {path: routes_db}' "
+            "(a folder beside the file) or 'index: {url: ...}' to the file"
+        )
+    if policy == "replace" and not kwargs["routes"] and not yes:
+        raise ConfigurationError(
+            f"{config} has no routes: --policy replace would delete every stored route; "
+            "pass --yes to do that"
+        )
+    return SemanticRouter(**kwargs)
+
+
 def _info(path: Path) -> None:
     from ._config import read_config
 
     config = read_config(path)
-    # The learned head's weights are base64 bytes: summarise the calibration instead.
-    print(config.model_dump_json(indent=2, exclude={"routes", "calibration"}))
+    # The learned head's weights are base64 bytes: summarise the calibration instead. The
+    # legacy top-level threshold/aggregation/top_k are shown only when a file still sets them.
+    legacy = {key for key in ("threshold", "aggregation", "top_k") if getattr(config, key) is None}
+    print(config.model_dump_json(indent=2, exclude={"routes", "calibration", *legacy}))
     for line in _calibration_summary(config.calibration):
         print(line)
     for route in config.routes:
@@ -206,6 +263,12 @@ def _import(source: Path, output: Path | None, fmt: Any, *, local: bool) -> None
 
     from ._importers import import_router
 
+    if fmt is None and _is_semrouter_file(source):
+        raise ConfigurationError(
+            f"{source} is already a semrouter router file (written by SemanticRouter.save()): "
+            f"nothing to import; use it as it is (semrouter route {source} ..., "
+            "SemanticRouter.load())"
+        )
     result = import_router(source, format=fmt, local_fallback=local)
     notes_to = sys.stdout if output else sys.stderr
     print(
@@ -225,6 +288,24 @@ def _import(source: Path, output: Path | None, fmt: Any, *, local: bool) -> None
     else:
         result.save(output)
         print(f"wrote {output}")
+
+
+def _is_semrouter_file(source: Path) -> bool:
+    """Whether ``source`` is semrouter's own format: a ``version`` key (every saved file has
+    one) and nothing its config model refuses."""
+    from pydantic import ValidationError
+
+    from ._config import RouterConfig
+    from ._importers._files import read_mapping
+
+    data = read_mapping(source)
+    if "version" not in data:
+        return False
+    try:
+        RouterConfig.model_validate(data)
+    except ValidationError:
+        return False
+    return True
 
 
 def _import_collection(args: argparse.Namespace) -> None:

@@ -128,10 +128,11 @@ class _Converter:
             self._unknown(raw, _SR0_ROUTE_KEYS, f"route {raw.get('name')!r}: ")
             threshold = self._similarity(raw, "score_threshold", enc, calibrated=False)
             routes.append(self._route(raw, raw.get("utterances"), threshold))
-        self.notes.append(
-            "routes without score_threshold used the source encoder's default threshold "
-            "(not stored in the file); semrouter uses its encoder's default"
-        )
+        if any(raw.get("score_threshold") is None for raw in data["routes"]):
+            self.notes.append(
+                "routes without score_threshold used the source encoder's default threshold "
+                "(not stored in the file); semrouter uses its encoder's default"
+            )
         return self._result(routes, enc, None)
 
     def semantic_router_1(self, data: dict[str, Any]) -> ImportResult:
