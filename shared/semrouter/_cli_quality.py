@@ -20,7 +20,6 @@ import contextlib
 import csv
 import json
 import os
-import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -29,8 +28,12 @@ from typing import Any
 
 from ._exceptions import ConfigurationError
 from ._router import SemanticRouter
+from ._safe_files import read_text_file
 
 __all__ = ["add_commands", "read_labelled"]
+
+#: The cap on a labelled data file (``fit``, ``eval``): about a million short examples.
+MAX_LABELLED_BYTES = 256 * 1024 * 1024
 
 _DATA_HELP = (
     "Labelled texts: a .csv file with a header row naming the columns 'text' and 'label', or a "
@@ -84,10 +87,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def read_labelled(path: Path) -> tuple[list[str], list[str | None]]:
     """Texts and labels from a CSV (``text``, ``label`` columns) or JSONL file."""
-    try:
-        raw = _read_regular(path).decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc}") from exc
+    raw = read_text_file(path, limit=MAX_LABELLED_BYTES)
     rows: list[dict[str, Any]]
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         try:
@@ -109,15 +109,6 @@ def read_labelled(path: Path) -> tuple[list[str], list[str | None]]:
         texts.append(row["text"])
         labels.append(label or None)
     return texts, labels
-
-
-def _read_regular(path: Path) -> bytes:
-    """The bytes of ``path``; a FIFO or device is refused before it can block the read."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            raise ConfigurationError(f"{path} is not a regular file")
-        return file.read()
 
 
 def _progress(done: int, total: int) -> None:

@@ -8,7 +8,8 @@ A router file may come from someone else, so what it can reach is limited unless
 passes ``trusted=True`` to ``SemanticRouter.load``:
 
 - ``index.path`` resolves relative to the file and must stay inside the file's folder (no
-  absolute paths, no ``..`` or symbolic links out of it);
+  absolute paths, no ``..`` or symbolic links out of it), and a collection folder shipped
+  beside the file may hold only folders and regular files (no symbolic link, FIFO or device);
 - an encoder ``base_url`` that the user did not choose (anything but OpenAI's API or
   ``$OPENAI_BASE_URL``) never receives ``$OPENAI_API_KEY``: pass ``encoder=`` or trust the file.
 """
@@ -16,8 +17,6 @@ passes ``trusted=True`` to ``SemanticRouter.load``:
 from __future__ import annotations
 
 import json
-import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +30,13 @@ from ._location import QdrantLocation, check_folder
 from ._options import RouterOptions
 from ._routes import Route, validate_routes
 from ._routeset import Calibration
+from ._safe_files import MAX_FILE_BYTES, read_text_file, refuse_links, write_atomic
 from .encoders import encoder_from_config
 
 __all__ = ["RouterConfig", "RouterSpec", "load_router_kwargs", "read_config", "save_router"]
 
 CONFIG_VERSION = 1
-MAX_CONFIG_BYTES = 64 * 1024 * 1024
+MAX_CONFIG_BYTES = MAX_FILE_BYTES
 
 
 class IndexConfig(BaseModel):
@@ -106,12 +106,7 @@ def _format(path: Path) -> Literal["yaml", "json"]:
 def read_config(path: Path) -> RouterConfig:
     """Parse and validate a router file."""
     fmt = _format(path)
-    try:
-        text = _read_regular_file(path).decode("utf-8")
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(f"{path} is not UTF-8 text") from exc
+    text = read_text_file(path, limit=MAX_CONFIG_BYTES)
     try:
         data = yaml.load(text, Loader=_NoAliasLoader) if fmt == "yaml" else json.loads(text)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
@@ -126,24 +121,6 @@ def read_config(path: Path) -> RouterConfig:
     if config.version != CONFIG_VERSION:
         raise ConfigurationError(f"{path}: config version {config.version} is not supported")
     return config
-
-
-def _read_regular_file(path: Path) -> bytes:
-    """The bytes of ``path``, refusing FIFOs, devices and folders before reading (an open FIFO
-    blocks until a writer comes) and files over :data:`MAX_CONFIG_BYTES`."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigurationError(f"{path} is not a regular file")
-        if info.st_size > MAX_CONFIG_BYTES:
-            raise ConfigurationError(
-                f"{path} is {info.st_size} bytes; the limit is {MAX_CONFIG_BYTES}"
-            )
-        data = file.read(MAX_CONFIG_BYTES + 1)
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigurationError(f"{path} is over {MAX_CONFIG_BYTES} bytes")
-    return data
 
 
 def load_router_kwargs(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -172,8 +149,11 @@ def load_router_kwargs(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
             api_key=overrides.pop("api_key", None),
             allow_outside=trusted,
         )
-        if kwargs["location"].path is not None:
-            check_folder(kwargs["location"].path)
+        folder = kwargs["location"].path
+        if folder is not None:
+            check_folder(folder)
+            if not trusted:
+                _check_shipped_folder(folder / config.index.collection, path)
     else:
         kwargs.update(timeout=config.index.timeout, prefer_grpc=config.index.prefer_grpc)
     if "encoder" not in overrides:
@@ -182,6 +162,28 @@ def load_router_kwargs(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
         kwargs["encoder"] = encoder_from_config(config.encoder)
     kwargs.update(overrides)
     return kwargs
+
+
+def _check_shipped_folder(folder: Path, path: Path) -> None:
+    """Refuse a collection folder that came with an untrusted file and holds a symbolic link
+    (semrouter or Qdrant Edge would write wherever it points) or a FIFO or device (a read would
+    block), or that a collection name such as ``..`` puts outside the file's folder."""
+    root = path.absolute().parent.resolve()
+    try:
+        inside = folder.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a symlink loop
+        inside = False
+    trust = "load with trusted=True (semrouter --trusted) if you trust the file"
+    if not inside:
+        raise ConfigurationError(
+            f"the collection folder {folder} named by {path} leads outside the file's folder "
+            f"({root}); pass path= yourself, or {trust}"
+        )
+    refuse_links(
+        folder,
+        f"the collection folder of a router file from elsewhere may hold only folders and "
+        f"regular files (semrouter never writes through a link): remove it, or {trust}",
+    )
 
 
 def _check_key_destination(spec: dict[str, Any], path: Path) -> None:
@@ -234,6 +236,4 @@ def save_router(spec: RouterSpec, path: Path) -> None:
         else json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text.encode("utf-8"), durable=False)

@@ -48,6 +48,7 @@ from ._exceptions import (
     StorageFullError,
     StoreDamagedError,
 )
+from ._safe_files import NOFOLLOW, open_regular, read_regular_file, write_atomic
 
 logger = logging.getLogger("semrouter")
 
@@ -167,7 +168,7 @@ MarkerState = Literal["creating", "ready"]
 def write_marker(folder: Path, state: MarkerState) -> None:
     """Mark ``folder`` as semrouter's (atomically) with the state of its creation."""
     try:
-        _atomic_write(folder / MARKER_FILE, json.dumps({"semrouter": 1, "state": state}).encode())
+        write_atomic(folder / MARKER_FILE, json.dumps({"semrouter": 1, "state": state}).encode())
     except OSError as exc:
         raise os_failure(exc, folder, "write to") from exc
 
@@ -175,7 +176,7 @@ def write_marker(folder: Path, state: MarkerState) -> None:
 def read_marker(folder: Path) -> MarkerState | None:
     """The marker's state, or ``None`` when the folder carries no (readable) marker."""
     try:
-        value = json.loads((folder / MARKER_FILE).read_text())
+        value = json.loads(read_regular_file(folder / MARKER_FILE, limit=4096))
     except (OSError, ValueError):
         return None
     state = value.get("state") if isinstance(value, dict) else None
@@ -214,6 +215,7 @@ def has_shard(folder: Path) -> bool:
 
 # -- checks before Edge sees a folder --------------------------------------------------------------
 _MAPPING_SIZES = {1: 1 + 8 + 4, 2: 1 + 16 + 4, 3: 1 + 8, 4: 1 + 16}
+_MAX_MAPPINGS = 1 << 30  # ~50 million entries: far beyond what a router holds
 
 
 def validate_shard(folder: Path) -> list[str]:
@@ -227,7 +229,7 @@ def validate_shard(folder: Path) -> list[str]:
     config = folder / "edge_config.json"
     if config.exists():
         try:
-            json.loads(config.read_bytes())
+            json.loads(read_regular_file(config))
         except (OSError, ValueError) as exc:
             problems.append(f"edge_config.json is unreadable ({exc})")
     dropped: list[str] = []
@@ -240,12 +242,15 @@ def validate_shard(folder: Path) -> list[str]:
             continue
         for name in ("segment.json",):
             try:
-                json.loads((segment / name).read_bytes())
+                json.loads(read_regular_file(segment / name))
             except (OSError, ValueError) as exc:
                 problems.append(f"segments/{segment.name}/{name} is unreadable ({exc})")
         mappings = segment / "mutable_id_tracker.mappings"
         if mappings.exists():
-            problem = _check_mappings(mappings.read_bytes())
+            try:
+                problem = _check_mappings(read_regular_file(mappings, limit=_MAX_MAPPINGS))
+            except (OSError, ValueError) as exc:
+                problem = f"unreadable ({exc})"
             if problem:
                 problems.append(f"segments/{segment.name}/{mappings.name}: {problem}")
     if problems:
@@ -393,7 +398,7 @@ def read_snapshot(folder: Path) -> Snapshot | None:
     rot, a torn copy)."""
     file = folder / SNAPSHOT_FILE
     try:
-        with open(file, "rb") as stream:
+        with open_regular(file) as stream:
             start = stream.read(len(_MAGIC) + 4)
             if len(start) < len(_MAGIC) + 4 or not start.startswith(_MAGIC):
                 raise SnapshotDamaged("not a semrouter snapshot")
@@ -437,7 +442,7 @@ def read_snapshot(folder: Path) -> Snapshot | None:
 def snapshot_revision(folder: Path) -> int | None:
     """The revision in the published snapshot's header (one small read), if readable."""
     try:
-        with open(folder / SNAPSHOT_FILE, "rb") as stream:
+        with open_regular(folder / SNAPSHOT_FILE) as stream:
             start = stream.read(len(_MAGIC) + 4)
             size = int.from_bytes(start[len(_MAGIC) :], "little")
             return int(json.loads(stream.read(size))["revision"])
@@ -457,7 +462,7 @@ def snapshot_stamp(folder: Path) -> tuple[int, int, int] | None:
 def mark_dirty(folder: Path) -> None:
     """Record, durably, that Edge is about to change beyond the published snapshot."""
     try:
-        fd = os.open(folder / DIRTY_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
+        fd = os.open(folder / DIRTY_FILE, os.O_WRONLY | os.O_CREAT | NOFOLLOW, 0o644)
         try:
             os.fsync(fd)
         finally:
@@ -465,15 +470,6 @@ def mark_dirty(folder: Path) -> None:
     except OSError as exc:
         raise os_failure(exc, folder, "write to") from exc
     _fsync_dir(folder)
-
-
-def _atomic_write(file: Path, data: bytes) -> None:
-    partial = file.with_name(f".{file.name}.partial")
-    with open(partial, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, file)
 
 
 def _fsync_dir(folder: Path) -> None:

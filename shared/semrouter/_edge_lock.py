@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import shutil
+import stat
 import struct
 import sys
 import tempfile
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ._edge_files import LOCK_FILE, os_failure
-from ._exceptions import RouterLockedError
+from ._exceptions import RouterLockedError, StoreDamagedError
+from ._safe_files import NOFOLLOW, read_regular_file
 
 __all__ = ["TempFolder", "WriterLock", "read_holder", "sweep_temp_folders", "writer_alive"]
 
@@ -96,10 +98,15 @@ class WriterLock:
     def acquire(self, timeout: float = 0.0) -> None:
         """Take the lock, waiting up to ``timeout`` seconds; :class:`RouterLockedError` if not."""
         self.file.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a symbolic link: it could point at any file of the user's
+            fd = os.open(self.file, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise self._not_a_file("a symbolic link") from exc
             raise os_failure(exc, self.file.parent, "take the writer lock of") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise self._not_a_file("not a regular file")
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -115,6 +122,12 @@ class WriterLock:
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "host": platform.node()}).encode())
         self._fd = fd
+
+    def _not_a_file(self, what: str) -> StoreDamagedError:
+        return StoreDamagedError(
+            f"the lock file {self.file} is {what}; semrouter writes its pid there and never "
+            "writes through a link: remove it"
+        )
 
     def _locked_error(self) -> RouterLockedError:
         holder = read_holder(self.file)
@@ -140,8 +153,8 @@ class WriterLock:
 def read_holder(file: Path) -> dict[str, Any] | None:
     """What the lock file says about its holder (``pid``, ``host``), if readable."""
     try:
-        value = json.loads(file.read_text())
-    except (OSError, ValueError):
+        value = json.loads(read_regular_file(file, limit=4096))
+    except (OSError, ValueError):  # ConfigurationError is a ValueError
         return None
     return value if isinstance(value, dict) else None
 
@@ -149,8 +162,8 @@ def read_holder(file: Path) -> dict[str, Any] | None:
 def writer_alive(folder: Path) -> bool:
     """Whether some process holds ``folder``'s writer lock (tested without taking it)."""
     try:
-        fd = os.open(folder / LOCK_FILE, os.O_RDONLY)
-    except OSError:
+        fd = os.open(folder / LOCK_FILE, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:  # (non-blocking: a FIFO planted there cannot hang a reader)
         return False
     try:
         return _is_locked(fd)
@@ -194,7 +207,7 @@ def sweep_temp_folders(parent: str | Path) -> int:
     removed = 0
     for stale in Path(parent).glob(_TEMP_PREFIX + "*"):
         try:
-            fd = os.open(stale / _TEMP_LOCK, os.O_RDWR)
+            fd = os.open(stale / _TEMP_LOCK, os.O_RDWR | NOFOLLOW)
         except OSError:
             continue  # no lock file: not ours to judge
         try:

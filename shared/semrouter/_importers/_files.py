@@ -11,6 +11,7 @@ import yaml
 
 from .._exceptions import ConfigurationError
 from .._routes import MAX_METADATA_CHARS, Route, validate_routes
+from .._safe_files import read_text_file
 from ._encoders import EncoderMapping, map_encoder
 from ._result import ImportResult, SourceFormat
 
@@ -58,20 +59,14 @@ def read_mapping(path: Path) -> dict[str, Any]:
     """Parse a JSON or YAML file (safe loader, no aliases, size-capped) into a mapping."""
     from .._config import MAX_CONFIG_BYTES, _NoAliasLoader
 
-    try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigurationError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(f"{path} is not UTF-8 text") from exc
+    text = read_text_file(path, limit=MAX_CONFIG_BYTES)
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
             data = yaml.load(text, Loader=_NoAliasLoader)
-    except (yaml.YAMLError, json.JSONDecodeError, RecursionError) as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # ValueError also covers integers of more than 4,300 digits (Python's str->int cap).
         raise ConfigurationError(f"{path} is not valid JSON or YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigurationError(f"{path} must hold a mapping at the top level")
@@ -289,7 +284,12 @@ class _Converter:
         if not utterances:
             self.notes.append(f"route {name!r} has no utterances: not imported")
             return None
-        metadata = dict(raw.get("metadata") or {})
+        given = raw.get("metadata")
+        if given is not None and not isinstance(given, dict):
+            raise ConfigurationError(
+                f"route {name!r}: metadata must be a mapping, got {type(given).__name__}"
+            )
+        metadata = dict(given or {})
         schemas = raw.get("function_schemas")
         if schemas:
             size = len(json.dumps(schemas, ensure_ascii=False, default=str))

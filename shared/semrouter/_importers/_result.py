@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from .._exceptions import ConfigurationError
 from .._routes import Route
+from .._safe_files import write_atomic
 from ..encoders import Encoder
 
 if TYPE_CHECKING:
@@ -95,10 +96,11 @@ class ImportResult:
             if suffix != ".json"
             else json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, text.encode("utf-8"), durable=False)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot write {target}: {exc.strerror or exc}") from exc
         return target
 
     def to_router(self, *, encoder: Encoder | None = None, **kwargs: Any) -> SemanticRouter:
