@@ -11,6 +11,10 @@ deadline in fractional seconds:
   Python 3.11).
 
 The body is read inside the transport so that the deadline covers it.
+
+The transports speak to clients of httpx or of an API-compatible fork (``httpx2``, which the
+OpenAI SDK uses from version 3): ``flavour=`` names the module whose responses, errors and async
+pools they hand back; the sync transport does its own I/O through ``httpcore`` either way.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import ModuleType
 from typing import Any
 
 import httpcore
@@ -51,7 +56,7 @@ _ERRORS: list[tuple[type[Exception], type[httpx.TransportError]]] = [
 
 
 def deadline_transports(
-    seconds: float, *, keepalive: bool = True
+    seconds: float, *, keepalive: bool = True, flavour: ModuleType = httpx
 ) -> tuple[httpx.BaseTransport, httpx.AsyncBaseTransport]:
     """A sync and an async transport that end every request after ``seconds`` in all.
 
@@ -59,15 +64,22 @@ def deadline_transports(
         seconds: the budget of each request, connect to last byte.
         keepalive: reuse connections. qdrant-client turns it off for ``localhost`` and
             ``127.0.0.1`` ("in some cases, it may cause extra delays"); so does the location.
+        flavour: the httpx module of the client the transports are mounted on (``httpx``, or
+            an API-compatible fork such as ``httpx2``).
     """
-    return _DeadlineTransport(seconds, keepalive), _AsyncDeadlineTransport(seconds, keepalive)
+    return (
+        _DeadlineTransport(seconds, keepalive, flavour),
+        _AsyncDeadlineTransport(seconds, keepalive, flavour),
+    )
 
 
-def _limits(keepalive: bool) -> httpx.Limits:
+def _limits(keepalive: bool, flavour: ModuleType = httpx) -> httpx.Limits:
     # httpx's defaults, or qdrant-client's for local servers (no connection kept).
     if keepalive:
-        return httpx.Limits(max_connections=100, max_keepalive_connections=20)
-    return httpx.Limits(max_connections=None, max_keepalive_connections=0)
+        limits: httpx.Limits = flavour.Limits(max_connections=100, max_keepalive_connections=20)
+    else:
+        limits = flavour.Limits(max_connections=None, max_keepalive_connections=0)
+    return limits
 
 
 def _left(timeout: float | None, error: type[Exception]) -> float | None:
@@ -129,8 +141,11 @@ class _Backend(httpcore.NetworkBackend):
 
 
 class _DeadlineTransport(httpx.BaseTransport):
-    def __init__(self, seconds: float, keepalive: bool) -> None:
+    def __init__(self, seconds: float, keepalive: bool, flavour: ModuleType = httpx) -> None:
         self._seconds = seconds
+        self._flavour = flavour
+        self._response: type[httpx.Response] = flavour.Response
+        self._stream: type[httpx.ByteStream] = flavour.ByteStream
         limits = _limits(keepalive)
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(),
@@ -143,7 +158,7 @@ class _DeadlineTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         token = _DEADLINE.set(time.monotonic() + self._seconds)
         try:
-            with _mapped(request):
+            with _mapped(request, self._flavour):
                 core = httpcore.Request(
                     method=request.method,
                     url=httpcore.URL(
@@ -163,10 +178,10 @@ class _DeadlineTransport(httpx.BaseTransport):
                     response.close()
         finally:
             _DEADLINE.reset(token)
-        return httpx.Response(
+        return self._response(
             status_code=response.status,
             headers=response.headers,
-            stream=httpx.ByteStream(body),
+            stream=self._stream(body),
             extensions=response.extensions,
         )
 
@@ -178,9 +193,10 @@ class _AsyncDeadlineTransport(httpx.AsyncBaseTransport):
     """Connections belong to the event loop that opened them: each loop gets its own pool, so a
     router used from one ``asyncio.run`` after another never touches a closed loop's sockets."""
 
-    def __init__(self, seconds: float, keepalive: bool) -> None:
+    def __init__(self, seconds: float, keepalive: bool, flavour: ModuleType = httpx) -> None:
         self._seconds = seconds
-        self._limits = _limits(keepalive)
+        self._flavour = flavour
+        self._limits = _limits(keepalive, flavour)
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport]
         self._pools = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -190,7 +206,7 @@ class _AsyncDeadlineTransport(httpx.AsyncBaseTransport):
         with self._lock:
             pool = self._pools.get(loop)
             if pool is None:
-                pool = self._pools[loop] = httpx.AsyncHTTPTransport(limits=self._limits)
+                pool = self._pools[loop] = self._flavour.AsyncHTTPTransport(limits=self._limits)
             return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -202,12 +218,13 @@ class _AsyncDeadlineTransport(httpx.AsyncBaseTransport):
                 body = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
             finally:
                 await response.aclose()
-            return httpx.Response(
+            whole_response: httpx.Response = self._flavour.Response(
                 status_code=response.status_code,
                 headers=response.headers,
-                stream=httpx.ByteStream(body),
+                stream=self._flavour.ByteStream(body),
                 extensions=response.extensions,
             )
+            return whole_response
 
         try:
             if _TIMEOUT is not None:  # Python 3.11+: no extra task per request
@@ -215,7 +232,7 @@ class _AsyncDeadlineTransport(httpx.AsyncBaseTransport):
                     return await whole()
             return await asyncio.wait_for(whole(), self._seconds)
         except asyncio.TimeoutError:
-            raise httpx.ReadTimeout(
+            raise self._flavour.ReadTimeout(
                 f"no complete answer within {self._seconds:g} s", request=request
             ) from None
 
@@ -228,11 +245,12 @@ class _AsyncDeadlineTransport(httpx.AsyncBaseTransport):
 
 
 @contextmanager
-def _mapped(request: httpx.Request) -> Iterator[None]:
+def _mapped(request: httpx.Request, flavour: ModuleType = httpx) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
         for core_error, http_error in _ERRORS:
             if isinstance(exc, core_error):
-                raise http_error(str(exc) or type(exc).__name__, request=request) from exc
+                mapped = getattr(flavour, http_error.__name__)
+                raise mapped(str(exc) or type(exc).__name__, request=request) from exc
         raise

@@ -87,6 +87,8 @@ class OpenAIServer:
         echo_key_in_errors: put the rejected key, in full, into the 401 message (a careless
             server), to check that clients do not repeat it.
         delay: seconds to sleep before answering (for timeout tests).
+        drip: send the answer's body one byte every ``drip`` seconds (a server that never
+            trips a per-read timeout; for whole-request deadline tests).
         shuffle: return ``data`` in reverse order, as the API is allowed to.
         floats_only: ignore ``encoding_format=base64`` and send float lists, as some
             compatible servers do.
@@ -101,6 +103,7 @@ class OpenAIServer:
         api_key: str | None = None,
         echo_key_in_errors: bool = False,
         delay: float = 0.0,
+        drip: float = 0.0,
         shuffle: bool = True,
         floats_only: bool = False,
         edit_response: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
@@ -109,6 +112,7 @@ class OpenAIServer:
         self.api_key = api_key
         self.echo_key_in_errors = echo_key_in_errors
         self.delay = delay
+        self.drip = drip
         self.shuffle = shuffle
         self.floats_only = floats_only
         self.edit_response = edit_response
@@ -117,10 +121,12 @@ class OpenAIServer:
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> OpenAIServer:
+        self._stopping.clear()
         handler = _handler_for(self)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
@@ -134,6 +140,7 @@ class OpenAIServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # ends a drip in progress
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -269,7 +276,14 @@ def _handler_for(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             # The client may have given up already (a timeout test).
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(blob)
+                if not server.drip:
+                    self.wfile.write(blob)
+                    return
+                for index in range(len(blob)):
+                    if server._stopping.wait(server.drip):
+                        return
+                    self.wfile.write(blob[index : index + 1])
+                    self.wfile.flush()
 
         def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
             pass

@@ -8,12 +8,14 @@ module writes.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -21,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import SecretStr
 
+from .._deadline import deadline_transports
 from .._exceptions import ConfigurationError, EncoderError, missing_dependency
 from ._base import Encoder
 
@@ -60,7 +63,10 @@ class OpenAIEncoder(Encoder):
         batch_size: texts per request (OpenAI accepts at most 2048).
         max_retries: retries of rate-limited, failed or timed-out requests (the SDK backs off
             exponentially and honours ``Retry-After``).
-        timeout: seconds per request.
+        timeout: seconds per request, from connecting to the last byte of the answer (the
+            SDK's own timeout bounds each socket read only, so a server dripping its answer
+            never trips it); each retry gets a budget of its own. Not applied to an injected
+            ``client=`` / ``async_client=``: configure those yourself.
         dimension: the output width, needed for models missing from :data:`KNOWN_DIMENSIONS`.
         client: a ready ``openai.OpenAI`` to use instead of building one.
         async_client: a ready ``openai.AsyncOpenAI`` for :meth:`aencode`. With ``client=`` but
@@ -194,18 +200,33 @@ class OpenAIEncoder(Encoder):
     def _sync_client(self) -> openai.OpenAI:
         with self._lock:
             if self._client is None:
-                self._client = self._openai.OpenAI(**self._client_options("client="))
+                options = self._client_options("client=")
+                http = self._openai.DefaultHttpxClient
+                self._client = self._openai.OpenAI(
+                    **options, http_client=http(mounts=self._deadline_mounts(http, False))
+                )
                 self._owns_sync = True
             return self._client
 
     def _asynchronous_client(self) -> openai.AsyncOpenAI:
         with self._lock:
             if self._async_client is None:
+                options = self._client_options("async_client=")
+                http = self._openai.DefaultAsyncHttpxClient
                 self._async_client = self._openai.AsyncOpenAI(
-                    **self._client_options("async_client=")
+                    **options, http_client=http(mounts=self._deadline_mounts(http, True))
                 )
                 self._owns_async = True
             return self._async_client
+
+    def _deadline_mounts(self, client_class: type, asynchronous: bool) -> dict[str, Any]:
+        """Mounts that hold every request to ``timeout`` seconds whole (see ``_deadline``).
+
+        Mounted at ``"all://"``: a proxy from the environment (a more specific mount) still
+        applies, with the SDK's per-read timeouts only.
+        """
+        transports = deadline_transports(self.timeout, flavour=_httpx_flavour(client_class))
+        return {"all://": transports[1] if asynchronous else transports[0]}
 
     def _client_options(self, injectable: str) -> dict[str, Any]:
         if self._api_key is None:
@@ -266,7 +287,8 @@ class OpenAIEncoder(Encoder):
         except EncoderError:
             raise
         except openai.APITimeoutError as exc:
-            raise self._error(f"timed out (after {retries} retries)", exc) from exc
+            budget = f"no complete answer within {self.timeout:g} s"
+            raise self._error(f"timed out ({budget}, after {retries} retries)", exc) from exc
         except openai.APIConnectionError as exc:
             where = self.base_url or "the OpenAI API"
             raise self._error(f"cannot connect to {where} (after {retries} retries)", exc) from exc
@@ -369,6 +391,17 @@ def _check_base_url(base_url: Any) -> None:
         raise ConfigurationError(
             f"base_url {redact_url(base_url)!r} must be an http:// or https:// URL"
         )
+
+
+def _httpx_flavour(client_class: type) -> ModuleType:
+    """The httpx module the SDK's HTTP client derives from: ``httpx`` (openai 1.x) or an
+    API-compatible fork such as ``httpx2`` (openai 3.x); the deadline transports must answer
+    with its classes."""
+    for base in client_class.__mro__:
+        root = base.__module__.partition(".")[0]
+        if root.startswith("httpx"):
+            return importlib.import_module(root)
+    return importlib.import_module("httpx")
 
 
 def _excerpt(response: Any, limit: int = 120) -> str:
