@@ -25,7 +25,8 @@ lint: $(VENV)/.installed
 examples: $(VENV)/.installed
 	@for f in examples/*.py; do echo "== $$f"; $(PY) $$f > /dev/null || exit 1; done
 
-# Fresh venvs in /tmp (see .ci/lowest-pins.txt): adapter tests on the lowest pinned versions.
+# Fresh venvs in /tmp, one per extra, on the lowest versions pyproject.toml allows (constraints
+# generated from its floors by .ci/lowest_pins.py): adapter tests and examples.
 lowest-pins:
 	bash .ci/lowest-pins
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 import itertools
 import warnings
 
+from semrouter import LocalEncoder, MissingDependencyError
+
+try:  # first: below langchain-core 1.8 the decision model says which version it needs
+    from langchain_semrouter import SemRouterDecisionModel
+except MissingDependencyError as exc:
+    raise SystemExit(f"examples/langchain_decision.py: {exc}") from None
+
 from langchain.agents import create_agent
 from langchain_core.decisions import Choice
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
-
-from langchain_semrouter import SemRouterDecisionModel
-from semrouter import LocalEncoder
 
 
 def main() -> None:

@@ -68,19 +68,10 @@ def __getattr__(name: str) -> Any:
             stacklevel=2,
         )
         return SemRouterBranch if new == "SemRouterBranch" else __getattr__(new)
-    # The decision model needs langchain_core.decisions (langchain-core 1.8+) and pulls in the
-    # LangSmith client (~0.5 s): imported on first use only, like the middleware below.
+    # The decision model needs langchain_core.decisions (langchain-core 1.8+; the module says
+    # so with a MissingDependencyError) and pulls in the LangSmith client (~0.5 s): imported
+    # on first use only, like the middleware below.
     if name == "SemRouterDecisionModel":
-        try:
-            import langchain_core.decisions  # noqa: F401
-        except ImportError as exc:
-            from importlib.metadata import version
-
-            raise MissingDependencyError(
-                "SemRouterDecisionModel needs langchain-core 1.8 or later (langchain_core."
-                f"decisions); installed: {version('langchain-core')}; run: pip install -U "
-                "'langchain-core>=1.8'"
-            ) from exc
         from .decision import SemRouterDecisionModel
 
         return SemRouterDecisionModel

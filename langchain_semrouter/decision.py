@@ -9,22 +9,13 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.decisions import (
-    BaseDecisionModel,
-    Choice,
-    ChoiceAnswer,
-    ClassifierResponse,
-    Question,
-    Score,
-    ScoreAnswer,
-    State,
-)
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from semrouter import (
     ConfigurationError,
     ConversationRouter,
     Encoder,
+    MissingDependencyError,
     QueryTypeError,
     Route,
     RouteMatch,
@@ -33,6 +24,25 @@ from semrouter import (
 
 from ._conversation import conversation_turns
 from ._text import routed_text
+
+try:
+    from langchain_core.decisions import (
+        BaseDecisionModel,
+        Choice,
+        ChoiceAnswer,
+        ClassifierResponse,
+        Question,
+        Score,
+        ScoreAnswer,
+        State,
+    )
+except ImportError as exc:  # langchain_core.decisions came with langchain-core 1.8
+    from importlib.metadata import version
+
+    raise MissingDependencyError(
+        "SemRouterDecisionModel needs langchain-core 1.8 or later (langchain_core.decisions); "
+        f"installed: {version('langchain-core')}; run: pip install -U 'langchain-core>=1.8'"
+    ) from exc
 
 __all__ = ["SemRouterDecisionModel"]
 
