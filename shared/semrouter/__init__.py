@@ -48,6 +48,7 @@ from ._options import RouterOptions
 from ._router import SemanticRouter, StaleCalibrationWarning
 from ._routes import Route, RouteMatch
 from ._routeset import Calibration
+from ._telemetry import configure_telemetry
 from .encoders import Encoder, FakeEncoder
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ __all__ = [
     "Turn",
     "TurnWeight",
     "__version__",
+    "configure_telemetry",
     "import_qdrant_collection",
     "import_router",
 ]
