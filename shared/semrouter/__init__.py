@@ -36,7 +36,9 @@ from ._exceptions import (
     RouteNotFoundError,
     RouterClosedError,
     RouterLockedError,
+    RouteSetConflictError,
     RouteSetMismatchError,
+    RouteSetNotFoundError,
     SemRouterError,
     StorageFullError,
     StoreDamagedError,
@@ -48,6 +50,7 @@ from ._options import RouterOptions
 from ._router import SemanticRouter, StaleCalibrationWarning
 from ._routes import Route, RouteMatch
 from ._routeset import Calibration
+from ._routestore import RouteSetId
 from ._telemetry import configure_telemetry
 from .encoders import Encoder, FakeEncoder
 
@@ -82,7 +85,10 @@ __all__ = [
     "Route",
     "RouteMatch",
     "RouteNotFoundError",
+    "RouteSetConflictError",
+    "RouteSetId",
     "RouteSetMismatchError",
+    "RouteSetNotFoundError",
     "RouterClosedError",
     "RouterLockedError",
     "RouterOptions",

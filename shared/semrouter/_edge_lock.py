@@ -19,6 +19,7 @@ import struct
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,7 @@ class WriterLock:
     def __init__(self, file: Path) -> None:
         self.file = file
         self._fd: int | None = None
+        self._closer: Any = None  # a weakref.finalize closing the descriptor
 
     @property
     def held(self) -> bool:
@@ -122,6 +124,8 @@ class WriterLock:
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "host": platform.node()}).encode())
         self._fd = fd
+        # a writer dropped without close() (``del router`` in a notebook) releases the lock
+        self._closer = weakref.finalize(self, os.close, fd)
 
     def _not_a_file(self, what: str) -> StoreDamagedError:
         return StoreDamagedError(
@@ -146,7 +150,17 @@ class WriterLock:
     def release(self) -> None:
         """Drop the lock (closing the file drops it)."""
         if self._fd is not None:
-            os.close(self._fd)
+            self._closer()
+            self._fd = None
+
+    def __getstate__(self) -> None:
+        raise TypeError("a writer lock cannot be copied")
+
+    def forget(self) -> None:
+        """In a forked child: close the inherited descriptor. The lock stays the parent's (an
+        open-file-description lock ends with the last descriptor of that open file)."""
+        if self._fd is not None:
+            self._closer()
             self._fd = None
 
 

@@ -51,7 +51,7 @@ class SnapshotReader:
         wait: seconds to wait for a live writer's first snapshot (a folder being created).
     """
 
-    def __init__(self, folder: Path, wait: float) -> None:
+    def __init__(self, folder: Path, wait: float, *, require: bool = True) -> None:
         self.folder = folder
         self._served: _Served | None = None
         self._stamp: tuple[int, int, int] | None = None
@@ -61,12 +61,17 @@ class SnapshotReader:
             if not writer_alive(folder) or time.monotonic() >= deadline:
                 break
             time.sleep(0.02)
-        if self._served is None and files.has_shard(folder):
+        if require and self._served is None and files.has_shard(folder):
             raise ReadOnlyRouterError(
                 f"the embedded folder {folder} has no read snapshot yet (written by an older "
                 "semrouter, or its writer has not flushed): open it once with mode='write' to "
                 "publish one"
             )
+
+    @classmethod
+    def empty(cls, folder: Path) -> SnapshotReader:
+        """A reader that serves nothing yet and picks up the writer's next snapshot."""
+        return cls(folder, 0.0, require=False)
 
     # -- following the writer -------------------------------------------------------------------
     def changed(self) -> bool:
@@ -85,6 +90,11 @@ class SnapshotReader:
         skipped with a log line and the old one stays (the writer republishes on its next
         write); with nothing loaded yet it raises :class:`StoreDamagedError`."""
         stamp = files.snapshot_stamp(self.folder)
+        if stamp is None and self._served is not None and not self.folder.exists():
+            # the folder was deleted: serve nothing (a re-created folder is loaded when it
+            # publishes, whatever its revision number)
+            self._served, self._stamp, self.loaded_revision = None, None, 0
+            return True
         if stamp is None or stamp == self._stamp:
             return False
         try:

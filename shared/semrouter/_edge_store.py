@@ -13,6 +13,8 @@ writer is gone.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,6 +30,7 @@ from ._exceptions import (
     ConfigurationError,
     ReadOnlyRouterError,
     RouterLockedError,
+    SemRouterError,
     StoreDamagedError,
 )
 from ._lexical import SPARSE_NAME, sparse_query
@@ -51,6 +54,30 @@ __all__ = ["EdgeStore", "StoreMode"]
 logger = logging.getLogger("semrouter")
 StoreMode = Literal["write", "read", "auto"]
 _SAMPLE = 16  # points compared between Edge and the snapshot when the writer reopens
+
+
+#: This process's writer of each folder (its real path), shared by its routers.
+_WRITERS: dict[str, weakref.ref[EdgeStore]] = {}
+_REGISTRY_LOCK = threading.RLock()
+#: Every open writer of this process, told when the process forks.
+_LIVE: weakref.WeakSet[EdgeStore] = weakref.WeakSet()
+#: Shards inherited from a parent process: kept alive so the child never closes them.
+_ABANDONED: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    global _REGISTRY_LOCK
+    _REGISTRY_LOCK = threading.RLock()  # another thread may have held it at the fork
+    parent = os.getppid()
+    for store in list(_LIVE):
+        if store.mode == "write" and store._forked_from is None:
+            store.after_fork(parent)
+    _LIVE.clear()
+    _WRITERS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class EdgeStore(Store):
@@ -108,6 +135,8 @@ class EdgeStore(Store):
         self._dirty = False
         self._dropped: list[str] = []
         self._owned = True  # whether error messages may suggest rebuild=True
+        self._forked_from: int | None = None  # a child's copy of its parent's writer
+        self._users = 1  # routers of this process sharing this writer (see shared())
         self.mode: Literal["write", "read"] = "read" if mode == "read" else "write"
         try:
             if self._temp is not None:
@@ -127,12 +156,71 @@ class EdgeStore(Store):
         except BaseException:
             self.close()
             raise
+        if self.mode == "write":
+            _LIVE.add(self)
+
+    @classmethod
+    def shared(
+        cls, path: str | Path | None, collection: str, *, mode: StoreMode = "auto", **options: Any
+    ) -> EdgeStore:
+        """Open a collection, sharing this process's writer of the folder if it has one.
+
+        Two routers of one process on one folder (a notebook cell run twice, an app and its
+        admin view) then write through one store, taking turns on :attr:`write_lock`, instead
+        of the second becoming a reader of its own process. Each :meth:`close` releases one
+        user; the last closes the store.
+        """
+        if path is None or mode == "read":
+            return cls(path, collection, mode=mode, **options)
+        key = os.path.realpath(Path(path) / collection)
+        with _REGISTRY_LOCK:
+            found = _WRITERS.get(key)
+            store = found() if found is not None else None
+            if store is not None and store.mode == "write" and store._users > 0:
+                store._users += 1
+                return store
+            store = cls(path, collection, mode=mode, **options)
+            if store.mode == "write":
+                _WRITERS[key] = weakref.ref(store)
+            return store
 
     # -- opening ------------------------------------------------------------------------------
     @property
     def read_only(self) -> bool:
-        """Whether this store only reads (a reader of another process's folder)."""
-        return self.mode == "read"
+        """Whether this store only reads (a reader of another process's folder, or a forked
+        child's copy of its parent's writer)."""
+        return self.mode == "read" or self._forked_from is not None
+
+    @property
+    def exclusive(self) -> bool:
+        return self.mode == "write" and self._forked_from is None
+
+    def after_fork(self, parent: int) -> None:
+        """In a child process forked from this writer's process (gunicorn ``--preload``,
+        multiprocessing's ``fork``): leave the writer role to the parent. The inherited lock
+        descriptor is closed (the lock stays the parent's: an open-file-description lock ends
+        with its last descriptor), the parent's Edge shard is never touched again, and the
+        parent's temporary folder is not removed by the child. A folder's child becomes a
+        reader of it; an in-memory collection's child keeps serving and refuses writes."""
+        self._forked_from = parent
+        self._users = 0
+        if self._cleanup is not None:
+            self._cleanup.detach()
+            self._cleanup = None
+        self._lock.forget()
+        if not self.persistent:
+            return
+        if self._shard is not None:
+            _ABANDONED.append(self._shard)  # the parent's: closing it here would flush its WAL
+            self._shard = None
+        self._mirror = None
+        self.mode = "read"
+        try:
+            self._reader = SnapshotReader(self._dir, 0.0)
+        except SemRouterError as exc:
+            logger.warning("a forked child cannot read %s yet: %s", self._dir, exc)
+            self._reader = SnapshotReader.empty(self._dir)
+        self._forked_from = None  # a plain reader from now on
 
     @property
     def persistent(self) -> bool:
@@ -267,13 +355,24 @@ class EdgeStore(Store):
         try:
             self.mode = "write"
             self._open_writer(rebuild)
+            _LIVE.add(self)
         except BaseException:
             self._close_shard()
             self._lock.release()
             self._reader, self.mode = reader, "read"
             raise
 
+    def _check_write(self, action: str) -> None:
+        if self._reader is not None or self._forked_from is not None:
+            raise self._refuse(action)
+
     def _refuse(self, action: str) -> ReadOnlyRouterError:
+        if self._forked_from is not None:
+            return ReadOnlyRouterError(
+                f"cannot {action}: this process was forked from process {self._forked_from}, "
+                "which writes this router's in-memory collection; build the router after the "
+                "fork (or give it a path= folder, whose writer the child then follows)"
+            )
         pid = self.writer_pid()
         writer = f"its writer (process {pid})" if pid is not None else "a writer (none is open)"
         return ReadOnlyRouterError(
@@ -297,8 +396,7 @@ class EdgeStore(Store):
         return dict(meta) if isinstance(meta, dict) else {}
 
     def create(self, meta: dict[str, Any], dimension: int) -> None:
-        if self._reader is not None:
-            raise self._refuse("create the collection")
+        self._check_write("create the collection")
         if self._shard is None:
             self._new_shard(dimension)
         point = self._edge.Point(
@@ -349,8 +447,7 @@ class EdgeStore(Store):
             return int(self._shard.count(self._edge.CountRequest(exact=True))) == 0
 
     def drop(self) -> None:
-        if self._reader is not None:
-            raise self._refuse("drop the collection")
+        self._check_write("drop the collection")
         self._close_shard()
         if self.persistent:
             files.wipe(self._dir)
@@ -383,8 +480,7 @@ class EdgeStore(Store):
     def upsert(
         self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]
     ) -> None:
-        if self._reader is not None:
-            raise self._refuse("add points")
+        self._check_write("add points")
         mirror.check_payloads(ids, payloads)
         edge = self._edge
         for start in range(0, len(ids), _WRITE_BATCH):
@@ -428,8 +524,7 @@ class EdgeStore(Store):
         return self._lexical
 
     def delete(self, ids: Sequence[str]) -> None:
-        if self._reader is not None:
-            raise self._refuse("delete points")
+        self._check_write("delete points")
         for start in range(0, len(ids), _WRITE_BATCH):
             chunk: list[Any] = list(ids[start : start + _WRITE_BATCH])
             self._before_write(64 * len(chunk))
@@ -440,8 +535,7 @@ class EdgeStore(Store):
                     self._mirror.pop(point_id, None)
 
     def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
-        if self._reader is not None:
-            raise self._refuse("change payloads")
+        self._check_write("change payloads")
         mirror.check_payloads(ids, payloads)
         edge = self._edge
         self._before_write(1024 * len(ids))
@@ -494,7 +588,9 @@ class EdgeStore(Store):
                 found.update((str(r.id), _plain_vector(r.vector)) for r in records)
         return _stack(ids, found)
 
-    def read_payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def read_payloads(
+        self, ids: Sequence[str], keys: Sequence[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
         if self._reader is not None:
             return self._reader.payloads(ids)
         if self._mirror is not None:
@@ -562,6 +658,10 @@ class EdgeStore(Store):
         return edge.Filter(must=[edge.FieldCondition("tenant", match=edge.MatchValue(tenant))])
 
     def close(self) -> None:
+        with _REGISTRY_LOCK:
+            self._users -= 1
+            if self._users > 0:
+                return  # another router of this process still writes through it
         self._close_shard()
         self._lock.release()
         self._reader = None
@@ -570,7 +670,7 @@ class EdgeStore(Store):
 
     def _close_shard(self) -> None:
         self._lexical = None
-        if self._shard is not None:
+        if self._shard is not None and self._forked_from is None:
             shard, self._shard = self._shard, None
             with self._errors("close the collection"):
                 shard.close()

@@ -6,6 +6,8 @@
     ├── InvalidQueryError         (ValueError)   an empty or blank query
     ├── QueryTypeError            (TypeError)    a query that is not a str
     ├── RouteNotFoundError        (KeyError)     remove/update/get of an unknown route
+    ├── RouteSetNotFoundError     (LookupError)  open() of a place that holds no route set
+    ├── RouteSetConflictError     (RuntimeError) another writer changed the route set first
     ├── NoRouteMatchedError       (LookupError)  a caller demanded a match and got none
     ├── MissingDependencyError    (ImportError)  an optional extra is not installed
     ├── EncoderError              (RuntimeError) the encoder failed (model load, API error)
@@ -46,7 +48,9 @@ __all__ = [
     "QueryTypeError",
     "ReadOnlyRouterError",
     "RouteNotFoundError",
+    "RouteSetConflictError",
     "RouteSetMismatchError",
+    "RouteSetNotFoundError",
     "RouterClosedError",
     "RouterLockedError",
     "SemRouterError",
@@ -76,6 +80,18 @@ class RouteNotFoundError(SemRouterError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
         return str(self.args[0]) if self.args else ""
+
+
+class RouteSetNotFoundError(SemRouterError, LookupError):
+    """:meth:`SemanticRouter.open` found no route set where it was pointed (a missing folder
+    or collection, another tenant's collection, a writer that never published); the message
+    names the place. Creating a route set is the constructor's job."""
+
+
+class RouteSetConflictError(SemRouterError, RuntimeError):
+    """Another writer changed the stored route set while a change meant for the version it
+    started from was written (``set_routes``, ``sync="replace"``/``"check"``); nothing of the
+    change was kept. Read the new route set and apply it again."""
 
 
 class NoRouteMatchedError(SemRouterError, LookupError):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,14 +25,13 @@ import numpy.typing as npt
 from ._exceptions import IndexMismatchError
 from ._options import RouterOptions
 from ._routes import Route
-from ._routeset import Calibration, Learned, Snapshot
-from ._routestore import write_route_set
+from ._routeset import Snapshot
 from ._scorer import Candidates
 from ._search import exact_search, make_pruning
 from ._stores import NAMESPACE, Hit, Store, same_payload
 from .encoders import Encoder
 
-__all__ = ["RouteIndex", "SyncReport", "point_id"]
+__all__ = ["Abandoned", "RouteIndex", "SyncReport", "point_id"]
 
 SCHEMA_VERSION = 1
 logger = logging.getLogger("semrouter")
@@ -61,14 +60,9 @@ def _payload(route: Route, utterance: str, tenant: str) -> dict[str, Any]:
     return payload
 
 
-@dataclass(frozen=True)
-class RouteSetRecord:
-    """What is stored with the routes: the calibration, the new revision and the digest."""
-
-    calibration: Calibration | None
-    revision: int
-    digest: str
-    learned: Learned | None = None
+class Abandoned(Exception):
+    """Raised by a ``commit`` callback that gives a change up (another writer won): the points
+    it wrote are kept for its next try."""
 
 
 @dataclass(frozen=True)
@@ -128,37 +122,48 @@ class RouteIndex:
             self.store.create(wanted, self.encoder.dimension)
 
     def sync(
-        self, routes: Sequence[Route], options: RouterOptions, record: RouteSetRecord | None = None
+        self,
+        routes: Sequence[Route],
+        options: RouterOptions,
+        *,
+        base: Sequence[Route] | None = None,
+        commit: Callable[[Snapshot], None] | None = None,
+        retire: Sequence[str] = (),
     ) -> tuple[SyncReport, Snapshot]:
-        """Make the collection hold exactly ``routes``; encode only what is new.
+        """Make the collection hold ``routes``; encode only what is new.
 
-        The first sync reads every point's payload from Qdrant; later ones diff against what
-        the index already knows, so ``add``/``remove`` cost only their own writes. If a write
-        fails, what the index knows is dropped and re-read from Qdrant by the next sync, which
-        then repairs the difference (the published snapshot is left as it was).
+        In order: new points are written, ``commit(snapshot)`` runs (the caller writes the
+        route set's head there, and may raise to give up: nothing is deleted then), points no
+        longer needed and ``retire`` are deleted, the store is flushed. A reader that sees the
+        new head so finds every point it names, and an abandoned change deletes nothing.
+
+        ``base`` is the route set the change started from. On a store other processes write
+        (a server), the points to write and delete are its difference with ``routes``: never
+        a point another writer is adding at the same time. On an embedded folder's one writer,
+        every point of the tenant that ``routes`` does not name is deleted (leftovers of a
+        crash included); the first sync reads the payloads from Qdrant, later ones diff
+        against what the index already knows. If a write fails, what the index knows is
+        dropped and re-read by the next sync (the published snapshot is left as it was).
         """
         with self._lock:
             try:
-                return self._sync(routes, options, record)
+                return self._sync(routes, options, base, commit, retire)
             except BaseException:
                 self._known = None
                 raise
 
     def _sync(
-        self, routes: Sequence[Route], options: RouterOptions, record: RouteSetRecord | None
+        self,
+        routes: Sequence[Route],
+        options: RouterOptions,
+        base: Sequence[Route] | None,
+        commit: Callable[[Snapshot], None] | None,
+        retire: Sequence[str],
     ) -> tuple[SyncReport, Snapshot]:
         tenant = self.tenant
         desired = self._desired(routes)
-        if self._known is None:
-            store = self.store
-            points = store.scroll_tenant(tenant) if tenant else store.scroll(with_vectors=False)
-            self._known = {
-                pid: payload
-                for pid, payload, _ in points
-                if _is_ours(pid, payload, desired, tenant)  # others' points are left alone
-            }
-        known = self._known
         payloads = {pid: _payload(route, utt, tenant) for pid, (route, utt) in desired.items()}
+        known = self._present(desired, payloads, base)
         new_ids = [pid for pid in desired if pid not in known]
         gone_ids = [pid for pid in known if pid not in desired]
         changed = [
@@ -167,27 +172,35 @@ class RouteIndex:
         encoded = np.zeros((0, self.encoder.dimension), np.float32)
         if new_ids:
             encoded = self.encoder.encode([desired[pid][1] for pid in new_ids])
-            self.store.upsert(new_ids, encoded, [payloads[pid] for pid in new_ids])
-        if gone_ids:
-            self.store.delete(gone_ids)
-        if changed:
-            self.store.set_payloads(changed, [payloads[pid] for pid in changed])
-        if record is not None:  # after the points: a reader that sees it finds them all
-            self._write_record(routes, record)
-        if new_ids or gone_ids or changed or record is not None:
+        try:
+            if new_ids:
+                self.store.upsert(new_ids, encoded, [payloads[pid] for pid in new_ids])
+            if changed:
+                self.store.set_payloads(changed, [payloads[pid] for pid in changed])
+            matrix, old_rows = None, None
+            if _mode_for(options, len(desired)) == "exact":
+                matrix, old_rows = self._matrix(list(desired), dict(zip(new_ids, encoded)))
+            snapshot = _snapshot(routes, desired, matrix, self._last, old_rows)
+            if commit is not None:  # after the points: a reader that sees it finds them all
+                commit(snapshot)
+        except Exception as exc:
+            if new_ids and not self.store.exclusive and not isinstance(exc, Abandoned):
+                self._discard(new_ids)  # a server keeps no half change (the folder's writer
+            raise  # deletes leftovers at its next sync)
+        if gone_ids or retire:
+            self.store.delete([*gone_ids, *retire])
+        if new_ids or gone_ids or changed or commit is not None or retire:
             self.store.flush()
-        for pid in gone_ids:
-            del known[pid]
-        for pid in (*new_ids, *changed):
-            known[pid] = payloads[pid]
-        matrix, old_rows = None, None
-        if _mode_for(options, len(desired)) == "exact":
-            matrix, old_rows = self._matrix(list(desired), dict(zip(new_ids, encoded)))
+        if self._known is not None:
+            for pid in gone_ids:
+                self._known.pop(pid, None)
+            for pid in (*new_ids, *changed):
+                self._known[pid] = payloads[pid]
+        if matrix is not None:
             if new_ids or gone_ids or self._last.vectors is None:
                 self.store.save_vectors(list(desired), matrix, self.encoder.fingerprint)
         else:
             self.store.prepare_search()
-        snapshot = _snapshot(routes, desired, matrix, self._last, old_rows)
         self._last = snapshot
         logger.debug(
             "synced %d routes into %s: encoded %d, deleted %d, updated %d",
@@ -205,6 +218,46 @@ class RouteIndex:
         )
         return report, snapshot
 
+    def _discard(self, ids: list[str]) -> None:
+        """Delete the points a failed change wrote, as far as the store still lets us."""
+        try:
+            self.store.delete(ids)
+        except Exception as exc:  # the original failure is what the caller must see
+            logger.warning("could not delete %d points of a failed change: %s", len(ids), exc)
+
+    def _present(
+        self,
+        desired: dict[str, tuple[Route, str]],
+        payloads: dict[str, dict[str, Any]],
+        base: Sequence[Route] | None,
+    ) -> dict[str, dict[str, Any]]:
+        """The tenant's points a change starts from, by id: what it may keep or delete."""
+        tenant, store = self.tenant, self.store
+        if store.exclusive:  # the folder's one writer: every point of ours, leftovers included
+            if self._known is None:
+                points = store.scroll_tenant(tenant) if tenant else store.scroll(with_vectors=False)
+                self._known = {
+                    pid: payload
+                    for pid, payload, _ in points
+                    if _is_ours(pid, payload, desired, tenant)  # others' points are left alone
+                }
+            return self._known
+        # Other writers may be adding points right now: start from the base route set's points
+        # (they exist: a stored head names them) plus those of ours already written.
+        present = {
+            pid: _payload(route, utt, tenant)
+            for pid, (route, utt) in self._desired(base or ()).items()
+        }
+        missing = [pid for pid in desired if pid not in present]
+        if missing:
+            found = store.read_payloads(missing)
+            present.update(
+                (pid, payload)
+                for pid, payload in found.items()
+                if same_payload(payload, payloads[pid])
+            )
+        return present
+
     def _desired(self, routes: Sequence[Route]) -> dict[str, tuple[Route, str]]:
         """Point id -> (route, utterance); ids of pairs seen before come from a cache (a sha1
         per utterance is most of a 10k-utterance sync that changed little)."""
@@ -221,24 +274,6 @@ class RouteIndex:
         if len(cache) > 2 * len(desired) + 1024:  # forget pairs long gone
             self._ids = {(r.name, u): pid for pid, (r, u) in desired.items()}
         return desired
-
-    def _write_record(self, routes: Sequence[Route], record: RouteSetRecord) -> None:
-        write_route_set(
-            self.store,
-            self.tenant,
-            routes,
-            record.calibration,
-            revision=record.revision,
-            digest=record.digest,
-            dimension=self.encoder.dimension,
-            learned=record.learned,
-        )
-
-    def record(self, routes: Sequence[Route], record: RouteSetRecord) -> None:
-        """Rewrite the stored route set document alone (a new calibration, say)."""
-        with self._lock:
-            self._write_record(routes, record)
-            self.store.flush()
 
     def follow(self, routes: Sequence[Route], options: RouterOptions) -> Snapshot:
         """A snapshot of ``routes`` as another process stored them: nothing is written or

@@ -275,7 +275,7 @@ class QdrantLocation(BaseModel):
         if self.path is not None:
             check_folder(self.path)
         try:
-            return EdgeStore(self.path, collection, **edge_options)
+            return EdgeStore.shared(self.path, collection, **edge_options)
         except SemRouterError:
             raise
         except PermissionError as exc:  # e.g. root on a read-only or special file system

@@ -19,6 +19,7 @@ from typing import Any, Literal, NoReturn
 
 import numpy as np
 
+from ._collection import RouteCollection, Version
 from ._edge_store import StoreMode
 from ._evaluation import EvaluationReport
 from ._exceptions import (
@@ -29,10 +30,11 @@ from ._exceptions import (
     ReadOnlyRouterError,
     RouteNotFoundError,
     RouterClosedError,
+    RouteSetNotFoundError,
     SemRouterError,
 )
 from ._fitting import FitSettings, FitSource, Progress
-from ._index import RouteIndex, RouteSetRecord, SyncReport
+from ._index import RouteIndex, SyncReport
 from ._location import QdrantLocation
 from ._options import Aggregation, Hybrid, RouterOptions, SearchMode
 from ._routes import Route, RouteMatch, check_text, validate_routes
@@ -45,19 +47,9 @@ from ._routeset import (
     build_route_set,
     routes_digest,
 )
-from ._routestore import (
-    DOC_KEY,
-    POLICIES,
-    StoredRouteSet,
-    SyncPolicy,
-    apply_policy,
-    read_head,
-    read_route_set,
-    route_set_ids,
-)
+from ._routestore import POLICIES, RouteSetId, StoredRouteSet, SyncPolicy, apply_policy
 from ._scorer import Candidates, decide, hybrid_rank, route_scores, route_similarities
 from ._selftrain import own_route_scores, self_train
-from ._stores import Store
 from .encoders import Encoder, Vectors
 
 __all__ = ["SemanticRouter", "StaleCalibrationWarning"]
@@ -153,9 +145,10 @@ class SemanticRouter:
         tenant: str = "",
         mode: StoreMode = "auto",
         refresh_interval: float | None = None,
+        _require_stored: bool = False,
     ) -> None:
         self._closed = True  # until the store is open (repr() works on a half-built router)
-        self._index: RouteIndex | None = None
+        self._collection: RouteCollection | None = None
         declared = validate_routes(routes) if routes is not None else None
         if sync not in POLICIES:
             raise ConfigurationError(f"sync must be one of {', '.join(POLICIES)}; got {sync!r}")
@@ -170,9 +163,7 @@ class SemanticRouter:
         self.tenant = tenant
         self._refresh_interval = refresh_interval
         self._next_refresh = 0.0
-        self._revision = 0
         self._learning: threading.Thread | None = None
-        self._unsynced = False  # a write failed half-way: the store may differ from the state
         self._options = _options(
             options,
             threshold=threshold,
@@ -215,13 +206,22 @@ class SemanticRouter:
         self._lock = threading.RLock()
         self._warned_stale = False
         edge = {"mode": mode, "rebuild": rebuild} if location.kind in ("path", "memory") else {}
+        if _require_stored and location.path is not None:
+            folder = Path(location.path) / collection
+            if not folder.is_dir():  # never create a folder for a worker with a typo in its path
+                raise RouteSetNotFoundError(f"{folder} holds no route set (no such folder)")
         store = location.open_store(collection, **edge)
         try:
-            self._index = RouteIndex(store, encoder, rebuild=rebuild, tenant=tenant)
+            self._collection = RouteCollection(
+                store, encoder, tenant=tenant, rebuild=rebuild, create=not _require_stored
+            )
             self._closed = False
-            self.last_sync = self._start(self._index, declared, sync, calibration)
+            self.last_sync = self._start(
+                self._collection, declared, sync, calibration, _require_stored
+            )
         except BaseException:
             self._closed = True
+            self._collection = None
             store.close()
             raise
 
@@ -237,63 +237,61 @@ class SemanticRouter:
         """Serve the route set stored in a collection, with no routes in code; nothing is
         encoded (the vectors come from Qdrant) and nothing is deleted.
 
+        A place that holds no route set (a missing folder or collection, another tenant's, a
+        writer that has published none within 30 s) raises
+        :class:`~semrouter.RouteSetNotFoundError` naming it: creating one is the
+        constructor's job.
+
         Example: ``SemanticRouter.open(path="./routes_db", refresh_interval=1)``. Any other
         constructor keyword (``collection=``, ``tenant=``, ``encoder=``, ``api_key=`` ...) works.
         """
         if "routes" in options:
             raise ConfigurationError("open() serves the stored routes: use SemanticRouter(routes)")
-        return cls(None, path=path, url=url, client=client, **options)
+        return cls(None, path=path, url=url, client=client, _require_stored=True, **options)
 
     def _start(
         self,
-        index: RouteIndex,
+        collection: RouteCollection,
         declared: list[Route] | None,
         sync: SyncPolicy,
         calibration: Calibration | dict[str, Any] | None,
+        require: bool,
     ) -> SyncReport:
         """Open the route set: read what is stored, apply the sync policy, publish."""
-        stored = read_route_set(index.store, self.tenant)
-        if stored is None and not self.tenant:  # tenants came with stored route sets
-            legacy = _routes_from_points(index.store, self.tenant)
-            stored = StoredRouteSet(tuple(legacy), None, 0, "") if legacy else None
-        base = list(stored.routes) if stored is not None else []
-        if declared is None:
-            routes = base
-        elif stored is None or not stored.revision:  # nothing stored yet, or a 0.1 collection
-            routes = declared if sync != "merge" else apply_policy("merge", declared, base)
-        else:
-            routes = apply_policy(sync, declared, base)
-        self._revision = stored.revision if stored is not None else 0
-        stored_fit = stored.calibration if stored is not None else None
-        fitted = _calibration(calibration, self.encoder, routes) if calibration else stored_fit
-        unchanged = stored is not None and stored.revision > 0 and routes == base
-        if index.store.read_only or (unchanged and fitted == stored_fit):
-            if declared is not None and routes != base:
-                logger.warning(
-                    "%s is read-only here: serving its stored routes, not the declared ones "
-                    "(the folder's writer syncs them)",
-                    index.store.target,
-                )
-            routes = base
-            snapshot = index.follow(routes, self._options)
-            report = SyncReport(kept=snapshot.size)
-        else:
-            learned = stored.learned if stored is not None else None
-            record = RouteSetRecord(fitted, self._revision + 1, routes_digest(routes), learned)
-            report, snapshot = index.sync(routes, self._options, record)
-            self._revision += 1
-        self._publish(
-            routes, snapshot, calibration=fitted, learned=stored.learned if stored else None
+        encoder = self.encoder
+
+        def apply(stored: StoredRouteSet | None) -> tuple[list[Route], Calibration | None] | None:
+            base = list(stored.routes) if stored is not None else []
+            first = stored is None or not stored.revision  # nothing stored, or a 0.1 collection
+            if declared is None:
+                routes = base
+            elif first:
+                routes = declared if sync != "merge" else apply_policy("merge", declared, base)
+            else:
+                routes = apply_policy(sync, declared, base)
+            stored_fit = stored.calibration if stored is not None else None
+            fitted = _calibration(calibration, encoder, routes) if calibration else stored_fit
+            if not first and routes == base and fitted == stored_fit:
+                return None
+            return routes, fitted
+
+        version = collection.open(
+            apply,
+            self._options,
+            learn=self._learner(),
+            require=require,
+            on_conflict="retry" if sync == "merge" else "raise",
         )
+        self._publish_version(version)
         self._schedule_refresh()
         self._learn()
-        return report
+        return version.report
 
     # -- learning from the utterances -----------------------------------------------------------
     def learn(self) -> bool:
         """Train the head and the adaptive threshold on the routes' own utterances now (they
-        are otherwise trained when the routes change, in the background for big route sets)
-        and store them with the route set. Returns whether anything was trained."""
+        are otherwise trained with each change, in the background for big route sets) and
+        store them with the route set. Returns whether anything was trained."""
         running = self._learning
         if running is not None and running.is_alive():
             running.join()  # a background run for this route set may be finishing
@@ -304,16 +302,32 @@ class SemanticRouter:
         return self._train(state)
 
     def _needs_learning(self, state: RouteSet) -> bool:
-        if not state.options.learn or self._closed or self._index is None:
+        if not state.options.learn or self._closed or self._collection is None:
             return False
-        if self._index.store.read_only or len(state.names) < 2:
+        if self._collection.store.read_only or len(state.names) < 2:
             return False  # readers take what the writer learnt; one route: nothing to rank
         learned = state.learned
         return learned is None or not learned.current(state.digest, state.options)
 
+    def _learner(self) -> Callable[[Sequence[Route], Snapshot, Learned | None], Learned | None]:
+        """What a change learns before it is written (one change, one revision): small route
+        sets inline; big ones are learnt in the background afterwards (see :meth:`_learn`)."""
+
+        def learn(
+            routes: Sequence[Route], snapshot: Snapshot, learned: Learned | None
+        ) -> Learned | None:
+            options = self._options
+            if not options.learn or len(routes) < 2 or snapshot.size > _LEARN_INLINE:
+                return None
+            if learned is not None and learned.current(routes_digest(routes), options):
+                return None
+            return self._training(routes, snapshot, learned)
+
+        return learn
+
     def _learn(self) -> None:
-        """Learn for the current route set: inline when small, else in a background thread
-        (routing meanwhile uses the similarity alone)."""
+        """Learn for the current route set if it still needs it: inline when small, else in a
+        background thread (routing meanwhile uses the similarity alone)."""
         state = self._state
         if not self._needs_learning(state):
             return
@@ -324,41 +338,38 @@ class SemanticRouter:
         thread.start()
         self._learning = thread
 
+    def _training(
+        self, routes: Sequence[Route], snapshot: Snapshot, previous: Learned | None
+    ) -> Learned:
+        """Learn from the utterances of one route set (``_selftrain.py``)."""
+        options = self._options
+        names = tuple(route.name for route in routes)
+        vectors = self._open_collection().index.vectors_of(snapshot)  # once for both
+        rows = snapshot.row_route
+        own = own_route_scores(
+            vectors, rows, len(names), top_k=options.top_k, aggregation=options.aggregation
+        )
+        training = self_train(
+            vectors,
+            rows,
+            names,
+            top_k=options.top_k,
+            aggregation=options.aggregation,
+            previous=previous.training if previous is not None else None,
+            fingerprint=self.encoder.fingerprint,
+            own=own,
+        )
+        typical = float(np.nanmedian(own)) if np.isfinite(own).any() else 0.0
+        return Learned(routes_digest(routes), training, typical)
+
     def _train(self, state: RouteSet, background: bool = False) -> bool:
         try:
-            index = self._open_index()
-            previous = state.learned.training if state.learned is not None else None
-            options = state.options
-            vectors = index.vectors_of(state.snapshot)  # read once for the head and threshold
-            rows = state.snapshot.row_route
-            own = own_route_scores(
-                vectors,
-                rows,
-                len(state.names),
-                top_k=options.top_k,
-                aggregation=options.aggregation,
-            )
-            training = self_train(
-                vectors,
-                rows,
-                state.names,
-                top_k=options.top_k,
-                aggregation=options.aggregation,
-                previous=previous,
-                fingerprint=self.encoder.fingerprint,
-                own=own,
-            )
-            typical = float(np.nanmedian(own)) if np.isfinite(own).any() else 0.0
-            learned = Learned(state.digest, training, typical)
+            learned = self._training(state.routes, state.snapshot, state.learned)
             with self._lock:
                 current = self._state
                 if self._closed or current.digest != state.digest:
                     return False  # the routes changed meanwhile: that change learns again
-                record = RouteSetRecord(
-                    current.calibration, self._revision + 1, current.digest, learned
-                )
-                index.record(list(current.routes), record)
-                self._revision += 1
+                self._open_collection().store_learned(learned)  # no new revision
                 self._publish(list(current.routes), current.snapshot, learned=learned)
             return True
         except Exception as exc:
@@ -371,13 +382,22 @@ class SemanticRouter:
     # -- following other processes ---------------------------------------------------------------
     @property
     def revision(self) -> int:
-        """The revision of the stored route set this router serves (changes on every write)."""
-        return self._revision
+        """The revision of the stored route set this router serves (one per change; ``0``
+        when none is stored). See :attr:`identity`."""
+        identity = self._state.identity
+        return identity.revision if identity is not None else 0
+
+    @property
+    def identity(self) -> RouteSetId | None:
+        """Which stored version this router serves: generation (new whenever the route set
+        is created anew), revision and digest; ``None`` when no route set is stored (deleted,
+        or never written)."""
+        return self._state.identity
 
     @property
     def read_only(self) -> bool:
         """Whether this router only reads (another process writes its embedded folder)."""
-        return self._open_index().store.read_only
+        return self._open_collection().store.read_only
 
     def refresh(self) -> bool:
         """Serve the stored route set if another process or machine changed it.
@@ -385,44 +405,37 @@ class SemanticRouter:
         Costs one small read when nothing changed (a ``stat`` and a dictionary lookup for an
         embedded folder; one round trip to a server); after a change, only the points of
         changed routes are read. Nothing is encoded. Returns whether anything changed.
+
+        A route set that was deleted is served as no routes (every query answers
+        ``name=None``) until one is created again; one re-created with another encoder
+        raises :class:`~semrouter.IndexMismatchError` (and no routes are served).
         """
         with self._lock:
-            index = self._open_index()
-            store = index.store
-            if store.changed():
-                store.reload()
+            collection = self._open_collection()
             self._schedule_refresh()
-            followed = self._follow(index)
-            if followed is None:
-                return False
-            stored, snapshot = followed
-            self._revision = stored.revision
-            self._publish(
-                list(stored.routes),
-                snapshot,
-                calibration=stored.calibration,
-                learned=stored.learned,
-            )
+            try:
+                version = collection.follow(self._state.identity, self._options)
+            except IndexMismatchError:
+                self._publish_version(Version.nothing())  # never serve another encoder's set
+                raise
+            if version is None:
+                return self._pick_up_learned(collection)
+            self._publish_version(version)
             return True
 
-    def _follow(self, index: RouteIndex) -> tuple[StoredRouteSet, Snapshot] | None:
-        """The stored route set if it is newer than the one served, with its snapshot."""
-        store = index.store
-        for _ in range(3):
-            head = read_head(store, self.tenant)
-            if head is None or head[0] == self._revision:
-                return None
-            stored = read_route_set(store, self.tenant)
-            if stored is None or stored.revision == self._revision:
-                return None
-            try:
-                return stored, index.follow(list(stored.routes), self._options)
-            except IndexMismatchError:
-                # a writer deleted points of this revision while they were read: a newer
-                # revision is on its way; read again (the current version keeps serving)
-                continue
-        logger.warning("%s kept changing while it was read; serving the last version", store.target)
-        return None
+    def _pick_up_learned(self, collection: RouteCollection) -> bool:
+        """What the writer learnt in the background for the routes served (no new revision)."""
+        state = self._state
+        options = state.options
+        if not options.learn or len(state.names) < 2 or state.identity is None:
+            return False
+        if state.learned is not None and state.learned.current(state.digest, options):
+            return False
+        learned = collection.learned_for(state.digest)
+        if learned is None or not learned.current(state.digest, options):
+            return False
+        self._publish(list(state.routes), state.snapshot, learned=learned)
+        return True
 
     async def arefresh(self) -> bool:
         """Asynchronous :meth:`refresh` (in a worker thread: the event loop is never blocked)."""
@@ -434,11 +447,11 @@ class SemanticRouter:
         """Turn this reader of an embedded folder into its writer, once no writer holds it
         (:class:`~semrouter.RouterLockedError` while one does)."""
         with self._lock:
-            store = self._open_index().store
+            store = self._open_collection().store
             promote = getattr(store, "promote", None)
             if promote is not None:
                 promote()
-            self._index = RouteIndex(store, self.encoder, tenant=self.tenant)
+            self._collection = RouteCollection(store, self.encoder, tenant=self.tenant)
 
     def _schedule_refresh(self) -> None:
         if self._refresh_interval is not None:
@@ -449,24 +462,16 @@ class SemanticRouter:
 
     def delete_route_set(self) -> SyncReport:
         """Delete this router's route set (its tenant's points and stored document) from the
-        collection; other tenants are left alone. The router then serves no routes."""
+        collection; other tenants are left alone. This router and every follower then serve
+        no routes; a later change creates a new route set (a new generation)."""
         with self._lock:
-            index = self._writable()
-            report, snapshot = index.sync([], self._options, None)
-            index.store.delete(list(route_set_ids(self.tenant)))
-            index.store.flush()
-            self._revision = 0
-            self._publish([], snapshot, calibration=None)
-            return report
+            version = self._writable().delete(self._options, self._state.identity)
+            self._publish_version(version)
+            return version.report
 
     def tenants(self) -> list[str]:
         """The tenants whose route sets this collection stores."""
-        found = {
-            str(payload[DOC_KEY].get("tenant", ""))
-            for _, payload, _ in self._open_index().store.scroll(with_vectors=False)
-            if isinstance(payload.get(DOC_KEY), dict)
-        }
-        return sorted(found)
+        return self._open_collection().tenants()
 
     # -- the route set --------------------------------------------------------------------------
     def _publish(
@@ -477,13 +482,17 @@ class SemanticRouter:
         options: RouterOptions | None = None,
         calibration: Calibration | None = _UNSET,
         learned: Learned | None = _UNSET,
+        identity: RouteSetId | None = _UNSET,
     ) -> None:
-        """Build the next route set and publish it in one assignment."""
+        """Build the next route set and publish it in one assignment (what is not given is
+        kept from the route set served now)."""
         previous: RouteSet | None = getattr(self, "_state", None)
         if calibration is _UNSET:
             calibration = previous.calibration if previous is not None else None
         if learned is _UNSET:
             learned = previous.learned if previous is not None else None
+        if identity is _UNSET:
+            identity = previous.identity if previous is not None else None
         options = options or self._options
         state = build_route_set(
             routes,
@@ -494,6 +503,7 @@ class SemanticRouter:
             digest=routes_digest(routes),
             learned=learned if options.learn else None,
             default_declared=self.encoder.threshold_declared,
+            identity=identity,
         )
         if state.stale and not self._warned_stale and previous is not None:
             self._warned_stale = True
@@ -507,6 +517,16 @@ class SemanticRouter:
             snapshot.lexical  # noqa: B018 - built here, not by the first query (60 ms at 15k)
         self._options = state.options
         self._state = state
+
+    def _publish_version(self, version: Version) -> None:
+        """Serve a version of the stored route set (opened, committed, followed, deleted)."""
+        self._publish(
+            version.routes,
+            version.snapshot,
+            calibration=version.calibration,
+            learned=version.learned,
+            identity=version.identity,
+        )
 
     @property
     def routes(self) -> list[Route]:
@@ -532,40 +552,47 @@ class SemanticRouter:
     def __len__(self) -> int:
         return len(self._state.names)
 
-    def _change(self, change: Callable[[list[Route]], list[Route]]) -> SyncReport:
-        """Apply ``change`` to the latest stored route set and store the result."""
+    def _change(
+        self,
+        change: Callable[[list[Route]], list[Route]],
+        on_conflict: Literal["retry", "raise"] = "retry",
+    ) -> SyncReport:
+        """Apply ``change`` to the latest stored route set and store the result as one
+        revision (a writer that lost to another one applies it again to the newer set)."""
         with self._lock:
-            index = self._writable()
-            self.refresh()  # another writer may have changed the set: start from its version
-            routes = change(list(self._state.routes))
-            if routes == list(self._state.routes) and not self._unsynced:
-                return SyncReport(kept=self._state.snapshot.size)
-            calibration = self._state.calibration
-            learned = self._state.learned
-            digest = routes_digest(routes)
-            record = RouteSetRecord(calibration, self._revision + 1, digest, learned)
-            try:
-                report, snapshot = index.sync(routes, self._options, record)
-            except BaseException:
-                # The store may hold part of the change: the next change syncs whatever it is
-                # (the index re-reads the store), even back to the routes served now.
-                self._unsynced = True
-                raise
-            self._unsynced = False
-            self._revision += 1
-            self._publish(routes, snapshot)
-            self.last_sync = report
-            self._learn()
-            return report
+            collection = self._writable()
 
-    def _writable(self) -> RouteIndex:
-        index = self._open_index()
-        if index.store.read_only:
-            raise ReadOnlyRouterError(
-                f"this router only reads {index.store.target}: change routes through the "
-                "process that writes it (or promote() this one once that process is gone)"
+            def apply(
+                stored: StoredRouteSet | None,
+            ) -> tuple[list[Route], Calibration | None] | None:
+                current = list(stored.routes) if stored is not None else []
+                routes = change(current)
+                if stored is not None and stored.revision and routes == current:
+                    return None
+                return routes, stored.calibration if stored is not None else None
+
+            version = collection.commit(
+                apply, self._options, learn=self._learner(), on_conflict=on_conflict
             )
-        return index
+            if version is None:  # nothing to change; serve the latest stored set
+                self.refresh()
+                return SyncReport(kept=self._state.snapshot.size)
+            self._publish_version(version)
+            self.last_sync = version.report
+            self._learn()
+            return version.report
+
+    def _writable(self) -> RouteCollection:
+        collection = self._open_collection()
+        store = collection.store
+        if store.read_only:
+            pid = getattr(store, "writer_pid", lambda: None)()
+            writer = f" (process {pid})" if pid is not None else ""
+            raise ReadOnlyRouterError(
+                f"this router only reads {store.target}: change routes through the process "
+                f"that writes it{writer}, or promote() this one once that process is gone"
+            )
+        return collection
 
     def set_routes(self, routes: Sequence[Route]) -> SyncReport:
         """Replace the whole route set, encoding only utterances that are new.
@@ -573,7 +600,7 @@ class SemanticRouter:
         A no-op (nothing encoded, nothing written) when the routes are unchanged.
         """
         declared = validate_routes(routes)
-        return self._change(lambda current: declared)
+        return self._change(lambda current: declared, on_conflict="raise")
 
     def add(self, route: Route) -> SyncReport:
         """Add a route; its name must be new."""
@@ -628,7 +655,7 @@ class SemanticRouter:
                 state.options.search,
                 state.options.exact_limit,
             ):
-                _, snapshot = index.sync(list(state.routes), options)
+                snapshot = index.follow(list(state.routes), options)
             self._publish(list(state.routes), snapshot, options=options)
             self._learn()
             return options
@@ -825,10 +852,13 @@ class SemanticRouter:
                     raise InvalidQueryError(problem)
         return items
 
-    def _open_index(self) -> RouteIndex:
-        if self._closed or self._index is None:
+    def _open_collection(self) -> RouteCollection:
+        if self._closed or self._collection is None:
             raise RouterClosedError("this router was closed; open a new one")
-        return self._index
+        return self._collection
+
+    def _open_index(self) -> RouteIndex:
+        return self._open_collection().index
 
     # -- fitting --------------------------------------------------------------------------------
     @property
@@ -912,7 +942,7 @@ class SemanticRouter:
             raise ConfigurationError(f"folds must be an int from 0 to 20; got {folds!r}")
         with self._lock:
             state = self._state
-            index = self._writable()
+            index = self._writable().index
             source = FitSource(
                 state=state,
                 encoder=self.encoder,
@@ -965,14 +995,19 @@ class SemanticRouter:
             self._store_calibration(_calibration(calibration, self.encoder, self.routes))
 
     def _store_calibration(self, calibration: Calibration | None) -> None:
-        """Publish a calibration and store it with the route set (it is part of it)."""
-        index = self._writable()
-        state = self._state
-        record = RouteSetRecord(calibration, self._revision + 1, state.digest, state.learned)
-        index.record(list(state.routes), record)
-        self._revision += 1
+        """Store a calibration with the route set (it is part of it) and publish it."""
+        collection = self._writable()
+
+        def apply(stored: StoredRouteSet | None) -> tuple[list[Route], Calibration | None] | None:
+            routes = list(stored.routes) if stored is not None else []
+            if stored is not None and stored.revision and calibration == stored.calibration:
+                return None
+            return routes, calibration
+
+        version = collection.commit(apply, self._options, learn=self._learner())
         self._warned_stale = False
-        self._publish(list(state.routes), state.snapshot, calibration=calibration)
+        if version is not None:
+            self._publish_version(version)
 
     # -- persistence and life cycle -------------------------------------------------------------
     def save(self, path: str | Path) -> None:
@@ -1028,9 +1063,9 @@ class SemanticRouter:
         if running is not None and running is not threading.current_thread():
             running.join()
         with self._lock:
-            index, self._index = self._index, None
-            if index is not None:
-                index.close()
+            collection, self._collection = self._collection, None
+            if collection is not None:
+                collection.close()
 
     def __enter__(self) -> SemanticRouter:
         return self
@@ -1134,25 +1169,6 @@ def _query_matrix(vectors: Any, encoder: Encoder) -> Vectors:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0.0] = 1.0
     return np.ascontiguousarray(matrix / norms, dtype=np.float32)
-
-
-def _routes_from_points(store: Store, tenant: str) -> list[Route]:
-    """The routes of a collection written before route sets were stored (semrouter 0.1): names,
-    utterances and metadata from the points, in stored order."""
-    utterances: dict[str, list[str]] = {}
-    metadata: dict[str, dict[str, Any]] = {}
-    for _, payload, _ in store.scroll(with_vectors=False):
-        name, text = payload.get("route"), payload.get("utterance")
-        if isinstance(name, str) and isinstance(text, str) and payload.get("tenant", "") == tenant:
-            utterances.setdefault(name, []).append(text)
-            metadata.setdefault(name, dict(payload.get("metadata") or {}))
-    routes = []
-    for name, texts in utterances.items():
-        try:
-            routes.append(Route(name, list(dict.fromkeys(texts)), metadata=metadata[name]))
-        except ConfigurationError:
-            logger.warning("stored route %r cannot be read back; left out", name)
-    return routes
 
 
 def _one_route(route: Any) -> Route:

@@ -37,6 +37,7 @@ from ._routes import Route
 from ._selftrain import SelfTraining
 
 if TYPE_CHECKING:
+    from ._routestore import RouteSetId
     from ._search import Pruning
 
 __all__ = [
@@ -144,6 +145,8 @@ class RouteSet:
     rank_columns: IntArray | None = None
     #: Hybrid routing in force: (method, lexical weight), or ``None`` for dense only.
     fusion: tuple[str, float] | None = None
+    #: Which stored version this is (``None``: none is stored; see ``_routestore.RouteSetId``).
+    identity: RouteSetId | None = None
 
     @property
     def stale(self) -> bool:
@@ -170,6 +173,7 @@ def build_route_set(
     digest: str | None = None,
     learned: Learned | None = None,
     default_declared: bool = True,
+    identity: RouteSetId | None = None,
 ) -> RouteSet:
     """Resolve the thresholds and the heads for ``routes`` into one :class:`RouteSet`.
 
@@ -227,6 +231,7 @@ def build_route_set(
         rank_head=rank_head,
         rank_columns=rank_columns,
         fusion=_fusion(options, calibration if current else None),
+        identity=identity,
     )
 
 

@@ -1,16 +1,20 @@
-"""The route set stored whole in its Qdrant collection, beside the vectors: the store of record.
+"""The route set stored in its Qdrant collection, beside the vectors: the store of record.
 
-Each route set (one per tenant; the default tenant is ``""``) is two points with a unit vector
-and no route payload, so routing never returns them:
+Each route set (one per tenant; the default tenant is ``""``) lives in one *head* point with a
+unit vector and no route payload, so routing never returns it. Its payload holds
 
-- the *document* (``semrouter_routeset``): every route (name, utterances, description,
-  threshold, metadata), the fitted calibration, and the revision;
-- the *head* (``semrouter_head``): the revision and digest alone, so a router can tell in one
-  small read whether another process changed the set.
+- ``semrouter_head``: the route set's identity (:class:`RouteSetId`: a *generation* that is new
+  whenever the route set is created anew, the revision, the digest of its routes) and a nonce
+  naming the write;
+- ``semrouter_routeset``: every route (name, utterances, description, threshold, metadata) and
+  the fitted calibration.
 
-A writer upserts the utterance points first, then the document, then the head: a reader that
-sees a new head finds every point it names. Opening a router without routes reads the document
-and takes the vectors from Qdrant (nothing is encoded).
+One point, so a change is one atomic write: a writer writes it only if the head still holds the
+identity it started from (:meth:`~semrouter._stores.Store.write_if`: Qdrant's conditional
+update on a server, the folder's one writer on an embedded folder). What the router learnt from
+the utterances is stored in a point of its own, keyed by the digest (:func:`learned_id`), so a
+background learning run adds no revision. Route sets written before 0.2 kept the document in a
+second point; they are read as generation ``""``.
 
 Sync policies, when routes are declared in code (``SemanticRouter(routes, sync=...)``):
 
@@ -35,6 +39,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from ._exceptions import ConfigurationError
 from ._routes import Route
 from ._routeset import Calibration, Learned
@@ -43,19 +49,46 @@ from ._stores import NAMESPACE, Store, _meta_vector
 __all__ = [
     "DOC_KEY",
     "HEAD_KEY",
+    "LEARNED_KEY",
+    "RouteSetId",
     "StoredRouteSet",
     "SyncPolicy",
     "apply_policy",
+    "delete_route_set",
+    "learned_id",
+    "new_generation",
     "read_head",
+    "read_learned",
     "read_route_set",
     "route_set_ids",
+    "write_learned",
     "write_route_set",
 ]
 
 DOC_KEY = "semrouter_routeset"
 HEAD_KEY = "semrouter_head"
+LEARNED_KEY = "semrouter_learned"
 SyncPolicy = Literal["merge", "replace", "check"]
 POLICIES: tuple[str, ...] = ("merge", "replace", "check")
+
+
+@dataclass(frozen=True)
+class RouteSetId:
+    """Which version of a route set: two versions are the same only if all three agree.
+
+    A revision alone restarts at 1 when a route set is deleted and created again, or when a
+    folder is re-created; the generation (random, new at each creation) tells them apart.
+    """
+
+    generation: str
+    revision: int
+    digest: str
+
+    def expected(self) -> dict[str, Any]:
+        """The head fields a conditional write compares (old heads have no generation)."""
+        if not self.generation:
+            return {"revision": self.revision}
+        return {"generation": self.generation, "revision": self.revision}
 
 
 @dataclass(frozen=True)
@@ -64,35 +97,62 @@ class StoredRouteSet:
 
     routes: tuple[Route, ...]
     calibration: Calibration | None
-    revision: int
-    digest: str
-    learned: Learned | None = None
+    identity: RouteSetId
+    learned: Learned | None = None  # stored inside the document before 0.2
+
+    @property
+    def revision(self) -> int:
+        return self.identity.revision
+
+
+def new_generation() -> str:
+    """A fresh generation: random, because a re-created route set must differ from every
+    earlier one, even one with the same routes."""
+    return uuid.uuid4().hex
 
 
 def route_set_ids(tenant: str) -> tuple[str, str]:
-    """The ids of a tenant's document and head points."""
+    """The ids of a tenant's legacy document point and of its head point."""
     doc = str(uuid.uuid5(NAMESPACE, f"semrouter:routeset:{len(tenant)}:{tenant}"))
     head = str(uuid.uuid5(NAMESPACE, f"semrouter:routeset-head:{len(tenant)}:{tenant}"))
     return doc, head
 
 
-def read_head(store: Store, tenant: str) -> tuple[int, str] | None:
-    """``(revision, digest)`` of the stored route set, or ``None`` if none is stored."""
-    _, head = route_set_ids(tenant)
-    payload = store.read_payloads([head]).get(head)
-    found = payload.get(HEAD_KEY) if payload else None
+def learned_id(tenant: str, digest: str) -> str:
+    """The id of the point holding what was learnt for one route set content."""
+    return str(uuid.uuid5(NAMESPACE, f"semrouter:learned:{len(tenant)}:{tenant}:{digest}"))
+
+
+def _identity(found: Any) -> RouteSetId | None:
     if not isinstance(found, dict):
         return None
-    return int(found.get("revision", 0)), str(found.get("digest", ""))
+    try:
+        revision = int(found.get("revision", 0))
+    except (TypeError, ValueError):
+        return None
+    return RouteSetId(str(found.get("generation", "")), revision, str(found.get("digest", "")))
+
+
+def read_head(store: Store, tenant: str) -> RouteSetId | None:
+    """The identity of the stored route set, or ``None`` if none is stored (one small read)."""
+    _, head = route_set_ids(tenant)
+    payload = store.read_payloads([head], keys=(HEAD_KEY,)).get(head)
+    return _identity(payload.get(HEAD_KEY)) if payload else None
 
 
 def read_route_set(store: Store, tenant: str) -> StoredRouteSet | None:
     """The stored route set, or ``None`` if the collection holds none for ``tenant``."""
-    doc, _ = route_set_ids(tenant)
-    payload = store.read_payloads([doc]).get(doc)
-    found = payload.get(DOC_KEY) if payload else None
-    if not isinstance(found, dict):
+    doc, head = route_set_ids(tenant)
+    payload = store.read_payloads([head]).get(head) or {}
+    identity = _identity(payload.get(HEAD_KEY))
+    if identity is None:
         return None
+    found = payload.get(DOC_KEY)
+    if not isinstance(found, dict):  # written before 0.2: the document is a point of its own
+        legacy = store.read_payloads([doc]).get(doc)
+        found = legacy.get(DOC_KEY) if legacy else None
+        if not isinstance(found, dict):
+            return None
     try:
         routes = tuple(_route(r) for r in found.get("routes", []))
         raw = found.get("calibration")
@@ -104,9 +164,7 @@ def read_route_set(store: Store, tenant: str) -> StoredRouteSet | None:
             f"the route set stored in {store.target} cannot be read ({exc}); rewrite it with "
             "sync='replace'"
         ) from None
-    return StoredRouteSet(
-        routes, calibration, int(found.get("revision", 0)), str(found.get("digest", "")), learned
-    )
+    return StoredRouteSet(routes, calibration, identity, learned)
 
 
 _PARSED: dict[str, Route] = {}  # route document entry (as JSON) -> validated Route
@@ -128,32 +186,91 @@ def _route(data: Any) -> Route:
     return route
 
 
-def write_route_set(
-    store: Store,
+def head_payload(
     tenant: str,
     routes: Sequence[Route],
     calibration: Calibration | None,
-    *,
-    revision: int,
-    digest: str,
-    dimension: int,
-    learned: Learned | None = None,
-) -> None:
-    """Write the document, then the head (call after the utterance points are written)."""
-    doc, head = route_set_ids(tenant)
-    document: dict[str, Any] = {
-        "revision": revision,
-        "digest": digest,
+    identity: RouteSetId,
+) -> dict[str, Any]:
+    """The head point's payload for one version of the route set."""
+    head = {
+        "generation": identity.generation,
+        "revision": identity.revision,
+        "digest": identity.digest,
+        "write": uuid.uuid4().hex,  # tells a writer whether its conditional write won
+    }
+    document = {
         "tenant": tenant,
         "routes": [route.model_dump(mode="json", exclude_defaults=True) for route in routes],
         "calibration": calibration.model_dump(mode="json") if calibration is not None else None,
-        "learned": learned.to_dict() if learned is not None else None,
     }
-    import numpy as np
+    return {HEAD_KEY: head, DOC_KEY: document}
 
+
+def write_route_set(
+    store: Store,
+    tenant: str,
+    payload: dict[str, Any],
+    *,
+    expected: RouteSetId | None,
+    dimension: int,
+) -> bool:
+    """Write a :func:`head_payload` if the stored head is still ``expected`` (``None``: no
+    route set is stored); returns whether it was written. Call after the utterance points
+    are written, so a reader that sees the new head finds every point it names."""
+    _, head = route_set_ids(tenant)
     vector = np.asarray([_meta_vector(dimension)], dtype=np.float32)
-    store.upsert([doc], vector, [{DOC_KEY: document}])
-    store.upsert([head], vector, [{HEAD_KEY: {"revision": revision, "digest": digest}}])
+    condition = expected.expected() if expected is not None else None
+    return store.write_if(head, vector[0], payload, key=HEAD_KEY, expected=condition)
+
+
+def restore_head(store: Store, tenant: str, payload: dict[str, Any] | None, dimension: int) -> None:
+    """Put a head back as it was (``None``: there was none) after a change failed half-way."""
+    _, head = route_set_ids(tenant)
+    if payload is None:
+        store.delete([head])
+        return
+    vector = np.asarray([_meta_vector(dimension)], dtype=np.float32)
+    store.upsert([head], vector, [payload])
+
+
+def read_raw_head(store: Store, tenant: str) -> dict[str, Any] | None:
+    """The head point's whole payload, as :func:`restore_head` takes it."""
+    _, head = route_set_ids(tenant)
+    return store.read_payloads([head]).get(head)
+
+
+def delete_route_set(store: Store, tenant: str, digest: str | None) -> None:
+    """Delete a tenant's head, legacy document and learnt point (not its utterance points)."""
+    ids = list(route_set_ids(tenant))
+    if digest:
+        ids.append(learned_id(tenant, digest))
+    store.delete(ids)
+
+
+def read_learned(store: Store, tenant: str, digest: str) -> Learned | None:
+    """What was learnt for the route set content ``digest``, if stored."""
+    pid = learned_id(tenant, digest)
+    payload = store.read_payloads([pid]).get(pid)
+    found = payload.get(LEARNED_KEY) if payload else None
+    if not isinstance(found, dict):
+        return None
+    try:
+        learned = Learned.from_dict(found)
+    except (ValueError, TypeError, KeyError):
+        return None  # written by another release: learnt again
+    return learned if learned.digest == digest else None
+
+
+def write_learned(store: Store, tenant: str, learned: Learned, dimension: int) -> None:
+    """Store what was learnt for one route set content (no new revision: the routes are the
+    same; a follower picks it up by the digest)."""
+    vector = np.asarray([_meta_vector(dimension)], dtype=np.float32)
+    store.upsert(
+        [learned_id(tenant, learned.digest)],
+        vector,
+        [{LEARNED_KEY: learned.to_dict()}],
+    )
 
 
 def apply_policy(

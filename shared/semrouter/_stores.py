@@ -13,6 +13,7 @@ when results are read.
 
 from __future__ import annotations
 
+import threading
 import uuid
 import warnings
 from abc import ABC, abstractmethod
@@ -140,11 +141,50 @@ class Store(ABC):
     def retrieve_vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The vectors of existing points, in the order of ``ids``."""
 
-    def read_payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The payloads of those of ``ids`` that exist (stores override this scan)."""
+    def read_payloads(
+        self, ids: Sequence[str], keys: Sequence[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """The payloads of those of ``ids`` that exist (stores override this scan); with
+        ``keys``, a store may return those top-level keys only (a server reads less)."""
         wanted = set(ids)
         points = self.scroll(with_vectors=False)
         return {pid: payload for pid, payload, _ in points if pid in wanted}
+
+    @property
+    def write_lock(self) -> threading.RLock:
+        """Held by a writer for a whole change: in-process writers of this store take turns."""
+        lock: threading.RLock | None = self.__dict__.get("_write_lock")
+        if lock is None:
+            lock = self.__dict__.setdefault("_write_lock", threading.RLock())
+        return lock
+
+    @property
+    def exclusive(self) -> bool:
+        """Whether no other process writes this collection (an embedded folder's writer):
+        a writer may then delete every point no route set names (leftovers of a crash)."""
+        return False
+
+    def write_if(
+        self,
+        point: str,
+        vector: np.ndarray,
+        payload: dict[str, Any],
+        *,
+        key: str,
+        expected: dict[str, Any] | None,
+    ) -> bool:
+        """Write one point if its payload's ``key`` object still holds the ``expected`` fields
+        (``None``: only if the point does not exist); returns whether it was written.
+
+        This default compares and writes in two steps: atomic for stores that one process
+        writes (callers hold :attr:`write_lock`); a server overrides it with Qdrant's
+        conditional update.
+        """
+        current = self.read_payloads([point], keys=(key,)).get(point)
+        if not _holds(current, key, expected):
+            return False
+        self.upsert([point], np.asarray([vector], dtype=np.float32), [payload])
+        return True
 
     def load_vectors(self, fingerprint: str, dimension: int) -> tuple[list[str], np.ndarray] | None:
         """Ids and vectors kept by :meth:`save_vectors`, if this store keeps such a cache."""
@@ -176,6 +216,25 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and connections."""
+
+
+def _holds(payload: dict[str, Any] | None, key: str, expected: dict[str, Any] | None) -> bool:
+    """Whether a point's payload (``None``: no point) is what a conditional write expects."""
+    if expected is None:
+        return payload is None or not isinstance(payload.get(key), dict)
+    found = payload.get(key) if payload else None
+    return isinstance(found, dict) and all(found.get(k) == v for k, v in expected.items())
+
+
+def _conditional_upsert(client: Any) -> bool:
+    """Whether this qdrant-client's ``upsert`` takes ``update_filter`` and ``update_mode``."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(client.upsert).parameters
+    except (TypeError, ValueError):
+        return False
+    return "update_filter" in parameters and "update_mode" in parameters
 
 
 def _meta_vector(dimension: int) -> list[float]:
@@ -335,12 +394,55 @@ class ClientStore(Store):
             for point_id, payload in zip(ids, payloads):
                 self._client.overwrite_payload(self._collection, payload, [point_id], wait=True)
 
-    def read_payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def read_payloads(
+        self, ids: Sequence[str], keys: Sequence[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        selector: Any = True
+        if keys is not None:
+            selector = self._models.PayloadSelectorInclude(include=list(keys))
         with backend_errors(self.target):
             records = self._client.retrieve(
-                self._collection, list(ids), with_payload=True, with_vectors=False
+                self._collection, list(ids), with_payload=selector, with_vectors=False
             )
         return {str(r.id): dict(r.payload or {}) for r in records}
+
+    def write_if(
+        self,
+        point: str,
+        vector: np.ndarray,
+        payload: dict[str, Any],
+        *,
+        key: str,
+        expected: dict[str, Any] | None,
+    ) -> bool:
+        """Qdrant's conditional update (qdrant-client 1.16+, server 1.16+): the point is
+        replaced only while it matches ``expected`` (or inserted only while it does not
+        exist), so of two replicas that started from one revision exactly one wins. Whether
+        this write won is read back from the nonce in ``payload[key]``. An older client falls
+        back to compare-then-write, which two replicas can interleave."""
+        models = self._models
+        options: dict[str, Any] = {}
+        if _conditional_upsert(self._client):
+            if expected is None:
+                options["update_mode"] = models.UpdateMode.INSERT_ONLY
+            else:
+                options["update_filter"] = models.Filter(
+                    must=[
+                        models.FieldCondition(
+                            key=f"{key}.{name}", match=models.MatchValue(value=value)
+                        )
+                        for name, value in expected.items()
+                    ]
+                )
+        elif not _holds(self.read_payloads([point], keys=(key,)).get(point), key, expected):
+            return False
+        record = models.PointStruct(id=point, vector=self._vectors(vector.tolist(), payload),
+                                    payload=payload)
+        with backend_errors(self.target):
+            self._client.upsert(self._collection, [record], wait=True, **options)
+        written = self.read_payloads([point], keys=(key,)).get(point) or {}
+        nonce = payload.get(key, {}).get("write")
+        return isinstance(written.get(key), dict) and written[key].get("write") == nonce
 
     def retrieve_vectors(self, ids: Sequence[str]) -> np.ndarray:
         found: dict[str, Any] = {}

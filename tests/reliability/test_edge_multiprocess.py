@@ -79,10 +79,18 @@ def test_a_second_writer_in_another_process_gets_a_clear_error(tmp_path: Path) -
 def test_two_routers_in_one_process_on_one_folder(tmp_path: Path) -> None:
     routes = [Route("greet", ["hello there"]), Route("bye", ["goodbye now"])]
     with SemanticRouter(routes, encoder=FakeEncoder(), path=tmp_path) as writer:
-        with pytest.raises(RouterLockedError, match="this process"):
-            SemanticRouter(routes, encoder=FakeEncoder(), path=tmp_path, mode="write")
-        # the default (mode="auto") opens a second router as a reader of the same folder
-        with SemanticRouter(encoder=FakeEncoder(), path=tmp_path) as reader:
+        # every router of this process shares the folder's writer (mode="write" or "auto")
+        with SemanticRouter(
+            [Route("weather", ["will it rain"])],
+            encoder=FakeEncoder(),
+            path=tmp_path,
+            mode="write",
+        ) as second:
+            assert not second.read_only and second.route_names == ["greet", "bye", "weather"]
+            assert writer.refresh() and writer.route_names == second.route_names
+        writer.add(Route("sales", ["buy a plan"]))  # closing the second left the writer open
+        # mode="read" opens a reader of the same folder
+        with SemanticRouter(encoder=FakeEncoder(), path=tmp_path, mode="read") as reader:
             assert reader.read_only and not writer.read_only
             assert reader.route_names == writer.route_names
 

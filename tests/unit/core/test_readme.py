@@ -43,6 +43,7 @@ def test_deploying_section_follows_the_quickstart(
     lines = out.getvalue().splitlines()
     assert lines[2] == "True ['politics', 'chitchat']"
     assert lines[3] == "weather"
+    assert lines[4] == "True"  # the follower's identity is the writer's
 
 
 def section_output(title: str) -> str:
