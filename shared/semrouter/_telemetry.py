@@ -1,11 +1,13 @@
 """OpenTelemetry spans and metrics of routing decisions: optional, and free when unused.
 
-The router calls :func:`observe` after each routing call (optionally inside
-:func:`routing_span`, so that the encoder's own HTTP spans nest under the routing span). What is
-recorded, and the names (``semrouter.*``), are listed in ``docs/observability.md``.
+The router wraps each routing call in :func:`routing_span` (its span is current while the
+encoder runs, so the encoder's own HTTP spans nest under it) and calls the span's
+``observe(matches, ...)`` once it has decided; :func:`observe` alone records a call after the
+fact, in a span backdated to its start. What is recorded, and the names (``semrouter.*``), are
+listed in ``docs/observability.md``.
 
 Cost: semrouter never imports ``opentelemetry`` itself. While the application has not imported
-it (it must, to configure an SDK), :func:`observe` is one dictionary look-up; while it is
+it (it must, to configure an SDK), :func:`routing_span` is two dictionary look-ups; while it is
 imported but no SDK provider is set, two provider look-ups. Spans and metrics are built only
 for a real (SDK) provider, or for providers given to :func:`configure_telemetry`.
 
@@ -19,10 +21,9 @@ import contextvars
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._routes import RouteMatch
+from ._telemetry_record import Call, Instruments, Match, details, finish, record_error
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -38,26 +39,11 @@ LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
     2.5, 5.0, 10.0,
 )  # fmt: skip
-#: Decisions of one batch recorded as span events, at most (metrics count every one).
-MAX_EVENTS = 64
 
-Match = RouteMatch | Sequence[RouteMatch]
-
-
-@dataclass(frozen=True, eq=False)
-class _Telemetry:
-    """The instruments in force: a tracer and/or the three metric instruments."""
-
-    tracer: Any  # opentelemetry.trace.Tracer | None
-    decisions: Any  # Counter | None
-    scores: Any  # Histogram | None
-    duration: Any  # Histogram | None
-
-
-_explicit: _Telemetry | None = None  # providers given to configure_telemetry()
+_explicit: Instruments | None = None  # providers given to configure_telemetry()
 _disabled = False  # configure_telemetry(enabled=False)
 _record_text = False  # configure_telemetry(record_text=True)
-_cached: tuple[object, object, _Telemetry | None] | None = None  # (tracer p., meter p., result)
+_cached: tuple[object, object, Instruments | None] | None = None  # (tracer p., meter p., result)
 _current: contextvars.ContextVar[_Span | None] = contextvars.ContextVar(
     "semrouter_routing_span", default=None
 )
@@ -123,9 +109,9 @@ def _build(
         return None
     tracer = tracer_provider.get_tracer(SCOPE, __version__) if tracing else None
     if not measuring:
-        return _Telemetry(tracer, None, None, None)
+        return Instruments(tracer, None, None, None)
     meter = meter_provider.get_meter(SCOPE, __version__)
-    return _Telemetry(
+    return Instruments(
         tracer,
         meter.create_counter(
             "semrouter.decisions",
@@ -147,7 +133,7 @@ def _build(
     )
 
 
-def _active() -> _Telemetry | None:
+def _active() -> Instruments | None:
     """The instruments in force, or ``None`` (the cheap path: see the module docstring)."""
     global _cached
     if _explicit is not None or _disabled:
@@ -182,6 +168,19 @@ class _NoSpan:
     def __exit__(self, *exc: object) -> None:
         return None
 
+    def observe(
+        self,
+        matches: Sequence[Match],
+        *,
+        candidates: int = 0,
+        encode_s: float = 0.0,
+        search_s: float = 0.0,
+        texts: Sequence[str] | None = None,
+        record_text: bool = False,
+        error: BaseException | None = None,
+    ) -> None:
+        return None
+
 
 _NO_SPAN = _NoSpan()
 
@@ -191,7 +190,7 @@ class _Span:
 
     __slots__ = ("kind", "observed", "span", "started", "telemetry", "tenant", "token", "var")
 
-    def __init__(self, telemetry: _Telemetry, kind: str, tenant: str) -> None:
+    def __init__(self, telemetry: Instruments, kind: str, tenant: str) -> None:
         self.telemetry, self.kind, self.tenant = telemetry, kind, tenant
         self.span: Any = None
         self.token: Any = None
@@ -220,8 +219,8 @@ class _Span:
         if self.var is not None:
             _current.reset(self.var)
         if exc is not None and not self.observed:
-            call = _Call(self.kind, self.tenant, self.elapsed(), {})
-            _record_error(self.telemetry, call, exc, self.span)
+            call = Call(self.kind, self.tenant, self.elapsed(), {})
+            record_error(self.telemetry, call, exc, self.span)
         if self.token is not None:
             from opentelemetry import context
 
@@ -232,11 +231,29 @@ class _Span:
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
+    def observe(
+        self,
+        matches: Sequence[Match],
+        *,
+        candidates: int = 0,
+        encode_s: float = 0.0,
+        search_s: float = 0.0,
+        texts: Sequence[str] | None = None,
+        record_text: bool = False,
+        error: BaseException | None = None,
+    ) -> None:
+        """:func:`observe` for this span's call (its kind and tenant): no second look-up."""
+        self.observed = True
+        call = Call(self.kind, self.tenant, self.elapsed(), details(candidates, encode_s, search_s))
+        finish(self.telemetry, call, matches, _texts(texts, record_text), error, self.span)
+
 
 def routing_span(kind: str, *, tenant: str = "") -> _Span | _NoSpan:
     """A context manager around one routing call: its span is the current one while the call
     encodes and searches (the encoder's HTTP spans nest under it), and an exception escaping
-    it is recorded (``outcome=error``). :func:`observe` inside it fills this span in."""
+    it is recorded (``outcome=error``). Its ``observe(matches, ...)`` (the arguments of
+    :func:`observe` less kind and tenant) records the decisions on it; so does :func:`observe`
+    called inside it. Nothing recorded: a shared object whose methods do nothing."""
     telemetry = _active()
     if telemetry is None:
         return _NO_SPAN
@@ -273,18 +290,14 @@ def observe(
     if telemetry is None:
         return
     inside = _current.get()
-    if inside is not None:
-        inside.observed = True
-    call = _Call(
-        kind,
-        tenant,
-        inside.elapsed() if inside is not None else encode_s + search_s,
-        {"semrouter.candidates": candidates, "semrouter.encode.duration": encode_s,
-         "semrouter.search.duration": search_s},
-    )  # fmt: skip
-    texts = texts if texts is not None and (record_text or _record_text) else None
-    if inside is not None or telemetry.tracer is None:
-        _finish(telemetry, call, matches, texts, error, inside.span if inside else None)
+    if inside is not None:  # fill in the routing span around the call
+        inside.observe(matches, candidates=candidates, encode_s=encode_s, search_s=search_s,
+                       texts=texts, record_text=record_text, error=error)  # fmt: skip
+        return
+    call = Call(kind, tenant, encode_s + search_s, details(candidates, encode_s, search_s))
+    texts = _texts(texts, record_text)
+    if telemetry.tracer is None:
+        finish(telemetry, call, matches, texts, error, None)
         return
     # No routing span around the call: one of its own, backdated to the call's start.
     from opentelemetry import trace
@@ -294,120 +307,10 @@ def observe(
         f"semrouter {kind}", kind=trace.SpanKind.INTERNAL, start_time=now - int(call.elapsed * 1e9)
     )
     try:
-        _finish(telemetry, call, matches, texts, error, span)
+        finish(telemetry, call, matches, texts, error, span)
     finally:
         span.end(end_time=now)
 
 
-def _finish(
-    telemetry: _Telemetry,
-    call: _Call,
-    matches: Sequence[Match],
-    texts: Sequence[str] | None,
-    error: BaseException | None,
-    span: Any,
-) -> None:
-    if error is not None:
-        _record_error(telemetry, call, error, span)
-    else:
-        _record(telemetry, call, matches, texts, span)
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One routing call, as recorded."""
-
-    kind: str
-    tenant: str
-    elapsed: float  # seconds
-    details: dict[str, Any]  # span attributes of the call (candidates, encode and search time)
-
-    def labels(self) -> dict[str, Any]:
-        """The metric attributes every record of this call carries."""
-        labels: dict[str, Any] = {"semrouter.operation": self.kind}
-        if self.tenant:
-            labels["semrouter.tenant"] = self.tenant
-        return labels
-
-
-def _record(
-    telemetry: _Telemetry,
-    call: _Call,
-    matches: Sequence[Match],
-    texts: Sequence[str] | None,
-    span: Any,
-) -> None:
-    base = call.labels()
-    decisions = [_decision(m) for m in matches]
-    if telemetry.decisions is not None:
-        for name, score, _, _ in decisions:
-            labels = {**base, "semrouter.outcome": "routed" if name is not None else "abstained"}
-            if name is not None:
-                labels["semrouter.route"] = name
-            telemetry.decisions.add(1, labels)
-            if score is not None:
-                telemetry.scores.record(score, labels)
-        telemetry.duration.record(call.elapsed, base)
-    if span is None or not span.is_recording():
-        return
-    span.set_attributes({**base, **call.details, "semrouter.batch.size": len(decisions)})
-    if len(decisions) == 1:
-        span.set_attributes(_attributes(decisions[0], texts[0] if texts else None))
-        return
-    routed = sum(1 for d in decisions if d[0] is not None)
-    span.set_attribute("semrouter.routed", routed)
-    span.set_attribute("semrouter.abstained", len(decisions) - routed)
-    for i, decision in enumerate(decisions[:MAX_EVENTS]):
-        text = texts[i] if texts is not None and i < len(texts) else None
-        span.add_event("semrouter.decision", _attributes(decision, text))
-
-
-Decision = tuple[str | None, float | None, float | None, float | None]
-
-
-def _decision(match: Match) -> Decision:
-    """(route or None, best score, threshold, margin to the runner-up) of one decision."""
-    if not isinstance(match, RouteMatch):
-        if not match:
-            return None, None, None, None
-        match = match[0]
-    scores = match.scores
-    if match.name is not None:
-        others = [v for k, v in scores.items() if k != match.name]
-        runner = max(others) if others else None
-    else:
-        ordered = sorted(scores.values(), reverse=True)
-        runner = ordered[1] if len(ordered) > 1 else None
-    margin = match.score - runner if runner is not None else None
-    return match.name, float(match.score), match.threshold, margin
-
-
-def _attributes(decision: Decision, text: str | None) -> dict[str, Any]:
-    name, score, threshold, margin = decision
-    out: dict[str, Any] = {
-        "semrouter.outcome": "routed" if name is not None else "abstained",
-        "semrouter.abstained": name is None,
-    }
-    for key, value in (
-        ("semrouter.route", name),
-        ("semrouter.score", score),
-        ("semrouter.threshold", threshold),
-        ("semrouter.margin", margin),
-        ("semrouter.text", text),
-    ):
-        if value is not None:
-            out[key] = value
-    return out
-
-
-def _record_error(telemetry: _Telemetry, call: _Call, error: BaseException, span: Any) -> None:
-    labels = {**call.labels(), "error.type": type(error).__qualname__}
-    if telemetry.decisions is not None:
-        telemetry.decisions.add(1, {**labels, "semrouter.outcome": "error"})
-        telemetry.duration.record(call.elapsed, labels)
-    if span is not None and span.is_recording():
-        from opentelemetry.trace import Status, StatusCode
-
-        span.set_attributes({**labels, **call.details, "semrouter.outcome": "error"})
-        span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, type(error).__qualname__))
+def _texts(texts: Sequence[str] | None, record_text: bool) -> Sequence[str] | None:
+    return texts if texts is not None and (record_text or _record_text) else None

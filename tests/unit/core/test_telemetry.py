@@ -178,6 +178,18 @@ def test_routing_span_is_current_while_encoding_and_observe_fills_it(otel: Otel)
     assert len(otel.points("semrouter.routing.duration")) == 1
 
 
+def test_the_routing_spans_own_observe(otel: Otel) -> None:
+    with routing_span("route_many", tenant="acme") as span:
+        span.observe([ROUTED], candidates=8, encode_s=0.001, search_s=0.0002, texts=["q"])
+    (ours,) = otel.finished()
+    assert ours.name == "semrouter route_many"
+    assert ours.attributes["semrouter.candidates"] == 8
+    assert ours.attributes["semrouter.tenant"] == "acme"
+    assert "semrouter.text" not in ours.attributes
+    (point,) = otel.points("semrouter.decisions")
+    assert point.attributes["semrouter.operation"] == "route_many"
+
+
 def test_an_error_is_recorded_on_the_span_and_counted(otel: Otel) -> None:
     with pytest.raises(RuntimeError), routing_span("route", tenant="acme"):
         raise RuntimeError("encoder down")
@@ -212,8 +224,9 @@ def test_semrouter_never_imports_opentelemetry() -> None:
         "from semrouter._telemetry import observe, routing_span\n"
         "r = semrouter.SemanticRouter([semrouter.Route('a', ['hello there'])],"
         " encoder=semrouter.FakeEncoder())\n"
-        "with routing_span('route'):\n"
-        "    observe('route', [r.route('hello')])\n"
+        "with routing_span('route') as span:\n"
+        "    span.observe([r.route('hello')])\n"
+        "observe('route', [r.route('hello')])\n"
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
     )
     assert _child(code) == "[]"
