@@ -178,11 +178,9 @@ class SnapshotReader:
         served = self._served
         if served is None or not len(served.search_rows):
             return [[] for _ in vectors]
-        search_rows, unit = served.search_rows, served.unit
-        if tenant:
-            search_rows, unit = self._tenant_rows(served, tenant)
-            if not len(search_rows):
-                return [[] for _ in vectors]
+        search_rows, unit = self._tenant_rows(served, tenant)
+        if not len(search_rows):
+            return [[] for _ in vectors]
         with _single_blas_thread():  # a few queries: BLAS threads cost more than they save
             sims = unit_rows(np.asarray(vectors, np.float32)) @ unit.T
         take = min(limit + 1, sims.shape[1])
@@ -202,7 +200,13 @@ class SnapshotReader:
         if cached is None:
             payloads = served.snapshot.payloads
             rows = served.search_rows.tolist()
-            keep = np.fromiter((payloads[r].get("tenant") == tenant for r in rows), bool, len(rows))
+            ours = np.fromiter(
+                (payloads[r].get("tenant", "") == tenant for r in rows), bool, len(rows)
+            )
+            if ours.all():  # one route set in the folder: the memory-mapped rows, no copy
+                cached = served.tenants[tenant] = (served.search_rows, served.unit)
+                return cached
+            keep = ours & np.fromiter(("route" in payloads[r] for r in rows), bool, len(rows))
             cached = served.tenants[tenant] = (served.search_rows[keep], served.unit[keep])
         return cached
 

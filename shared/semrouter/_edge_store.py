@@ -652,9 +652,12 @@ class EdgeStore(Store):
         return [[(str(p.id), float(p.score)) for p in result] for result in results]
 
     def _filter(self, tenant: str) -> Any:
-        if not tenant:
-            return None
+        """Only ``tenant``'s utterance points (see ``ClientStore._filter``)."""
         edge = self._edge
+        if not tenant:
+            return edge.Filter(
+                must=[edge.IsEmptyCondition("tenant")], must_not=[edge.IsEmptyCondition("route")]
+            )
         return edge.Filter(must=[edge.FieldCondition("tenant", match=edge.MatchValue(tenant))])
 
     def close(self) -> None:

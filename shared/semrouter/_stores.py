@@ -455,9 +455,14 @@ class ClientStore(Store):
         return _stack(ids, found)
 
     def _filter(self, tenant: str) -> Any:
-        if not tenant:
-            return None
+        """Only ``tenant``'s utterance points: the default tenant's carry no tenant key, and
+        route set heads carry no route (neither may crowd a tenant's candidates out)."""
         models = self._models
+        if not tenant:
+            return models.Filter(
+                must=[models.IsEmptyCondition(is_empty=models.PayloadField(key="tenant"))],
+                must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key="route"))],
+            )
         match = models.FieldCondition(key="tenant", match=models.MatchValue(value=tenant))
         return models.Filter(must=[match])
 

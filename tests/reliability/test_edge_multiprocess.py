@@ -198,6 +198,7 @@ CONTENDER = """
 import json, sys, time
 from pathlib import Path
 from semrouter._stores import EdgeStore
+print("ready", flush=True)
 start = Path(sys.argv[2])
 while not start.exists():
     time.sleep(0.001)
@@ -205,8 +206,8 @@ meta = {"fingerprint": "fake-bow/8", "dimension": 8, "schema_version": 1}
 store = EdgeStore(sys.argv[1], "c", mode="auto", wait=30)
 if store.read_meta() is None:
     store.create(meta, 8)
-print(json.dumps({"mode": store.mode, "meta": store.read_meta()}))
-time.sleep(0.5)
+print(json.dumps({"mode": store.mode, "meta": store.read_meta()}), flush=True)
+sys.stdin.read()  # hold the store until every contender has opened its own
 store.close()
 """
 
@@ -214,15 +215,23 @@ store.close()
 def test_concurrent_first_creation_makes_one_collection_and_no_failed_contender(
     tmp_path: Path,
 ) -> None:
+    """Six processes open a new folder at once and keep it open: exactly one writes. No
+    start-up sleeps: each contender says when it is ready, and holds its store until all have
+    answered (a writer that closed early would let a late contender write, legitimately)."""
     start = tmp_path / "go"
     contenders = [_spawn(CONTENDER, str(tmp_path / "data"), str(start)) for _ in range(6)]
-    time.sleep(1.5)  # let every interpreter start and wait at the line
+    for child in contenders:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
     start.touch()
     results = []
     for child in contenders:
-        out, err = child.communicate(timeout=120)
-        assert child.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line, child.stderr.read() if child.stderr else ""
+        results.append(json.loads(line))
+    for child in contenders:
+        child.communicate(input="", timeout=120)
+        assert child.returncode == 0
     assert sorted(r["mode"] for r in results) == ["read"] * 5 + ["write"]
     assert all(r["meta"] == META for r in results)
 

@@ -191,8 +191,11 @@ def test_a_refresh_racing_a_writers_delete_reads_again(monkeypatch: pytest.Monke
         assert reader.route("will it rain").name == "weather" and len(calls) == 2
 
 
+@pytest.mark.parametrize("tenant", ["acme", ""])
 @pytest.mark.parametrize("where", ["edge", "edge-reader", "client"])
-def test_qdrant_search_sees_only_its_tenants_points(where: str, tmp_path: Path) -> None:
+def test_qdrant_search_sees_only_its_tenants_points(
+    where: str, tenant: str, tmp_path: Path
+) -> None:
     """Searching in Qdrant (large route sets, or search="qdrant"), a tenant's nearest points
     must be its own: another tenant's near-identical utterances must not crowd them out of
     the candidates (dense and lexical search alike)."""
@@ -205,13 +208,13 @@ def test_qdrant_search_sees_only_its_tenants_points(where: str, tmp_path: Path) 
     SemanticRouter(crowd, tenant="globex", **options).close()  # type: ignore[arg-type]
     mine = SemanticRouter(
         [Route("flights", ["book a flight"]), Route("weather", ["rain tomorrow"])],
-        tenant="acme",
+        tenant=tenant,  # the default tenant "" too: its points carry no tenant key
         candidates=8,
         **options,  # type: ignore[arg-type]
     )
     router = mine
     if where == "edge-reader":
-        router = SemanticRouter.open(tenant="acme", candidates=8, mode="read", **options)
+        router = SemanticRouter.open(tenant=tenant, candidates=8, mode="read", **options)
     assert router.route("book a flight to paris please").name == "flights"
     for r in {router, mine}:
         r.close()
