@@ -43,6 +43,7 @@ from ._exceptions import (
     StorageFullError,
     StoreDamagedError,
 )
+from ._gate import GateExample, GateReport, GateRoute, gate
 from ._importers import ImportResult, import_qdrant_collection, import_router
 from ._index import SyncReport
 from ._location import QdrantLocation
@@ -50,6 +51,7 @@ from ._options import RouterOptions
 from ._router import SemanticRouter, StaleCalibrationWarning
 from ._routes import Route, RouteMatch
 from ._routeset import Calibration
+from ._telemetry import configure_telemetry
 from ._routestore import RouteSetId
 from ._telemetry import configure_telemetry
 from .encoders import Encoder, FakeEncoder
@@ -71,6 +73,9 @@ __all__ = [
     "EncoderError",
     "EvaluationReport",
     "FakeEncoder",
+    "GateExample",
+    "GateReport",
+    "GateRoute",
     "ImportResult",
     "IndexMismatchError",
     "InvalidQueryError",
@@ -102,6 +107,7 @@ __all__ = [
     "TurnWeight",
     "__version__",
     "configure_telemetry",
+    "gate",
     "import_qdrant_collection",
     "import_router",
 ]

@@ -2,6 +2,7 @@
 
     semrouter fit router.yaml labelled.csv [--out fitted.yaml] [--no-head] [--plot curve.png]
     semrouter eval router.yaml labelled.jsonl [--json report.json] [--plot curve.png]
+    semrouter eval --baseline old.yaml --candidate new.yaml gold.jsonl [--json gate.json]
 
 Labelled files are CSV with a header row naming the ``text`` and ``label`` columns (other
 columns are ignored), or JSON Lines with ``text`` and ``label`` keys; an empty label (or
@@ -74,11 +75,22 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     fit.set_defaults(handler=_fit)
     ev = commands.add_parser(
         "eval",
-        help="evaluate a router on labelled data",
-        description="Report how the router routes labelled texts. " + _DATA_HELP,
+        help="evaluate a router on labelled data, or gate a candidate against a baseline",
+        description="Report how the router routes labelled texts; or, with --baseline and "
+        "--candidate, route them with both and refuse (exit 1) a candidate significantly "
+        "worse (McNemar's test, as fit() decides), listing what got worse. " + _DATA_HELP,
     )
-    ev.add_argument("config", type=Path, help=CONFIG_HELP)
+    ev.add_argument("config", type=Path, nargs="?", help=CONFIG_HELP)
     ev.add_argument("data", type=Path, help="labelled texts: .csv or .jsonl (text, label)")
+    ev.add_argument("--baseline", type=Path, help="the gate: the router file in service")
+    ev.add_argument("--candidate", type=Path, help="the gate: the proposed router file")
+    ev.add_argument(
+        "--z",
+        type=float,
+        default=2.0,
+        help="the gate: refuse when the candidate is worse with McNemar z beyond this "
+        "(default 2, as fit())",
+    )
     ev.add_argument("--json", type=Path, help="write the report as JSON")
     ev.add_argument("--plot", type=Path, help="write accuracy vs threshold as PNG")
     ev.add_argument("--trusted", action="store_true", help=_TRUSTED_HELP)
@@ -218,6 +230,14 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    if args.baseline or args.candidate:
+        from ._cli_ops import run_gate
+
+        return run_gate(args)
+    if args.config is None:
+        raise ConfigurationError(
+            "eval needs a router file, or --baseline and --candidate router files"
+        )
     _check_outputs(args, None)
     texts, labels = read_labelled(args.data)
     with SemanticRouter.load(args.config, trusted=args.trusted) as router:

@@ -33,7 +33,14 @@ from ._routeset import Calibration
 from ._safe_files import MAX_FILE_BYTES, read_text_file, refuse_links, write_atomic
 from .encoders import encoder_from_config
 
-__all__ = ["RouterConfig", "RouterSpec", "load_router_kwargs", "read_config", "save_router"]
+__all__ = [
+    "RouterConfig",
+    "RouterSpec",
+    "dump_config",
+    "load_router_kwargs",
+    "read_config",
+    "save_router",
+]
 
 CONFIG_VERSION = 1
 MAX_CONFIG_BYTES = MAX_FILE_BYTES
@@ -216,7 +223,7 @@ def _options(config: RouterConfig) -> RouterOptions:
 
 def save_router(spec: RouterSpec, path: Path) -> None:
     """Write ``spec`` to ``path`` (format from the suffix), atomically."""
-    fmt = _format(path)
+    _format(path)
     index = IndexConfig(
         collection=spec.collection, **spec.location.to_config(path.absolute().parent)
     )
@@ -227,13 +234,19 @@ def save_router(spec: RouterSpec, path: Path) -> None:
         options=spec.options.model_dump(mode="json"),
         calibration=spec.calibration.model_dump(mode="json") if spec.calibration else None,
     )
+    text = dump_config(config, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text.encode("utf-8"), durable=False)
+
+
+def dump_config(config: RouterConfig, path: Path) -> str:
+    """The text of a router file as :func:`save_router` writes it (format from the suffix)."""
+    fmt = _format(path)
     data = config.model_dump(mode="json", exclude_none=True)
-    text = (
+    return (
         # allow_unicode=False: PyYAML writes some code points (U+0085) raw and reads them back
         # as line breaks; escaped, every string round-trips exactly.
         yaml.safe_dump(data, sort_keys=False, allow_unicode=False)
         if fmt == "yaml"
         else json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, text.encode("utf-8"), durable=False)

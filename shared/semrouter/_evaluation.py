@@ -6,6 +6,7 @@ so it measures any router, with or without a logistic head.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Hashable, Sequence
@@ -22,6 +23,8 @@ __all__ = [
     "CurvePoint",
     "EvaluationReport",
     "RouteStats",
+    "mcnemar_z",
+    "significantly_better",
     "stratified_folds",
     "stratified_split",
 ]
@@ -284,6 +287,19 @@ def stratified_folds(
         out[shuffled] = (dealt + np.arange(len(rows))) % folds
         dealt += len(rows)
     return out
+
+
+def mcnemar_z(wins: int, losses: int) -> float:
+    """McNemar's z of paired outcomes: ``wins`` rows only the new side gets right, ``losses``
+    rows only the old side does; ``(wins - losses) / sqrt(wins + losses)``, 0 when none differ."""
+    return (wins - losses) / math.sqrt(wins + losses) if wins + losses else 0.0
+
+
+def significantly_better(wins: int, losses: int, z: float = 2.0) -> bool:
+    """Whether ``wins`` against ``losses`` is a significant gain (McNemar's test, z > ``z``):
+    the one rule by which ``fit()`` keeps a change and the gate refuses one. On a few hundred
+    rows most differences are noise."""
+    return wins - losses > z * math.sqrt(wins + losses)
 
 
 def _f1(tp: float, predicted: float, support: float) -> float:

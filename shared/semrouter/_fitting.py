@@ -30,7 +30,12 @@ from ._calibration import (
     blend_scores,
     fit_thresholds,
 )
-from ._evaluation import EvaluationReport, stratified_folds, stratified_split
+from ._evaluation import (
+    EvaluationReport,
+    significantly_better,
+    stratified_folds,
+    stratified_split,
+)
 from ._exceptions import ConfigurationError
 from ._lexical import fuse
 from ._routes import RouteMatch
@@ -223,7 +228,7 @@ def _significant(results: list[tuple[Any, Any, npt.NDArray[np.bool_]]]) -> tuple
     if best is not None:
         wins = int((best[2] & ~right).sum())
         losses = int((right & ~best[2]).sum())
-        if wins - losses > 2.0 * np.sqrt(wins + losses):
+        if significantly_better(wins, losses):
             choice, fit, right = best
     return choice, fit, right
 

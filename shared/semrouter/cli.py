@@ -4,6 +4,7 @@
     semrouter sync router.yaml          # build or refresh the index; prints what was encoded
     semrouter info router.yaml          # routes, encoder, where the index lives, calibration
     semrouter import router.json -o router.yaml   # from semantic-router 0.x/1.x or RedisVL
+    semrouter fit | eval | calibrate | report ...  # labelled data: _cli_quality, _cli_ops
 
 ``route`` prints one JSON object per text, one per line (JSON Lines), whatever ``--limit``:
 the best match's fields (``name``, ``None`` when no route matched, ``score``, ``scores``,
@@ -124,12 +125,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_quality_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Hook for the fit/eval commands (see ``_cli_quality``) when that module is present."""
+    """Hook for the fit/eval commands (see ``_cli_quality``) and calibrate/report (see
+    ``_cli_ops``) when those modules are present."""
     try:
         from ._cli_quality import add_commands
     except ImportError:
         return
     add_commands(commands)
+    from ._cli_ops import add_commands as add_ops
+
+    add_ops(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
