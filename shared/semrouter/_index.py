@@ -26,8 +26,7 @@ from ._exceptions import IndexMismatchError
 from ._options import RouterOptions
 from ._routes import Route
 from ._routeset import Snapshot
-from ._scorer import Candidates
-from ._search import exact_search, make_pruning
+from ._search import Candidates, exact_search, make_pruning
 from ._stores import NAMESPACE, Hit, Store, same_payload
 from .encoders import Encoder
 

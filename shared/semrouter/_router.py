@@ -48,7 +48,7 @@ from ._routeset import (
     routes_digest,
 )
 from ._routestore import POLICIES, RouteSetId, StoredRouteSet, SyncPolicy, apply_policy
-from ._scorer import Candidates, decide, hybrid_rank, route_scores, route_similarities
+from ._scorer import candidates_wanted, route_similarities, score_and_decide
 from ._selftrain import own_route_scores, self_train
 from .encoders import Encoder, Vectors
 
@@ -789,11 +789,19 @@ class SemanticRouter:
             self.refresh()
         state = self._state  # one version for the whole batch
         index = self._open_index()
-        found = index.search(state.snapshot, vectors, _wanted(state, limit))
+        found = index.search(state.snapshot, vectors, candidates_wanted(state, limit))
         lexical = None
         if texts and state.fusion is not None:
             lexical = index.lexical(state.snapshot, texts, len(state.names))
-        return self._decide(state, vectors, found, lexical, limit, apply_threshold, keep_empty)
+        return score_and_decide(
+            state,
+            vectors,
+            found,
+            lexical,
+            limit=limit,
+            apply_threshold=apply_threshold,
+            keep_empty=keep_empty,
+        )
 
     async def _arun(
         self,
@@ -807,34 +815,18 @@ class SemanticRouter:
             await self.arefresh()
         state = self._state
         index = self._open_index()
-        found = await index.asearch(state.snapshot, vectors, _wanted(state, limit))
+        found = await index.asearch(state.snapshot, vectors, candidates_wanted(state, limit))
         lexical = None
         if texts and state.fusion is not None:
             lexical = await index.alexical(state.snapshot, texts, len(state.names))
-        return self._decide(state, vectors, found, lexical, limit, apply_threshold, keep_empty)
-
-    @staticmethod
-    def _decide(
-        state: RouteSet,
-        vectors: Vectors,
-        found: Candidates,
-        lexical: np.ndarray | None,
-        limit: int,
-        apply_threshold: bool,
-        keep_empty: bool,
-    ) -> list[list[RouteMatch]]:
-        similarities, nearest = route_similarities(state, found)
-        scores, rank = route_scores(state, vectors, similarities)
-        if lexical is not None and state.fusion is not None:
-            rank = hybrid_rank(state.fusion, scores, rank, lexical)
-        return decide(
+        return score_and_decide(
             state,
-            scores,
-            nearest,
+            vectors,
+            found,
+            lexical,
             limit=limit,
             apply_threshold=apply_threshold,
             keep_empty=keep_empty,
-            rank=rank,
         )
 
     def _check(self, texts: Sequence[str]) -> list[str]:
@@ -1139,14 +1131,6 @@ def _read_only(name: str) -> NoReturn:
 def _check_limit(limit: int) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise ConfigurationError(f"limit must be a non-negative int, got {limit!r}")
-
-
-def _wanted(state: RouteSet, limit: int) -> int:
-    """Nearest utterances to fetch: enough for ``limit`` routes of ``top_k`` hits each, never
-    more than the index holds (+1 for Qdrant's metadata point)."""
-    options = state.options
-    wanted = max(options.candidates, min(limit, len(state.names)) * options.top_k * 2)
-    return max(1, min(wanted, state.snapshot.size + 1))
 
 
 def _no_vectors(encoder: Encoder) -> Vectors:

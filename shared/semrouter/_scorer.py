@@ -19,7 +19,6 @@ of route scores, then the decisions (:class:`~semrouter.RouteMatch` lists).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,22 +27,21 @@ import numpy.typing as npt
 from ._lexical import fuse
 from ._routes import RouteMatch
 from ._routeset import RouteSet
+from ._search import Candidates
 
-__all__ = ["Candidates", "decide", "hybrid_rank", "route_scores", "route_similarities"]
+__all__ = [
+    "Candidates",
+    "candidates_wanted",
+    "decide",
+    "hybrid_rank",
+    "route_scores",
+    "route_similarities",
+    "score_and_decide",
+]
 
 FloatArray = npt.NDArray[np.float64]
 RankArray = npt.NDArray[np.floating[Any]]
 IntArray = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """The nearest utterances of each query: ``rows`` (n, C) index rows best first, -1 padded;
-    ``scores`` (n, C) their cosine similarities; ``exhaustive`` when every row was compared."""
-
-    rows: IntArray
-    scores: npt.NDArray[np.float32]
-    exhaustive: bool
 
 
 def route_similarities(state: RouteSet, found: Candidates) -> tuple[FloatArray, IntArray]:
@@ -202,3 +200,37 @@ def decide(
 
 def _utterance(utterances: tuple[str, ...], row: np.int64 | int) -> str | None:
     return utterances[row] if row >= 0 else None
+
+
+def candidates_wanted(state: RouteSet, limit: int) -> int:
+    """Nearest utterances to fetch for a query: enough for ``limit`` routes of ``top_k`` hits
+    each, never more than the index holds (+1 for Qdrant's metadata point)."""
+    options = state.options
+    wanted = max(options.candidates, min(limit, len(state.names)) * options.top_k * 2)
+    return max(1, min(wanted, state.snapshot.size + 1))
+
+
+def score_and_decide(
+    state: RouteSet,
+    vectors: npt.NDArray[np.float32],
+    found: Candidates,
+    lexical: FloatArray | None,
+    *,
+    limit: int,
+    apply_threshold: bool,
+    keep_empty: bool,
+) -> list[list[RouteMatch]]:
+    """The whole decision for a batch of queries: aggregate, calibrate, fuse (hybrid), decide."""
+    similarities, nearest = route_similarities(state, found)
+    scores, rank = route_scores(state, vectors, similarities)
+    if lexical is not None and state.fusion is not None:
+        rank = hybrid_rank(state.fusion, scores, rank, lexical)
+    return decide(
+        state,
+        scores,
+        nearest,
+        limit=limit,
+        apply_threshold=apply_threshold,
+        keep_empty=keep_empty,
+        rank=rank,
+    )

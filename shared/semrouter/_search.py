@@ -27,7 +27,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._scorer import Candidates
+
+@dataclass(frozen=True)
+class Candidates:
+    """The nearest utterances of each query: ``rows`` (n, C) index rows best first, -1 padded;
+    ``scores`` (n, C) their cosine similarities; ``exhaustive`` when every row was compared."""
+
+    rows: npt.NDArray[np.int64]
+    scores: npt.NDArray[np.float32]
+    exhaustive: bool
+
 
 __all__ = ["PRUNE_FROM", "Pruning", "exact_search", "make_pruning"]
 

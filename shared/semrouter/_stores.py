@@ -16,8 +16,10 @@ from __future__ import annotations
 import threading
 import uuid
 import warnings
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -237,6 +239,23 @@ def _conditional_upsert(client: Any) -> bool:
     return "update_filter" in parameters and "update_mode" in parameters
 
 
+_LOCAL_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCAL_LOCKS_GUARD = threading.Lock()
+
+
+def _local_mode_lock(client: Any) -> Any:
+    """A process-wide lock for a qdrant-client in local mode (its in-process engine corrupts
+    its arrays when two threads write at once); a no-op for a server client."""
+    engine = getattr(client, "_client", None)
+    if engine is None or type(engine).__name__ != "QdrantLocal":
+        return nullcontext()
+    with _LOCAL_LOCKS_GUARD:
+        lock = _LOCAL_LOCKS.get(engine)
+        if lock is None:
+            lock = _LOCAL_LOCKS[engine] = threading.RLock()
+        return lock
+
+
 def _meta_vector(dimension: int) -> list[float]:
     vector = [0.0] * dimension
     vector[0] = 1.0
@@ -268,13 +287,21 @@ class ClientStore(Store):
         self._models = models
         self._client = client
         self._aclient = aclient
+        self._serial = _local_mode_lock(client)
         self._collection = collection
         self._timeout = int(timeout) if timeout else None
         self.target = target or f"collection {collection!r}"
         self._lexical: bool | None = None  # whether the collection has sparse vectors
 
+    @contextmanager
+    def _calling(self) -> Iterator[None]:
+        """One call to Qdrant: errors mapped to ours; a local-mode client (``":memory:"`` or
+        ``path=``, which is not thread-safe) is called by one thread at a time."""
+        with self._serial, backend_errors(self.target):
+            yield
+
     def read_meta(self) -> dict[str, Any] | None:
-        with backend_errors(self.target):
+        with self._calling():
             if not self._client.collection_exists(self._collection):
                 return None
             records = self._client.retrieve(self._collection, [META_ID], with_payload=True)
@@ -285,7 +312,7 @@ class ClientStore(Store):
 
     def create(self, meta: dict[str, Any], dimension: int) -> None:
         models = self._models
-        with backend_errors(self.target):
+        with self._calling():
             if not self._client.collection_exists(self._collection):
                 self._client.create_collection(
                     self._collection,
@@ -316,7 +343,7 @@ class ClientStore(Store):
             self._client.upsert(self._collection, [point], wait=True)
 
     def drop(self) -> None:
-        with backend_errors(self.target):
+        with self._calling():
             self._client.delete_collection(self._collection)
 
     def scroll(self, *, with_vectors: bool) -> Iterator[StoredPoint]:
@@ -330,7 +357,7 @@ class ClientStore(Store):
     def _scroll(self, with_vectors: bool, where: Any) -> Iterator[StoredPoint]:
         offset: Any = None
         while True:
-            with backend_errors(self.target):
+            with self._calling():
                 records, offset = self._client.scroll(
                     self._collection,
                     scroll_filter=where,
@@ -366,7 +393,7 @@ class ClientStore(Store):
                     vectors=vectors[start:stop].tolist(),
                     payloads=list(payloads[start:stop]),
                 )
-            with backend_errors(self.target):
+            with self._calling():
                 self._client.upsert(self._collection, batch, wait=True)
 
     def _vectors(self, vector: list[float], payload: dict[str, Any]) -> Any:
@@ -379,18 +406,18 @@ class ClientStore(Store):
 
     def _has_lexical(self) -> bool:
         if self._lexical is None:
-            with backend_errors(self.target):
+            with self._calling():
                 params = self._client.get_collection(self._collection).config.params
             self._lexical = SPARSE_NAME in (params.sparse_vectors or {})
         return self._lexical
 
     def delete(self, ids: Sequence[str]) -> None:
         selector = self._models.PointIdsList(points=list(ids))
-        with backend_errors(self.target):
+        with self._calling():
             self._client.delete(self._collection, selector, wait=True)
 
     def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
-        with backend_errors(self.target):
+        with self._calling():
             for point_id, payload in zip(ids, payloads):
                 self._client.overwrite_payload(self._collection, payload, [point_id], wait=True)
 
@@ -400,7 +427,7 @@ class ClientStore(Store):
         selector: Any = True
         if keys is not None:
             selector = self._models.PayloadSelectorInclude(include=list(keys))
-        with backend_errors(self.target):
+        with self._calling():
             records = self._client.retrieve(
                 self._collection, list(ids), with_payload=selector, with_vectors=False
             )
@@ -438,7 +465,7 @@ class ClientStore(Store):
             return False
         record = models.PointStruct(id=point, vector=self._vectors(vector.tolist(), payload),
                                     payload=payload)
-        with backend_errors(self.target):
+        with self._calling():
             self._client.upsert(self._collection, [record], wait=True, **options)
         written = self.read_payloads([point], keys=(key,)).get(point) or {}
         nonce = payload.get(key, {}).get("write")
@@ -447,7 +474,7 @@ class ClientStore(Store):
     def retrieve_vectors(self, ids: Sequence[str]) -> np.ndarray:
         found: dict[str, Any] = {}
         for start in range(0, len(ids), _SCROLL_PAGE):
-            with backend_errors(self.target):
+            with self._calling():
                 records = self._client.retrieve(
                     self._collection, list(ids[start : start + _SCROLL_PAGE]), with_vectors=True
                 )
@@ -474,7 +501,7 @@ class ClientStore(Store):
         ]
 
     def search(self, vectors: np.ndarray, limit: int, tenant: str = "") -> list[list[Hit]]:
-        with backend_errors(self.target):
+        with self._calling():
             responses = self._client.query_batch_points(
                 self._collection, self._requests(vectors, limit, tenant), timeout=self._timeout
             )
@@ -515,7 +542,7 @@ class ClientStore(Store):
         if not self._has_lexical():
             return None
         requests = self._lexical_requests(texts, limit, tenant)
-        with backend_errors(self.target):
+        with self._calling():
             responses = self._client.query_batch_points(
                 self._collection, requests, timeout=self._timeout
             )
