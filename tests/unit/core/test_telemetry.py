@@ -252,3 +252,29 @@ def test_the_global_providers_are_used_once_an_sdk_is_set() -> None:
         "print([s.attributes['semrouter.route'] for s in exporter.get_finished_spans()])"
     )
     assert _child(code) == "['a']"
+
+
+def test_a_real_routing_call_as_the_router_will_wire_it(otel: Otel) -> None:
+    import time
+
+    from semrouter import FakeEncoder, Route, SemanticRouter
+
+    routes = [Route("greet", ["hello there", "hi how are you"]), Route("bye", ["goodbye now"])]
+    router = SemanticRouter(routes, encoder=FakeEncoder())
+    with router, routing_span("route", tenant=router.tenant) as span:
+        started = time.perf_counter()
+        vectors = router.encoder.encode(["hello, how are you?", "zzz qqq"])
+        encoded = time.perf_counter()
+        matches = router.route_vectors(vectors)
+        span.observe(
+            matches,
+            candidates=router.options.candidates,
+            encode_s=encoded - started,
+            search_s=time.perf_counter() - encoded,
+        )
+    (ours,) = otel.finished()
+    assert ours.attributes["semrouter.batch.size"] == 2
+    events = [dict(e.attributes) for e in ours.events]
+    assert events[0]["semrouter.route"] == "greet" and events[0]["semrouter.threshold"] > 0
+    assert events[1]["semrouter.outcome"] == "abstained"
+    assert ours.attributes["semrouter.encode.duration"] > 0
