@@ -8,7 +8,7 @@ listed in ``docs/observability.md``.
 
 Cost: semrouter never imports ``opentelemetry`` itself. While the application has not imported
 it (it must, to configure an SDK), :func:`routing_span` is two dictionary look-ups; while it is
-imported but no SDK provider is set, two provider look-ups. Spans and metrics are built only
+imported but no SDK provider is set, two more attribute reads. Spans and metrics are built only
 for a real (SDK) provider, or for providers given to :func:`configure_telemetry`.
 
 No request text is recorded unless asked (``record_text=True`` here or in
@@ -18,6 +18,7 @@ No request text is recorded unless asked (``record_text=True`` here or in
 from __future__ import annotations
 
 import contextvars
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -138,23 +139,43 @@ def _active() -> Instruments | None:
     global _cached
     if _explicit is not None or _disabled:
         return _explicit
-    trace = sys.modules.get("opentelemetry.trace")
-    metrics = sys.modules.get("opentelemetry.metrics")
-    if trace is None or metrics is None:
-        if trace is None and metrics is None:
-            return None  # the application never imported OpenTelemetry: nothing can be set
-        from opentelemetry import metrics as metrics_api
-        from opentelemetry import trace as trace_api
+    modules = sys.modules
+    trace = modules.get("opentelemetry.trace")
+    metrics = modules.get("opentelemetry.metrics._internal")
+    if trace is None and metrics is None:
+        return None  # the application never imported OpenTelemetry: nothing can be set
+    # The API's public getters read os.environ on every call: 2 us when cold (between two
+    # routing calls), more than everything else here. The API keeps what set_*_provider() set
+    # in module globals; while both are unset and no provider is named by the environment,
+    # there is no SDK. (Were the globals renamed, getattr's default sends us the public way.)
+    if (
+        _NO_PROVIDER_ENV
+        and _unset(trace, "_TRACER_PROVIDER")
+        and _unset(metrics, "_METER_PROVIDER")
+    ):
+        return None
+    from opentelemetry import metrics as metrics_api
+    from opentelemetry import trace as trace_api
 
-        trace, metrics = trace_api, metrics_api
-    tracer_provider = trace.get_tracer_provider()
-    meter_provider = metrics.get_meter_provider()
+    tracer_provider = trace_api.get_tracer_provider()
+    meter_provider = metrics_api.get_meter_provider()
     cached = _cached
     if cached is not None and cached[0] is tracer_provider and cached[1] is meter_provider:
         return cached[2]
     result = _build(tracer_provider, meter_provider)
     _cached = (tracer_provider, meter_provider, result)
     return result  # type: ignore[no-any-return]
+
+
+_NO_PROVIDER_ENV = not any(
+    name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+)
+_MISSING = object()
+
+
+def _unset(module: Any, name: str) -> bool:
+    """Whether the API module (``None``: never imported) holds no provider in ``name``."""
+    return module is None or getattr(module, name, _MISSING) is None
 
 
 class _NoSpan:

@@ -254,6 +254,24 @@ def test_the_global_providers_are_used_once_an_sdk_is_set() -> None:
     assert _child(code) == "['a']"
 
 
+def test_a_meter_provider_alone_is_found_too() -> None:
+    code = (
+        "from opentelemetry import metrics\n"
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "from opentelemetry.sdk.metrics.export import InMemoryMetricReader\n"
+        "from semrouter import RouteMatch\n"
+        "from semrouter._telemetry import observe\n"
+        "reader = InMemoryMetricReader()\n"
+        "metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))\n"
+        "observe('route', [RouteMatch(name='a', score=0.9, scores={'a': 0.9})])\n"
+        "data = reader.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics\n"
+        "print(sorted(m.name for m in data))"
+    )
+    assert _child(code) == (
+        "['semrouter.decision.score', 'semrouter.decisions', 'semrouter.routing.duration']"
+    )
+
+
 def test_a_real_routing_call_as_the_router_will_wire_it(otel: Otel) -> None:
     import time
 
