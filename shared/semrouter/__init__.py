@@ -51,7 +51,6 @@ from ._options import RouterOptions
 from ._router import SemanticRouter, StaleCalibrationWarning
 from ._routes import Route, RouteMatch
 from ._routeset import Calibration
-from ._telemetry import configure_telemetry
 from ._routestore import RouteSetId
 from ._telemetry import configure_telemetry
 from .encoders import Encoder, FakeEncoder
