@@ -23,6 +23,7 @@ one place it lives, and callers pass it in.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -62,8 +63,10 @@ __all__ = ["Change", "RouteCollection", "Version"]
 logger = logging.getLogger("semrouter")
 #: Seconds a reader waits for the first route set of a folder whose writer is building it.
 FIRST_ROUTE_SET_WAIT = 30.0
-#: Times a writer re-applies a change after losing a conditional write to another writer.
-_ATTEMPTS = 20
+#: Times a writer re-applies a change after losing a conditional write to another writer
+#: (with a growing random back-off: about 30 s in all before it gives up).
+_ATTEMPTS = 120
+_JITTER = random.Random(0)  # back-off jitter only: decides nothing about routing
 
 #: A change: from the stored route set (``None``: none yet) to ``(routes, calibration)``, or
 #: ``None`` when it changes nothing.
@@ -207,7 +210,9 @@ class RouteCollection:
         :class:`RouteSetConflictError` (``"raise"``: a change meant for one version only)."""
         store = self.store
         with store.write_lock:
-            for _ in range(_ATTEMPTS):
+            for attempt in range(_ATTEMPTS):
+                if attempt:  # another writer won: back off a little, more after each loss
+                    time.sleep(_JITTER.uniform(0.0, 0.002 * 2 ** min(attempt, 7)))
                 if store.changed():
                     store.reload()
                 stored = self._stored()
@@ -243,7 +248,7 @@ class RouteCollection:
             (base.revision if base is not None else 0) + 1,
             digest,
         )
-        previous = read_raw_head(store, tenant) if base is not None else None
+        previous = read_raw_head(store, tenant)
         learned = self.learned_for(digest) or (stored.learned if stored is not None else None)
         retire = []
         if base is not None and base.digest and base.digest != digest:
@@ -251,13 +256,8 @@ class RouteCollection:
         written = False
 
         def commit(snapshot: Snapshot) -> None:
-            nonlocal learned, written
-            if learn is not None:
-                fresh = learn(routes, snapshot, learned)
-                if fresh is not None:
-                    learned = fresh
-                    write_learned(store, tenant, fresh, dimension)
-            payload = head_payload(tenant, routes, calibration, identity)
+            nonlocal written
+            payload = head_payload(tenant, routes, calibration, identity, previous)
             if not write_route_set(store, tenant, payload, expected=base, dimension=dimension):
                 raise _Lost
             written = True
@@ -272,6 +272,14 @@ class RouteCollection:
             if written:  # the head is new but the change did not finish: put the old one back
                 self._restore(previous)
             raise
+        if learn is not None:
+            # After the head (the learnt point is keyed by the digest, so it adds no revision;
+            # followers pick it up by the digest): a conflicting writer's window stays short.
+            fresh = learn(routes, snapshot, learned)
+            if fresh is not None:
+                learned = fresh
+                write_learned(store, tenant, fresh, dimension)
+                store.flush()
         return Version(tuple(routes), snapshot, calibration, learned, identity, report)
 
     def _restore(self, previous: dict[str, Any] | None) -> None:

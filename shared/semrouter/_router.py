@@ -334,9 +334,22 @@ class SemanticRouter:
         if state.snapshot.size <= _LEARN_INLINE:
             self._train(state)
             return
-        thread = threading.Thread(target=self._train, args=(state, True), daemon=True)
+        running = self._learning
+        if running is not None and running.is_alive():
+            return  # one run at a time: it learns the newest route set when it is done
+        thread = threading.Thread(target=self._learn_in_background, daemon=True)
         thread.start()
         self._learning = thread
+
+    def _learn_in_background(self) -> None:
+        """Learn until the route set served no longer needs it (changes made meanwhile are
+        learnt by the same thread, never by one thread per change)."""
+        while True:
+            state = self._state
+            if not self._needs_learning(state) or not self._train(state, True):
+                if self._needs_learning(self._state) and self._state is not state:
+                    continue  # the routes changed during the run: learn the new ones
+                return
 
     def _training(
         self, routes: Sequence[Route], snapshot: Snapshot, previous: Learned | None

@@ -186,18 +186,30 @@ def _route(data: Any) -> Route:
     return route
 
 
+#: Nonces of the latest writes a head remembers: a writer whose conditional write was
+#: followed at once by others' still finds its own among them.
+RECENT_WRITES = 64
+
+
 def head_payload(
     tenant: str,
     routes: Sequence[Route],
     calibration: Calibration | None,
     identity: RouteSetId,
+    previous: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The head point's payload for one version of the route set."""
+    """The head point's payload for one version of the route set (``previous``: the head
+    payload it replaces, whose recent write nonces it carries forward)."""
+    nonce = uuid.uuid4().hex  # tells a writer whether its conditional write won
+    before = (previous or {}).get(HEAD_KEY)
+    recent = before.get("recent") if isinstance(before, dict) else None
+    recent = [str(n) for n in recent] if isinstance(recent, list) else []
     head = {
         "generation": identity.generation,
         "revision": identity.revision,
         "digest": identity.digest,
-        "write": uuid.uuid4().hex,  # tells a writer whether its conditional write won
+        "write": nonce,
+        "recent": [*recent, nonce][-RECENT_WRITES:],
     }
     document = {
         "tenant": tenant,

@@ -445,7 +445,8 @@ class ClientStore(Store):
         """Qdrant's conditional update (qdrant-client 1.16+, server 1.16+): the point is
         replaced only while it matches ``expected`` (or inserted only while it does not
         exist), so of two replicas that started from one revision exactly one wins. Whether
-        this write won is read back from the nonce in ``payload[key]``. An older client falls
+        this write won is read back from the nonce in ``payload[key]`` (``"write"``, or among
+        the ``"recent"`` nonces a later write carried forward). An older client falls
         back to compare-then-write, which two replicas can interleave."""
         models = self._models
         options: dict[str, Any] = {}
@@ -467,9 +468,14 @@ class ClientStore(Store):
                                     payload=payload)
         with self._calling():
             self._client.upsert(self._collection, [record], wait=True, **options)
-        written = self.read_payloads([point], keys=(key,)).get(point) or {}
+        # Read back: another writer may already have built on this write, so look for its
+        # nonce among the head's recent writes, not only in its latest.
+        found = (self.read_payloads([point], keys=(key,)).get(point) or {}).get(key)
         nonce = payload.get(key, {}).get("write")
-        return isinstance(written.get(key), dict) and written[key].get("write") == nonce
+        if not isinstance(found, dict):
+            return False
+        recent = found.get("recent")
+        return found.get("write") == nonce or (isinstance(recent, list) and nonce in recent)
 
     def retrieve_vectors(self, ids: Sequence[str]) -> np.ndarray:
         found: dict[str, Any] = {}
