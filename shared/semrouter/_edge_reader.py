@@ -22,6 +22,7 @@ import numpy.typing as npt
 from . import _edge_files as files
 from ._edge_lock import writer_alive
 from ._exceptions import ReadOnlyRouterError, StoreDamagedError
+from ._search import exact_search
 from ._stores import META_ID, META_KEY, Hit, StoredPoint
 
 __all__ = ["SnapshotReader"]
@@ -181,16 +182,12 @@ class SnapshotReader:
         search_rows, unit = self._tenant_rows(served, tenant)
         if not len(search_rows):
             return [[] for _ in vectors]
-        with _single_blas_thread():  # a few queries: BLAS threads cost more than they save
-            sims = unit_rows(np.asarray(vectors, np.float32)) @ unit.T
-        take = min(limit + 1, sims.shape[1])
-        top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+        found = exact_search(unit, unit_rows(np.asarray(vectors, np.float32)), limit + 1)
         ids = served.snapshot.ids
-        out = []
-        for query, cols in enumerate(top):
-            cols = cols[np.argsort(-sims[query, cols], kind="stable")]
-            out.append([(ids[search_rows[c]], float(sims[query, c])) for c in cols])
-        return out
+        return [
+            [(ids[search_rows[c]], float(score)) for c, score in zip(cols, scores) if c >= 0]
+            for cols, scores in zip(found.rows.tolist(), found.scores.tolist())
+        ]
 
     def _tenant_rows(
         self, served: _Served, tenant: str
@@ -209,18 +206,6 @@ class SnapshotReader:
             keep = ours & np.fromiter(("route" in payloads[r] for r in rows), bool, len(rows))
             cached = served.tenants[tenant] = (served.search_rows[keep], served.unit[keep])
         return cached
-
-
-_blas: Any = None
-
-
-def _single_blas_thread() -> Any:
-    global _blas
-    if _blas is None:
-        from threadpoolctl import ThreadpoolController
-
-        _blas = ThreadpoolController()
-    return _blas.limit(limits=1, user_api="blas")
 
 
 def unit_rows(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
