@@ -50,6 +50,7 @@ from ._routeset import (
 from ._routestore import POLICIES, RouteSetId, StoredRouteSet, SyncPolicy, apply_policy
 from ._scorer import candidates_wanted, route_similarities, score_and_decide
 from ._selftrain import own_route_scores, self_train
+from ._telemetry import routing_span
 from .encoders import Encoder, Vectors
 
 __all__ = ["SemanticRouter", "StaleCalibrationWarning"]
@@ -689,15 +690,11 @@ class SemanticRouter:
 
     def route_many(self, texts: Sequence[str]) -> list[RouteMatch]:
         """Route many texts with one encoder batch and one batched index query."""
-        items = self._check(texts)
-        vectors = self.encoder.encode(items) if items else _no_vectors(self.encoder)
-        return [m[0] for m in self._run(vectors, 1, True, True, items)]
+        return [m[0] for m in self._call("route", texts, None, 1, True, True)]
 
     async def aroute_many(self, texts: Sequence[str]) -> list[RouteMatch]:
         """Asynchronous :meth:`route_many`."""
-        items = self._check(texts)
-        vectors = await self.encoder.aencode(items) if items else _no_vectors(self.encoder)
-        return [m[0] for m in await self._arun(vectors, 1, True, True, items)]
+        return [m[0] for m in await self._acall("aroute", texts, None, 1, True, True)]
 
     def top_routes(
         self, text: str, limit: int = 3, *, apply_threshold: bool = True
@@ -714,9 +711,7 @@ class SemanticRouter:
     ) -> list[list[RouteMatch]]:
         """:meth:`top_routes` for many texts in one batch."""
         _check_limit(limit)
-        items = self._check(texts)
-        vectors = self.encoder.encode(items) if items else _no_vectors(self.encoder)
-        return self._run(vectors, limit, apply_threshold, False, items)
+        return self._call("top_routes", texts, None, limit, apply_threshold, False)
 
     async def atop_routes(
         self, text: str, limit: int = 3, *, apply_threshold: bool = True
@@ -729,9 +724,7 @@ class SemanticRouter:
     ) -> list[list[RouteMatch]]:
         """Asynchronous :meth:`top_routes_many`."""
         _check_limit(limit)
-        items = self._check(texts)
-        vectors = await self.encoder.aencode(items) if items else _no_vectors(self.encoder)
-        return await self._arun(vectors, limit, apply_threshold, False, items)
+        return await self._acall("atop_routes", texts, None, limit, apply_threshold, False)
 
     def route_vectors(
         self, vectors: Vectors, *, texts: Sequence[str] | None = None
@@ -742,15 +735,13 @@ class SemanticRouter:
         ``texts`` (the queries themselves) are needed by hybrid routing only; without them a
         hybrid router ranks by the dense side alone.
         """
-        matrix, items = self._vector_query(vectors, texts)
-        return [m[0] for m in self._run(matrix, 1, True, True, items)]
+        return [m[0] for m in self._call("route_vectors", texts, vectors, 1, True, True)]
 
     async def aroute_vectors(
         self, vectors: Vectors, *, texts: Sequence[str] | None = None
     ) -> list[RouteMatch]:
         """Asynchronous :meth:`route_vectors` (awaits Qdrant when the search runs there)."""
-        matrix, items = self._vector_query(vectors, texts)
-        return [m[0] for m in await self._arun(matrix, 1, True, True, items)]
+        return [m[0] for m in await self._acall("aroute_vectors", texts, vectors, 1, True, True)]
 
     def top_routes_vectors(
         self,
@@ -763,8 +754,7 @@ class SemanticRouter:
         """:meth:`top_routes_many` for already-encoded queries (``texts``: see
         :meth:`route_vectors`)."""
         _check_limit(limit)
-        matrix, items = self._vector_query(vectors, texts)
-        return self._run(matrix, limit, apply_threshold, False, items)
+        return self._call("top_routes_vectors", texts, vectors, limit, apply_threshold, False)
 
     async def atop_routes_vectors(
         self,
@@ -776,8 +766,73 @@ class SemanticRouter:
     ) -> list[list[RouteMatch]]:
         """Asynchronous :meth:`top_routes_vectors`."""
         _check_limit(limit)
-        matrix, items = self._vector_query(vectors, texts)
-        return await self._arun(matrix, limit, apply_threshold, False, items)
+        return await self._acall(
+            "atop_routes_vectors", texts, vectors, limit, apply_threshold, False
+        )
+
+    def _call(
+        self,
+        kind: str,
+        texts: Sequence[str] | None,
+        vectors: Vectors | None,
+        limit: int,
+        apply_threshold: bool,
+        one: bool,
+    ) -> list[list[RouteMatch]]:
+        """One routing call: encode (unless ``vectors`` are given), search, decide, and record
+        it in a telemetry span (``_telemetry.py``: nothing when OpenTelemetry is unused)."""
+        with routing_span(kind, tenant=self.tenant) as span:
+            started = time.perf_counter()
+            if vectors is None:
+                items: list[str] | None = self._check(texts or ())
+                matrix = self.encoder.encode(items) if items else _no_vectors(self.encoder)
+            else:
+                matrix, items = self._vector_query(vectors, texts)
+            encoded = time.perf_counter()
+            found = self._run(matrix, limit, apply_threshold, one, items)
+            encode_s = encoded - started if vectors is None else 0.0  # given: not encoded
+            self._observe(span, found, one, items, encode_s, encoded)
+            return found
+
+    async def _acall(
+        self,
+        kind: str,
+        texts: Sequence[str] | None,
+        vectors: Vectors | None,
+        limit: int,
+        apply_threshold: bool,
+        one: bool,
+    ) -> list[list[RouteMatch]]:
+        """Asynchronous :meth:`_call` (the encoder's async path; Qdrant awaited)."""
+        with routing_span(kind, tenant=self.tenant) as span:
+            started = time.perf_counter()
+            if vectors is None:
+                items: list[str] | None = self._check(texts or ())
+                matrix = await self.encoder.aencode(items) if items else _no_vectors(self.encoder)
+            else:
+                matrix, items = self._vector_query(vectors, texts)
+            encoded = time.perf_counter()
+            found = await self._arun(matrix, limit, apply_threshold, one, items)
+            encode_s = encoded - started if vectors is None else 0.0  # given: not encoded
+            self._observe(span, found, one, items, encode_s, encoded)
+            return found
+
+    def _observe(
+        self,
+        span: Any,
+        found: list[list[RouteMatch]],
+        one: bool,
+        texts: list[str] | None,
+        encode_s: float,
+        encoded: float,
+    ) -> None:
+        span.observe(
+            [m[0] for m in found] if one else found,
+            candidates=self._state.options.candidates,
+            encode_s=encode_s,
+            search_s=time.perf_counter() - encoded,
+            texts=texts,
+        )
 
     def _vector_query(
         self, vectors: Vectors, texts: Sequence[str] | None

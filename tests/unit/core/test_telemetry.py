@@ -258,27 +258,29 @@ def test_a_meter_provider_alone_is_found_too() -> None:
     )
 
 
-def test_a_real_routing_call_as_the_router_will_wire_it(otel: Otel) -> None:
-    import time
+def test_every_routing_method_of_the_router_records_one_span(otel: Otel) -> None:
+    import asyncio
 
     from semrouter import FakeEncoder, Route, SemanticRouter
 
     routes = [Route("greet", ["hello there", "hi how are you"]), Route("bye", ["goodbye now"])]
     router = SemanticRouter(routes, encoder=FakeEncoder())
-    with router, routing_span("route", tenant=router.tenant) as span:
-        started = time.perf_counter()
-        vectors = router.encoder.encode(["hello, how are you?", "zzz qqq"])
-        encoded = time.perf_counter()
-        matches = router.route_vectors(vectors)
-        span.observe(
-            matches,
-            candidates=router.options.candidates,
-            encode_s=encoded - started,
-            search_s=time.perf_counter() - encoded,
-        )
-    (ours,) = otel.finished()
+    tracer = otel.tracer_provider.get_tracer("app")
+    with router, tracer.start_as_current_span("request") as parent:
+        router.route_many(["hello, how are you?", "zzz qqq"])
+        router.top_routes("goodbye now", 2)
+        router.route_vectors(router.encoder.encode(["hi how are you"]))
+        asyncio.run(router.aroute("hello there"))
+    spans = {span.name: span for span in otel.finished()}
+    assert set(spans) == {
+        "request", "semrouter route", "semrouter top_routes", "semrouter route_vectors",
+        "semrouter aroute",
+    }  # fmt: skip
+    ours = spans["semrouter route"]
+    assert ours.parent is not None and ours.parent.span_id == parent.get_span_context().span_id
     assert ours.attributes["semrouter.batch.size"] == 2
     events = [dict(e.attributes) for e in ours.events]
     assert events[0]["semrouter.route"] == "greet" and events[0]["semrouter.threshold"] > 0
     assert events[1]["semrouter.outcome"] == "abstained"
     assert ours.attributes["semrouter.encode.duration"] > 0
+    assert spans["semrouter route_vectors"].attributes["semrouter.encode.duration"] == 0
