@@ -36,19 +36,27 @@ from .runnables import SemRouterBranch
 
 if TYPE_CHECKING:
     from .decision import SemRouterDecisionModel
-    from .middleware import SemRouterToolSelector, SemRouterToolSelectorMiddleware, tool_route
+    from .middleware import SemRouterToolSelectorMiddleware
+    from .tool_search import SemRouterToolSearchMiddleware
+    from .tools import SemRouterToolSelector, tool_route, tool_spec
 
 __all__ = [
     "LangChainEncoder",
     "SemRouterBranch",
     "SemRouterDecisionModel",
     "SemRouterEmbeddings",
+    "SemRouterToolSearchMiddleware",
     "SemRouterToolSelector",
     "SemRouterToolSelectorMiddleware",
     "tool_route",
+    "tool_spec",
 ]
 
-_MIDDLEWARE = ("SemRouterToolSelector", "SemRouterToolSelectorMiddleware", "tool_route")
+_MIDDLEWARE = {
+    "SemRouterToolSelectorMiddleware": "middleware",
+    "SemRouterToolSearchMiddleware": "tool_search",
+}
+_TOOLS = ("SemRouterToolSelector", "tool_route", "tool_spec")
 
 #: The 0.1 names, kept as deprecated aliases of the same classes.
 _DEPRECATED = {
@@ -75,15 +83,21 @@ def __getattr__(name: str) -> Any:
         from .decision import SemRouterDecisionModel
 
         return SemRouterDecisionModel
+    if name in _TOOLS:
+        from . import tools
+
+        return getattr(tools, name)
     # The middleware needs `langchain` (agents, langgraph): imported on first use only.
     if name in _MIDDLEWARE:
+        import importlib
+
         try:
-            from . import middleware
+            module = importlib.import_module(f"{__name__}.{_MIDDLEWARE[name]}")
         except ImportError as exc:
             if isinstance(exc, MissingDependencyError):
                 raise
             raise MissingDependencyError(
                 f"langchain is not installed ({exc}); run: pip install 'semrouter[langchain]'"
             ) from exc
-        return getattr(middleware, name)
+        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

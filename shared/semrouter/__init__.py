@@ -54,6 +54,7 @@ from ._routeset import Calibration
 from ._routestore import RouteSetId
 from ._telemetry import configure_telemetry
 from .encoders import Encoder, FakeEncoder
+from .tools import EncodeCache, ToolIndex, ToolMatch, ToolOptions, ToolSpec
 
 if TYPE_CHECKING:
     from .encoders import LocalEncoder, MultilingualEncoder, OpenAIEncoder
@@ -68,6 +69,7 @@ __all__ = [
     "ConversationMatch",
     "ConversationOptions",
     "ConversationRouter",
+    "EncodeCache",
     "Encoder",
     "EncoderError",
     "EvaluationReport",
@@ -102,6 +104,10 @@ __all__ = [
     "StorageFullError",
     "StoreDamagedError",
     "SyncReport",
+    "ToolIndex",
+    "ToolMatch",
+    "ToolOptions",
+    "ToolSpec",
     "Turn",
     "TurnWeight",
     "__version__",

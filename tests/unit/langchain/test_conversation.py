@@ -171,11 +171,9 @@ def test_tool_selector_keeps_the_tools_of_the_request_a_follow_up_follows(
             HumanMessage("tomorrow instead"),
         ]
     }
-    with_conversation = SemRouterToolSelector.from_tools(
-        tools, encoder=fake_encoder, max_tools=1, threshold=0.3
-    )
+    with_conversation = SemRouterToolSelector.from_tools(tools, encoder=fake_encoder, max_tools=1)
     alone = SemRouterToolSelector.from_tools(
-        tools, encoder=FakeEncoder(), max_tools=1, threshold=0.3, conversation=False
+        tools, encoder=FakeEncoder(), max_tools=1, conversation=False
     )
     try:
         assert [t.name for t in alone.select(state, tools)] == ["get_weather"]

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.tools import BaseTool, StructuredTool, tool
 from pydantic import Field
 
 from langchain_semrouter import (
     SemRouterToolSelector,
     SemRouterToolSelectorMiddleware,
-    tool_route,
+    tool_spec,
 )
-from semrouter import FakeEncoder, SemanticRouter
+from semrouter import ConfigurationError, EncodeCache, FakeEncoder, SemanticRouter, ToolIndex
 
 TOPICS = [
     "weather",
@@ -117,15 +117,17 @@ class LoopGuard(FakeEncoder):
         raise AssertionError("sync encode on the event loop")
 
 
+def _index(encoder: FakeEncoder, **options: Any) -> ToolIndex:
+    """An index with a cache of its own, so the encoder's counts are this test's."""
+    return ToolIndex(encoder=encoder, cache=EncodeCache(), **options)
+
+
 def _middleware(encoder: FakeEncoder, **kwargs: Any) -> SemRouterToolSelectorMiddleware:
-    router = SemanticRouter(encoder=encoder, aggregation="max", **_memory())
-    return SemRouterToolSelectorMiddleware(router, **kwargs)
+    return SemRouterToolSelectorMiddleware(_index(encoder), **kwargs)
 
 
-def _memory() -> dict[str, Any]:
-    from qdrant_client import QdrantClient
-
-    return {"client": QdrantClient(":memory:")}
+def _selector(encoder: FakeEncoder, **kwargs: Any) -> SemRouterToolSelector:
+    return SemRouterToolSelector(_index(encoder), **kwargs)
 
 
 def _check_run(model: ToolCallingFake, result: dict[str, Any]) -> None:
@@ -142,10 +144,10 @@ def test_agent_sees_only_selected_tools(fake_encoder: FakeEncoder) -> None:
     agent = create_agent(model, tools=TOOLS, middleware=[middleware])
     result = agent.invoke({"messages": [HumanMessage("find cheap flights to Rome")]})
     _check_run(model, result)
-    # The tool routes were encoded once, the query once: the second model call reuses its
-    # vector (the conversation's turn cache).
-    utterances = sum(len(tool_route(t).utterances) for t in TOOLS if t.name != "search_backups")
-    assert fake_encoder.encoded_texts == utterances + 1
+    # Each distinct tool text was encoded once, the query once: the second model call
+    # reuses its vector.
+    texts = {text for t in TOOLS for _, text in tool_spec(t).texts()}
+    assert fake_encoder.encoded_texts == len(texts) + 1
 
 
 async def test_agent_async_path() -> None:
@@ -159,14 +161,14 @@ async def test_agent_async_path() -> None:
 
 @pytest.mark.parametrize("topic", ["weather", "mortgage", "veterinary", "podcasts"])
 def test_query_for_a_tool_keeps_it(fake_encoder: FakeEncoder, topic: str) -> None:
-    selector = SemRouterToolSelector(SemanticRouter(encoder=fake_encoder, **_memory()), max_tools=5)
+    selector = _selector(fake_encoder, max_tools=5)
     picked = selector.select(f"I have a {topic} question", TOOLS)
     assert f"search_{topic}" in [t.name for t in picked] and len(picked) == 5
 
 
 def test_selected_tools_keep_their_order_and_dicts_pass(fake_encoder: FakeEncoder) -> None:
     provider_tool = {"type": "web_search_preview"}
-    selector = SemRouterToolSelector(SemanticRouter(encoder=fake_encoder, **_memory()), max_tools=2)
+    selector = _selector(fake_encoder, max_tools=2)
     tools = [provider_tool, *TOOLS]
     picked = selector.select([HumanMessage("weather and stocks today")], tools)
     assert picked[-1] is provider_tool  # LLMToolSelectorMiddleware puts provider dicts last
@@ -174,30 +176,43 @@ def test_selected_tools_keep_their_order_and_dicts_pass(fake_encoder: FakeEncode
     assert names == ["search_weather", "search_stocks"]
 
 
+def test_rank_gives_scores_and_ranks_that_do_not_depend_on_the_limit(
+    fake_encoder: FakeEncoder,
+) -> None:
+    selector = _selector(fake_encoder, max_tools=3)
+    ranked = selector.rank("weather and stocks today", TOOLS)
+    assert len(ranked) == len(TOOLS) and [m.rank for m in ranked[:3]] == [1, 2, 3]
+    assert {m.name for m in ranked[:2]} == {"search_weather", "search_stocks"}
+    assert {"description", "name", "lexical"} <= set(ranked[0].scores)
+    for limit in (1, 3, 7):
+        assert selector.rank("weather and stocks today", TOOLS, limit) == ranked[:limit]
+    top3 = {m.name for m in ranked[:3]}
+    picked = selector.select("weather and stocks today", TOOLS)
+    assert [t.name for t in picked] == [t.name for t in TOOLS if t.name in top3]
+
+
 def test_no_max_tools_uses_the_threshold(fake_encoder: FakeEncoder) -> None:
-    selector = SemRouterToolSelector(
-        SemanticRouter(encoder=fake_encoder, aggregation="max", **_memory())
-    )
+    selector = _selector(fake_encoder)
     picked = selector.select("weather", TOOLS)
     assert [t.name for t in picked] == ["search_weather"]
-    strict = SemRouterToolSelector(selector.router, max_tools=10, min_score=0.99)
+    strict = SemRouterToolSelector(selector.tool_index, max_tools=10, min_score=0.99)
     assert strict.select("weather", TOOLS) == []
+    # Nothing passes the threshold: every tool is offered, never none.
+    assert len(selector.select("zebra xylophone quantum", TOOLS)) == len(TOOLS)
 
 
 def test_always_include_must_exist(fake_encoder: FakeEncoder) -> None:
-    selector = SemRouterToolSelector(
-        SemanticRouter(encoder=fake_encoder, **_memory()), always_include=["nope"]
-    )
+    selector = _selector(fake_encoder, always_include=["nope"])
     with pytest.raises(ValueError, match="always_include"):
         selector.select("weather", TOOLS)
 
 
 def test_changed_tool_is_reindexed(fake_encoder: FakeEncoder) -> None:
-    selector = SemRouterToolSelector(SemanticRouter(encoder=fake_encoder, **_memory()), max_tools=1)
+    selector = _selector(fake_encoder, max_tools=1)
     selector.select("weather", TOOLS[:3])
     fake_encoder.reset_counts()
     selector.select("weather", TOOLS[:3])
-    assert fake_encoder.encoded_texts == 1  # the query only
+    assert fake_encoder.encoded_texts == 0  # tools and query known
     changed = StructuredTool.from_function(
         lambda query: "", name="search_weather", description="Umbrella advice."
     )
@@ -206,20 +221,20 @@ def test_changed_tool_is_reindexed(fake_encoder: FakeEncoder) -> None:
     ]
 
 
-def test_from_tools_persists(tmp_path: Path) -> None:
-    first = FakeEncoder()
-    SemRouterToolSelector.from_tools(TOOLS, encoder=first, path=tmp_path).router.close()
-    assert first.encoded_texts > 100
-    again = FakeEncoder()
-    selector = SemRouterToolSelector.from_tools(TOOLS, encoder=again, path=tmp_path, max_tools=2)
-    assert again.encoded_texts == 0  # nothing re-encoded after a restart
+def test_selectors_over_the_same_tools_share_their_vectors() -> None:
+    model_id = f"fake-{uuid.uuid4()}"  # a fingerprint no other test has filled the cache for
+    first = FakeEncoder(model_id=model_id)
+    SemRouterToolSelector.from_tools(TOOLS, encoder=first)
+    assert first.encoded_texts == 100  # 50 names, 50 descriptions
+    again = FakeEncoder(model_id=model_id)  # same fingerprint, same process
+    selector = SemRouterToolSelector.from_tools(TOOLS, encoder=again, max_tools=2)
+    assert again.encoded_texts == 0  # nothing re-encoded
     assert "search_taxes" in [t.name for t in selector.select("my taxes", TOOLS)]
     assert again.encoded_texts == 1
-    selector.router.close()
 
 
 async def test_runnable_for_bind_tools_users(fake_encoder: FakeEncoder) -> None:
-    selector = SemRouterToolSelector(SemanticRouter(encoder=fake_encoder, **_memory()), max_tools=1)
+    selector = _selector(fake_encoder, max_tools=1)
     pick = selector.as_runnable(TOOLS)
     state = {"messages": [HumanMessage("the dentist appointment")]}
     assert [t.name for t in pick.invoke(state)] == ["search_dentist"]
@@ -232,3 +247,25 @@ def test_model_call_without_tools_or_human_is_untouched(fake_encoder: FakeEncode
     agent = create_agent(model, tools=[], middleware=[middleware])
     assert agent.invoke({"messages": [HumanMessage("hello")]})["messages"][-1].content == "hi"
     assert fake_encoder.encoded_texts == 0
+
+
+def test_a_router_is_refused_with_a_clear_message(fake_encoder: FakeEncoder) -> None:
+    from qdrant_client import QdrantClient
+
+    router = SemanticRouter(encoder=fake_encoder, client=QdrantClient(":memory:"))
+    with pytest.raises(ConfigurationError, match="ToolIndex"):
+        SemRouterToolSelector(router)  # type: ignore[arg-type]
+    router.close()
+
+
+def test_tool_spec_reads_name_arguments_and_examples() -> None:
+    @tool
+    def getStockPrice(ticker: str) -> str:
+        """Latest share price."""
+        return "1"
+
+    getStockPrice.metadata = {"examples": ["how is AAPL doing"]}
+    spec = tool_spec(getStockPrice, ["price of tesla"])
+    assert spec.name == "getStockPrice" and spec.arguments == {"ticker": ""}
+    assert spec.examples == ("how is AAPL doing", "price of tesla")
+    assert tool_spec(getStockPrice).texts()[0] == ("name", "get stock price")
