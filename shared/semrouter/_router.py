@@ -33,6 +33,7 @@ from ._exceptions import (
     RouteSetNotFoundError,
     SemRouterError,
 )
+from ._feedback import Feedback
 from ._fitting import FitSettings, FitSource, Progress
 from ._index import RouteIndex, SyncReport
 from ._location import QdrantLocation
@@ -47,8 +48,15 @@ from ._routeset import (
     build_route_set,
     routes_digest,
 )
-from ._routestore import POLICIES, RouteSetId, StoredRouteSet, SyncPolicy, apply_policy
-from ._scorer import candidates_wanted, route_similarities, score_and_decide
+from ._routestore import (
+    POLICIES,
+    RouteSetId,
+    StoredRouteSet,
+    SyncPolicy,
+    apply_policy,
+    read_route_set,
+)
+from ._scorer import candidates_wanted, route_similarities, score_and_decide, with_blanks
 from ._selftrain import own_route_scores, self_train
 from ._telemetry import routing_span
 from .encoders import Encoder, Vectors
@@ -483,6 +491,78 @@ class SemanticRouter:
             self._publish_version(version)
             return version.report
 
+    # -- feedback ---------------------------------------------------------------------------
+    def feedback(
+        self,
+        request: str,
+        route: str | None,
+        *,
+        vector: Vectors | None = None,
+    ) -> None:
+        """Teach the router what ``request`` should have reached: a route's name (the request
+        becomes one of its examples) or ``None`` (it belonged to no route: a negative).
+
+        For a thumbs-down button, a human hand-off, an agent's tool call. Feedback is stored
+        with the route set (one revision; every process and replica shares it, a redeploy
+        keeps it) and learnt from at once: an example is searched like an utterance and
+        self-training learns from it. ``vector``: the request's vector as it was routed
+        (``encoder.encode([request])``), so nothing is encoded again; without it the request
+        is encoded once. See ``_feedback.py`` for what is kept.
+
+        Example:
+            >>> from semrouter import Route, SemanticRouter
+            >>> from semrouter.encoders import FakeEncoder
+            >>> router = SemanticRouter([Route("refunds", ["I want my money back"]),
+            ...                          Route("shipping", ["where is my parcel"])],
+            ...                         encoder=FakeEncoder())
+            >>> router.feedback("the package never arrived", "shipping")
+            >>> router.examples()
+            {'shipping': ['the package never arrived']}
+        """
+        (text,) = self._check([request])
+        if route is not None and route not in self._state.position:
+            self.refresh()  # another process may have added it
+            if route not in self._state.position:
+                raise RouteNotFoundError(f"no route named {route!r}")
+        given: dict[str, Any] = {}
+        if vector is not None and route is not None:
+            given[text] = _query_matrix(vector, self.encoder)[0]
+
+        def edit(feedback: Feedback) -> Feedback:
+            if route is None:
+                return feedback.with_negative(text)
+            return feedback.with_example(route, text)
+
+        self._commit_feedback(edit, given)
+
+    def examples(self) -> dict[str, list[str]]:
+        """The examples feedback gave each route (as stored now), oldest first."""
+        stored = self._stored_now()
+        return {name: list(texts) for name, texts in stored.examples.items()}
+
+    @property
+    def negatives(self) -> list[str]:
+        """Requests fed back as belonging to no route (as stored now), oldest first."""
+        return list(self._stored_now().negatives)
+
+    def remove_examples(self, route: str, texts: Sequence[str] | None = None) -> None:
+        """Forget ``route``'s examples ``texts`` (``None``: all of them)."""
+        chosen = list(texts) if texts is not None else None
+        self._commit_feedback(lambda feedback: feedback.without(route, chosen), {})
+
+    def _stored_now(self) -> Feedback:
+        stored = read_route_set(self._open_collection().store, self.tenant)
+        return stored.feedback if stored is not None else Feedback()
+
+    def _commit_feedback(self, edit: Callable[[Feedback], Feedback], given: dict[str, Any]) -> None:
+        with self._lock:
+            version = self._writable().commit(
+                lambda stored: None, self._options, learn=self._learner(), edit=edit, vectors=given
+            )
+            if version is not None:
+                self._publish_version(version)
+                self._learn()
+
     def tenants(self) -> list[str]:
         """The tenants whose route sets this collection stores."""
         return self._open_collection().tenants()
@@ -681,20 +761,27 @@ class SemanticRouter:
 
     # -- routing -------------------------------------------------------------------------------
     def route(self, text: str) -> RouteMatch:
-        """The best route for ``text``, or a match with ``name=None`` when none passes."""
-        return self.route_many([text])[0]
+        """The best route for ``text``, or a match with ``name=None`` when none passes (its
+        ``reason`` and the ``threshold`` missed say why). A blank ``text`` raises
+        :class:`InvalidQueryError`."""
+        return self._call("route", [text], None, 1, True, True)[0][0]
 
     async def aroute(self, text: str) -> RouteMatch:
         """Asynchronous :meth:`route`; never blocks the event loop on encoding or I/O."""
-        return (await self.aroute_many([text]))[0]
+        return (await self._acall("aroute", [text], None, 1, True, True))[0][0]
 
     def route_many(self, texts: Sequence[str]) -> list[RouteMatch]:
-        """Route many texts with one encoder batch and one batched index query."""
-        return [m[0] for m in self._call("route", texts, None, 1, True, True)]
+        """Route many texts with one encoder batch and one batched index query. An empty or
+        white-space text gets its own abstaining match (``reason="blank"``) instead of
+        failing the batch."""
+        blank, asked = self._blanks(texts)
+        return with_blanks(blank, [m[0] for m in self._call("route", asked, None, 1, True, True)])
 
     async def aroute_many(self, texts: Sequence[str]) -> list[RouteMatch]:
         """Asynchronous :meth:`route_many`."""
-        return [m[0] for m in await self._acall("aroute", texts, None, 1, True, True)]
+        blank, asked = self._blanks(texts)
+        found = await self._acall("aroute", asked, None, 1, True, True)
+        return with_blanks(blank, [m[0] for m in found])
 
     def top_routes(
         self, text: str, limit: int = 3, *, apply_threshold: bool = True
@@ -897,7 +984,13 @@ class SemanticRouter:
             keep_empty=keep_empty,
         )
 
-    def _check(self, texts: Sequence[str]) -> list[str]:
+    def _blanks(self, texts: Sequence[str]) -> tuple[list[bool], list[str]]:
+        """Which of ``texts`` are blank, and the others (route_many answers blanks itself)."""
+        items = self._check(texts, blanks=True)
+        blank = [not text or text.isspace() for text in items]
+        return blank, [text for text, empty in zip(items, blank, strict=True) if not empty]
+
+    def _check(self, texts: Sequence[str], *, blanks: bool = False) -> list[str]:
         if isinstance(texts, str):
             raise QueryTypeError("route_many() takes a list of strings; use route() for one")
         items = list(texts)
@@ -905,6 +998,8 @@ class SemanticRouter:
             if not isinstance(text, str):
                 raise QueryTypeError(f"a query must be a str, got {type(text).__name__}")
             if not text or text.isspace():
+                if blanks:
+                    continue
                 raise InvalidQueryError("a query must not be empty or only white space")
             if not text.isascii():
                 problem = check_text(text, "the query")

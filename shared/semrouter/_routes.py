@@ -18,13 +18,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._exceptions import ConfigurationError
 
-__all__ = ["Route", "RouteMatch", "check_text", "validate_routes"]
+__all__ = ["AbstainReason", "Route", "RouteMatch", "check_text", "validate_routes"]
+
+#: Why a match has no route (:attr:`RouteMatch.reason`).
+AbstainReason = Literal["below_threshold", "blank", "no_routes"]
 
 #: Route metadata travels in every point's payload: keep it small.
 MAX_METADATA_CHARS = 64 * 1024
@@ -127,6 +130,17 @@ class RouteMatch(BaseModel):
     ``name`` is ``None`` when no route passed its threshold: that is a normal answer, not an
     error. ``scores`` holds the aggregated score of every candidate route that was looked at,
     best first, so a caller can see how close the others came.
+
+    ``threshold`` is the threshold the route needed; on an abstaining match, the one its best
+    route missed (``score`` is that route's score). ``reason`` says why a match has no route:
+    ``"below_threshold"`` (the best route scored under ``threshold``), ``"blank"`` (the
+    request was empty or white space: :meth:`~semrouter.SemanticRouter.route_many` answers it
+    without failing the batch) or ``"no_routes"`` (no route was scored: the router holds
+    none); ``None`` on a match with a route.
+
+    Example:
+        >>> RouteMatch(name=None, score=0.21, threshold=0.3, reason="below_threshold").reason
+        'below_threshold'
     """
 
     model_config = ConfigDict(frozen=True)
@@ -136,6 +150,7 @@ class RouteMatch(BaseModel):
     scores: dict[str, float] = Field(default_factory=dict)
     utterance: str | None = None
     threshold: float | None = None
+    reason: AbstainReason | None = None
 
     def __bool__(self) -> bool:
         return self.name is not None

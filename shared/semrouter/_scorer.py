@@ -19,6 +19,7 @@ of route scores, then the decisions (:class:`~semrouter.RouteMatch` lists).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -31,12 +32,14 @@ from ._search import Candidates
 
 __all__ = [
     "Candidates",
+    "blank_match",
     "candidates_wanted",
     "decide",
     "hybrid_rank",
     "route_scores",
     "route_similarities",
     "score_and_decide",
+    "with_blanks",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -191,11 +194,26 @@ def decide(
                     score=float(values[best]) if best >= 0 else 0.0,
                     scores=table,
                     utterance=_utterance(utterances, nearest[row, best]) if best >= 0 else None,
-                    threshold=None,
+                    threshold=float(thresholds[best]) if best >= 0 else None,
+                    reason="below_threshold" if best >= 0 else "no_routes",
                 )
             )
         out.append(matches)
     return out
+
+
+def blank_match() -> RouteMatch:
+    """The answer to an empty or white-space request in a batch: no route, ``reason="blank"``."""
+    return RouteMatch.model_construct(
+        name=None, score=0.0, scores={}, utterance=None, threshold=None, reason="blank"
+    )
+
+
+def with_blanks(blank: Sequence[bool], answers: Sequence[RouteMatch]) -> list[RouteMatch]:
+    """``answers`` (one per non-blank request, in order) with a :func:`blank_match` put at
+    each position ``blank`` marks."""
+    found = iter(answers)
+    return [blank_match() if empty else next(found) for empty in blank]
 
 
 def _utterance(utterances: tuple[str, ...], row: np.int64 | int) -> str | None:

@@ -97,6 +97,7 @@ def test_route_prints_one_json_object_per_text_for_every_limit(
             "scores",
             "utterance",
             "threshold",
+            "reason",
             "routes",
         }
         assert len(record["routes"]) <= int(limit or 1)
@@ -104,7 +105,7 @@ def test_route_prints_one_json_object_per_text_for_every_limit(
             assert record["routes"] == []
         else:
             assert record["routes"][0]["name"] == record["name"]
-            assert set(record["routes"][0]) == {"name", "score", "utterance", "threshold"}
+            assert set(record["routes"][0]) == {"name", "score", "utterance", "threshold", "reason"}
     assert [r["name"] for r in records] == ["flights", None, "weather"]
     # the same compact spacing whatever --limit (it used to switch to json.dumps' default)
     assert all(line == json.dumps(json.loads(line), separators=(",", ":")) for line in lines)
