@@ -25,9 +25,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
 
 from ._exceptions import (
     ConfigurationError,
@@ -35,6 +38,7 @@ from ._exceptions import (
     RouteSetConflictError,
     RouteSetNotFoundError,
 )
+from ._feedback import Feedback
 from ._index import Abandoned, RouteIndex, SyncReport
 from ._options import RouterOptions
 from ._routes import Route
@@ -203,11 +207,17 @@ class RouteCollection:
         *,
         learn: Learner | None,
         on_conflict: Literal["retry", "raise"] = "retry",
+        edit: Callable[[Feedback], Feedback] | None = None,
+        vectors: Mapping[str, npt.NDArray[np.float32]] | None = None,
     ) -> Version | None:
         """Apply ``change`` to the latest stored route set and store the result as one new
         revision; ``None`` when it changes nothing. Losing the conditional write to another
         writer re-reads the stored set and applies ``change`` again (``"retry"``), or raises
-        :class:`RouteSetConflictError` (``"raise"``: a change meant for one version only)."""
+        :class:`RouteSetConflictError` (``"raise"``: a change meant for one version only).
+
+        The stored feedback (``_feedback.py``) goes with the routes: ``edit`` changes it, and
+        the examples of the routes that stay are added to their utterances whatever ``change``
+        did. ``vectors`` (text -> vector) are used instead of encoding those texts."""
         store = self.store
         with store.write_lock:
             for attempt in range(_ATTEMPTS):
@@ -217,10 +227,27 @@ class RouteCollection:
                     store.reload()
                 stored = self._stored()
                 proposal = change(stored)
-                if proposal is None:
+                if proposal is None and edit is None:
+                    return None
+                before = stored.feedback if stored is not None else Feedback()
+                routes, calibration = proposal or (
+                    list(stored.routes) if stored is not None else [],
+                    stored.calibration if stored is not None else None,
+                )
+                feedback = (edit(before) if edit is not None else before)
+                feedback = feedback.keep(route.name for route in routes)
+                routes = feedback.attach(before.detach(routes))
+                if (
+                    stored is not None
+                    and stored.revision
+                    and (routes, calibration, feedback)
+                    == (list(stored.routes), stored.calibration, before)
+                ):
                     return None
                 try:
-                    return self._write(stored, *proposal, options, learn)
+                    return self._write(
+                        stored, routes, calibration, feedback, options, learn, vectors or {}
+                    )
                 except _Lost:
                     if on_conflict == "raise":
                         raise RouteSetConflictError(
@@ -237,8 +264,10 @@ class RouteCollection:
         stored: StoredRouteSet | None,
         routes: list[Route],
         calibration: Calibration | None,
+        feedback: Feedback,
         options: RouterOptions,
         learn: Learner | None,
+        vectors: Mapping[str, npt.NDArray[np.float32]],
     ) -> Version:
         store, tenant, dimension = self.store, self.tenant, self.encoder.dimension
         base = stored.identity if stored is not None and stored.identity.revision else None
@@ -257,14 +286,19 @@ class RouteCollection:
 
         def commit(snapshot: Snapshot) -> None:
             nonlocal written
-            payload = head_payload(tenant, routes, calibration, identity, previous)
+            payload = head_payload(tenant, routes, calibration, identity, previous, feedback)
             if not write_route_set(store, tenant, payload, expected=base, dimension=dimension):
                 raise _Lost
             written = True
 
         try:
             report, snapshot = self.index.sync(
-                routes, options, base=stored.routes if stored else (), commit=commit, retire=retire
+                routes,
+                options,
+                base=stored.routes if stored else (),
+                commit=commit,
+                retire=retire,
+                vectors=vectors,
             )
         except _Lost:
             raise

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -128,6 +128,7 @@ class RouteIndex:
         base: Sequence[Route] | None = None,
         commit: Callable[[Snapshot], None] | None = None,
         retire: Sequence[str] = (),
+        vectors: Mapping[str, npt.NDArray[np.float32]] | None = None,
     ) -> tuple[SyncReport, Snapshot]:
         """Make the collection hold ``routes``; encode only what is new.
 
@@ -146,7 +147,7 @@ class RouteIndex:
         """
         with self._lock:
             try:
-                return self._sync(routes, options, base, commit, retire)
+                return self._sync(routes, options, base, commit, retire, vectors or {})
             except BaseException:
                 self._known = None
                 raise
@@ -158,6 +159,7 @@ class RouteIndex:
         base: Sequence[Route] | None,
         commit: Callable[[Snapshot], None] | None,
         retire: Sequence[str],
+        given: Mapping[str, npt.NDArray[np.float32]],
     ) -> tuple[SyncReport, Snapshot]:
         tenant = self.tenant
         desired = self._desired(routes)
@@ -170,7 +172,7 @@ class RouteIndex:
         ]
         encoded = np.zeros((0, self.encoder.dimension), np.float32)
         if new_ids:
-            encoded = self.encoder.encode([desired[pid][1] for pid in new_ids])
+            encoded = self._encode([desired[pid][1] for pid in new_ids], given)
         try:
             if new_ids:
                 self.store.upsert(new_ids, encoded, [payloads[pid] for pid in new_ids])
@@ -216,6 +218,19 @@ class RouteIndex:
             kept=len(desired) - len(new_ids),
         )
         return report, snapshot
+
+    def _encode(
+        self, texts: list[str], given: Mapping[str, npt.NDArray[np.float32]]
+    ) -> npt.NDArray[np.float32]:
+        """Vectors of ``texts``: those ``given`` (a request's own vector, kept by feedback),
+        the rest encoded in one batch."""
+        missing = [text for text in texts if text not in given]
+        fresh = dict(zip(missing, self.encoder.encode(missing))) if missing else {}
+        out = np.empty((len(texts), self.encoder.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            vector = given[text] if text in given else fresh[text]
+            out[row] = vector / (np.linalg.norm(vector) or 1.0)
+        return out
 
     def _discard(self, ids: list[str]) -> None:
         """Delete the points a failed change wrote, as far as the store still lets us."""

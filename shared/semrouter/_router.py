@@ -33,6 +33,7 @@ from ._exceptions import (
     RouteSetNotFoundError,
     SemRouterError,
 )
+from ._feedback import Feedback
 from ._fitting import FitSettings, FitSource, Progress
 from ._index import RouteIndex, SyncReport
 from ._location import QdrantLocation
@@ -47,7 +48,14 @@ from ._routeset import (
     build_route_set,
     routes_digest,
 )
-from ._routestore import POLICIES, RouteSetId, StoredRouteSet, SyncPolicy, apply_policy
+from ._routestore import (
+    POLICIES,
+    RouteSetId,
+    StoredRouteSet,
+    SyncPolicy,
+    apply_policy,
+    read_route_set,
+)
 from ._scorer import candidates_wanted, route_similarities, score_and_decide, with_blanks
 from ._selftrain import own_route_scores, self_train
 from ._telemetry import routing_span
@@ -482,6 +490,78 @@ class SemanticRouter:
             version = self._writable().delete(self._options, self._state.identity)
             self._publish_version(version)
             return version.report
+
+    # -- feedback ---------------------------------------------------------------------------
+    def feedback(
+        self,
+        request: str,
+        route: str | None,
+        *,
+        vector: Vectors | None = None,
+    ) -> None:
+        """Teach the router what ``request`` should have reached: a route's name (the request
+        becomes one of its examples) or ``None`` (it belonged to no route: a negative).
+
+        For a thumbs-down button, a human hand-off, an agent's tool call. Feedback is stored
+        with the route set (one revision; every process and replica shares it, a redeploy
+        keeps it) and learnt from at once: an example is searched like an utterance and
+        self-training learns from it. ``vector``: the request's vector as it was routed
+        (``encoder.encode([request])``), so nothing is encoded again; without it the request
+        is encoded once. See ``_feedback.py`` for what is kept.
+
+        Example:
+            >>> from semrouter import Route, SemanticRouter
+            >>> from semrouter.encoders import FakeEncoder
+            >>> router = SemanticRouter([Route("refunds", ["I want my money back"]),
+            ...                          Route("shipping", ["where is my parcel"])],
+            ...                         encoder=FakeEncoder())
+            >>> router.feedback("the package never arrived", "shipping")
+            >>> router.examples()
+            {'shipping': ['the package never arrived']}
+        """
+        (text,) = self._check([request])
+        if route is not None and route not in self._state.position:
+            self.refresh()  # another process may have added it
+            if route not in self._state.position:
+                raise RouteNotFoundError(f"no route named {route!r}")
+        given: dict[str, Any] = {}
+        if vector is not None and route is not None:
+            given[text] = _query_matrix(vector, self.encoder)[0]
+
+        def edit(feedback: Feedback) -> Feedback:
+            if route is None:
+                return feedback.with_negative(text)
+            return feedback.with_example(route, text)
+
+        self._commit_feedback(edit, given)
+
+    def examples(self) -> dict[str, list[str]]:
+        """The examples feedback gave each route (as stored now), oldest first."""
+        stored = self._stored_now()
+        return {name: list(texts) for name, texts in stored.examples.items()}
+
+    @property
+    def negatives(self) -> list[str]:
+        """Requests fed back as belonging to no route (as stored now), oldest first."""
+        return list(self._stored_now().negatives)
+
+    def remove_examples(self, route: str, texts: Sequence[str] | None = None) -> None:
+        """Forget ``route``'s examples ``texts`` (``None``: all of them)."""
+        chosen = list(texts) if texts is not None else None
+        self._commit_feedback(lambda feedback: feedback.without(route, chosen), {})
+
+    def _stored_now(self) -> Feedback:
+        stored = read_route_set(self._open_collection().store, self.tenant)
+        return stored.feedback if stored is not None else Feedback()
+
+    def _commit_feedback(self, edit: Callable[[Feedback], Feedback], given: dict[str, Any]) -> None:
+        with self._lock:
+            version = self._writable().commit(
+                lambda stored: None, self._options, learn=self._learner(), edit=edit, vectors=given
+            )
+            if version is not None:
+                self._publish_version(version)
+                self._learn()
 
     def tenants(self) -> list[str]:
         """The tenants whose route sets this collection stores."""

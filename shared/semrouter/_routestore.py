@@ -36,12 +36,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from ._exceptions import ConfigurationError
+from ._feedback import Feedback
 from ._routes import Route
 from ._routeset import Calibration, Learned
 from ._stores import NAMESPACE, Store, _meta_vector
@@ -99,6 +100,8 @@ class StoredRouteSet:
     calibration: Calibration | None
     identity: RouteSetId
     learned: Learned | None = None  # stored inside the document before 0.2
+    #: examples (already among ``routes``' utterances) and negatives
+    feedback: Feedback = field(default_factory=Feedback)
 
     @property
     def revision(self) -> int:
@@ -159,12 +162,13 @@ def read_route_set(store: Store, tenant: str) -> StoredRouteSet | None:
         calibration = Calibration.model_validate(raw) if raw is not None else None
         raw = found.get("learned")
         learned = Learned.from_dict(raw) if isinstance(raw, dict) else None
+        feedback = Feedback.from_dict(found.get("feedback"))
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(
             f"the route set stored in {store.target} cannot be read ({exc}); rewrite it with "
             "sync='replace'"
         ) from None
-    return StoredRouteSet(routes, calibration, identity, learned)
+    return StoredRouteSet(routes, calibration, identity, learned, feedback)
 
 
 _PARSED: dict[str, Route] = {}  # route document entry (as JSON) -> validated Route
@@ -197,6 +201,7 @@ def head_payload(
     calibration: Calibration | None,
     identity: RouteSetId,
     previous: dict[str, Any] | None,
+    feedback: Feedback,
 ) -> dict[str, Any]:
     """The head point's payload for one version of the route set (``previous``: the head
     payload it replaces, whose recent write nonces it carries forward)."""
@@ -216,6 +221,8 @@ def head_payload(
         "routes": [route.model_dump(mode="json", exclude_defaults=True) for route in routes],
         "calibration": calibration.model_dump(mode="json") if calibration is not None else None,
     }
+    if feedback:
+        document["feedback"] = feedback.to_dict()
     return {HEAD_KEY: head, DOC_KEY: document}
 
 
