@@ -61,10 +61,17 @@ def _follow(
 
 
 def _lags(added: dict[str, float], seen: dict[str, float]) -> str:
-    lags = sorted(1000 * (seen[n] - added[n]) for n in added if n in seen)
-    if not lags:
+    """Reader lag from a writer's ``add()`` returning; a change the reader served before
+    ``add()`` returned (it returns after learning, once the head is written) counts as 0."""
+    raw = [seen[n] - added[n] for n in added if n in seen]
+    if not raw:
         return "no changes seen"
-    return f"p50 {statistics.median(lags):.1f} ms, max {lags[-1]:.1f} ms ({len(lags)} changes seen)"
+    lags = sorted(1000 * max(0.0, lag) for lag in raw)
+    early = sum(lag < 0 for lag in raw)
+    return (
+        f"p50 {statistics.median(lags):.1f} ms, max {lags[-1]:.1f} ms ({len(lags)} changes "
+        f"seen, {early} of them before add() returned)"
+    )
 
 
 def client_writers(writers: int, changes: int) -> list[str]:
