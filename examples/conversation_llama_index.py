@@ -91,7 +91,7 @@ def main() -> None:
     tools = [FunctionTool.from_defaults(get_forecast), FunctionTool.from_defaults(move_appointment)]
     memory = Memory.from_defaults(session_id="example")
     retriever = SemRouterToolRetriever.from_defaults(tools, memory=memory, top_k=1)
-    alone = SemRouterToolRetriever(tools, retriever.router, top_k=1)
+    alone = SemRouterToolRetriever(tools, retriever.index, top_k=1)
     print("\ntools for the agent's current message:")
     for text in [
         "will it rain in Paris tomorrow?",

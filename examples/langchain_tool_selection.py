@@ -1,9 +1,9 @@
 """Tool preselection for create_agent: 50 tools, only the relevant few reach the model.
 
 SemRouterToolSelectorMiddleware is the embedding twin of LLMToolSelectorMiddleware: same
-max_tools / always_include, no LLM call. Tools are indexed once (name, description and optional
-examples); each model call only encodes the last human message. A fake tool-calling chat model
-records which tools it was offered, so this runs offline as it stands.
+max_tools / always_include, no LLM call. Tools are indexed once (name, description, arguments
+and optional examples); each model call only encodes the last human message. A fake
+tool-calling chat model records which tools it was offered, so this runs offline as it stands.
 
     python examples/langchain_tool_selection.py
 """
@@ -125,13 +125,15 @@ def main() -> None:
         print(f"  agent called {tool_name}: {result['messages'][2].content}")
 
     print("\nWithout create_agent (LangGraph users who bind_tools themselves):")
-    # Same index, no re-encoding: a second selector over the middleware's router.
-    selector = SemRouterToolSelector(middleware.selector.router, max_tools=2)
+    # Same index, no re-encoding: a second selector over the middleware's tool index.
+    selector = SemRouterToolSelector(middleware.selector.tool_index, max_tools=2)
     picked = selector.select("convert 10 miles to km", tools)
     print(f"  select('convert 10 miles to km') -> {[t.name for t in picked]}")
     pick = selector.as_runnable(tools)
     names = [t.name for t in pick.invoke([HumanMessage("what's the time in Tokyo")])]
     print(f"  as_runnable(...).invoke(messages) -> {names}")
+    for match in selector.rank("convert 10 miles to km", tools, limit=3):
+        print(f"  rank: {match.rank}. {match.name} (similarity {match.similarity:.2f})")
 
 
 if __name__ == "__main__":

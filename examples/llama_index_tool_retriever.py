@@ -1,7 +1,8 @@
 """SemRouterToolRetriever: give a FunctionAgent only the tools that fit the message.
 
-Ten tools, but each message is offered only the few whose semantic routes it is close to: one
-embedding call, no LLM call, and a smaller tool list for the model to read. A fake
+Ten tools, but each message is offered only the best few (ranked by name, description,
+arguments and examples in semrouter's ToolIndex): one embedding call, no LLM call, and a
+smaller tool list for the model to read. A fake
 function-calling LLM stands in for a real one (it prints the tools it is offered and calls
 them), so this runs offline as it stands.
 
@@ -11,9 +12,7 @@ them), so this runs offline as it stands.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from llama_index.core.agent.workflow import FunctionAgent
@@ -77,12 +76,11 @@ def fake_llm() -> MockFunctionCallingLLM:
 
 
 async def main() -> None:
-    store = Path(tempfile.mkdtemp()) / "tool-routes"
     encoder = LocalEncoder()
     retriever = SemRouterToolRetriever.from_defaults(
-        TOOLS, encoder=encoder, utterances=EXAMPLES, top_k=2, path=store
+        TOOLS, encoder=encoder, utterances=EXAMPLES, top_k=2
     )
-    print(f"{len(TOOLS)} tools, routes persisted in {store}")
+    print(f"{len(TOOLS)} tools indexed")
     agent = FunctionAgent(tool_retriever=retriever, llm=fake_llm())
     for message in [
         "Is it going to rain in Berlin this weekend?",
@@ -107,13 +105,14 @@ async def main() -> None:
         return original(texts)
 
     counting.encode_batch = counted  # type: ignore[method-assign]
-    reopened = SemRouterToolRetriever.from_defaults(
-        TOOLS, encoder=counting, utterances=EXAMPLES, top_k=2, path=store
+    second = SemRouterToolRetriever.from_defaults(
+        TOOLS, encoder=counting, utterances=EXAMPLES, top_k=2
     )
-    print(f"\nReopened from {store.name}: {calls['n']} texts re-embedded (vectors kept in Qdrant)")
-    found = [t.metadata.name for t in reopened.retrieve("send an email to Carla")]
+    print(f"\nA second retriever: {calls['n']} texts re-embedded (vectors shared in the process)")
+    found = [t.metadata.name for t in second.retrieve("send an email to Carla")]
     print(f"  'send an email to Carla' -> {found}")
-    reopened.close()
+    for match in second.rank("send an email to Carla", 3):
+        print(f"    {match.rank}. {match.name}: similarity {match.similarity:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
-"""Tool retrieval for LlamaIndex agents by semantic routes held in Qdrant."""
+"""Tool retrieval for LlamaIndex agents, ranked by :class:`semrouter.ToolIndex`."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -16,23 +15,16 @@ from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, TextNo
 from llama_index.core.storage.storage_context import DEFAULT_PERSIST_DIR
 from llama_index.core.tools.types import BaseTool
 
-from semrouter import (
-    ConfigurationError,
-    ConversationRouter,
-    Encoder,
-    Route,
-    RouteMatch,
-    SemanticRouter,
-    SyncReport,
-)
+from semrouter import ConfigurationError, Encoder, ToolIndex, ToolMatch, ToolOptions, ToolSpec
 
 from ._conversation import chat_turns
-from ._utils import build_router, check_thresholds, check_utterances, route_for
+from ._utils import check_thresholds, check_utterances
+from .embeddings import as_encoder
 
 if TYPE_CHECKING:
     from llama_index.core.memory import BaseMemory
 
-__all__ = ["SemRouterToolRetriever", "tool_node_id", "tool_routes"]
+__all__ = ["SemRouterToolRetriever", "tool_node_id", "tool_spec"]
 
 #: Namespace of the node ids: ``uuid5(_NAMESPACE, tool name)`` is the same in every process.
 _NAMESPACE = uuid.UUID("6f1c3f0e-7b0a-5d5e-9a43-2f3d1c0b9e51")
@@ -43,34 +35,51 @@ def tool_node_id(name: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, name))
 
 
-class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
-    """Retrieves the tools whose semantic routes a message is closest to.
+def tool_spec(
+    tool: BaseTool, examples: Sequence[str] = (), *, include_description: bool = True
+) -> ToolSpec:
+    """How a LlamaIndex tool is indexed: name, description (without the ``name(signature)``
+    line ``FunctionTool`` puts first), arguments from its schema and examples."""
+    if not isinstance(tool, BaseTool):
+        raise ConfigurationError(f"tools must be LlamaIndex tools, got {type(tool).__name__}")
+    name = tool.metadata.name
+    if not name:
+        raise ConfigurationError("every tool needs a name")
+    description = _describe(name, tool.metadata.description or "") if include_description else ""
+    try:
+        parameters = tool.metadata.get_parameters_dict()
+    except Exception:  # a tool whose schema cannot be read is still ranked by its text
+        parameters = {}
+    return ToolSpec.from_schema(name, description, parameters, examples)
 
-    Each tool becomes a route named after the tool, whose utterances are its description plus
-    the example requests given in ``utterances``. The route vectors are encoded once and kept
-    in Qdrant (persistent with ``path=`` or ``url=``); a message costs one embedding call.
-    ``retrieve`` and ``aretrieve`` apply the same thresholds: with ``apply_threshold=True``
-    (default) a message close to no tool gets no tools; with ``False`` it gets the best
-    ``top_k`` whatever their score.
+
+class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
+    """Retrieves the best tools for a message, ranked by a :class:`semrouter.ToolIndex`.
+
+    Like LlamaIndex's ``ObjectIndex`` retriever it returns the best ``top_k`` tools for every
+    message: an agent is never left without tools. It abstains only when asked, through
+    ``min_score`` or per-tool ``thresholds`` on the tools' similarity. Each tool is indexed by
+    its name, description, arguments and examples, exactly as the LangChain selector indexes
+    it; each distinct text is encoded once per process. A message costs one embedding call (a
+    message of several sentences: one call for it and its sentences).
 
     A query that is exactly a tool's name returns that tool with no embedding call: workflow
     agents look a tool up that way before calling it.
 
     Args:
         tools: the tools to choose from; names must be distinct.
-        router: the semantic router that holds the routes: its own (an empty router, or one
-            holding only tool routes); a router with other routes is refused, never changed.
+        index: a ready :class:`~semrouter.ToolIndex` (may be shared); default: a new one.
+        encoder: the new index's encoder: a semrouter ``Encoder`` or any LlamaIndex
+            ``BaseEmbedding`` (default: the shared offline ``LocalEncoder``).
         utterances: example requests per tool name.
         top_k: at most this many tools per message.
-        apply_threshold: drop tools below their threshold.
-        thresholds: per-tool score thresholds.
-        include_descriptions: use each tool's description as one of its utterances.
-        memory: the agent's chat memory (give the agent the same one, e.g.
-            ``agent.run(msg, memory=memory)``): the message is then routed with the chat as a
-            conversation (:meth:`semrouter.ConversationRouter.shared`), so a follow-up keeps
-            the tools of the request it follows. Agents pass the retriever the current
-            message alone; without ``memory`` that is all that is routed.
+        min_score: drop tools whose similarity is below it (``None``: never abstain).
+        thresholds: per-tool minimum similarity (overrides ``min_score`` for that tool).
+        include_descriptions: index each tool's description.
+        memory: the agent's chat memory (give the agent the same one): a short follow-up
+            that matches no tool well is ranked with the user's previous message.
         node_postprocessors: LlamaIndex postprocessors applied to the retrieved nodes.
+        options: the new index's :class:`~semrouter.ToolOptions`.
 
     Example:
         >>> from llama_index.core.tools import FunctionTool
@@ -83,7 +92,7 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
         ...     return "booked"
         >>> retriever = SemRouterToolRetriever.from_defaults(
         ...     [FunctionTool.from_defaults(get_weather), FunctionTool.from_defaults(book_flight)],
-        ...     encoder=FakeEncoder(),
+        ...     encoder=FakeEncoder(), top_k=1,
         ... )
         >>> [tool.metadata.name for tool in retriever.retrieve("weather forecast for Paris")]
         ['get_weather']
@@ -92,185 +101,105 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
     def __init__(
         self,
         tools: Sequence[BaseTool],
-        router: SemanticRouter,
+        index: ToolIndex | None = None,
         *,
+        encoder: Encoder | BaseEmbedding | None = None,
         utterances: Mapping[str, Sequence[str]] | None = None,
         top_k: int = 3,
-        apply_threshold: bool = True,
+        min_score: float | None = None,
         thresholds: Mapping[str, float] | None = None,
         include_descriptions: bool = True,
         node_postprocessors: list[BaseNodePostprocessor] | None = None,
         memory: BaseMemory | None = None,
+        options: ToolOptions | None = None,
     ) -> None:
-        if not isinstance(router, SemanticRouter):
-            raise ConfigurationError("router must be a semrouter.SemanticRouter")
-        if not isinstance(top_k, int) or top_k < 1:
+        if index is not None and not isinstance(index, ToolIndex):
+            raise ConfigurationError(
+                "index must be a semrouter.ToolIndex (tools are no longer routes of a "
+                "SemanticRouter); leave it out and pass encoder= instead"
+            )
+        if index is not None and (encoder is not None or options is not None):
+            raise ConfigurationError(
+                "give encoder=/options= only when the retriever builds the index"
+            )
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise ConfigurationError("top_k must be an integer of at least 1")
-        _check_tool_router(router)
-        self._router = router
+        if index is None:
+            index = ToolIndex(
+                encoder=as_encoder(encoder) if encoder is not None else None, options=options
+            )
         self._utterances = check_utterances(utterances)
-        self._thresholds = check_thresholds(thresholds)
         self.include_descriptions = include_descriptions
-        self._owns_router = False
         mapping = _ToolNodeMapping()
-        retriever = _RouteNodeRetriever(
-            router, mapping, top_k=top_k, apply_threshold=apply_threshold, memory=memory
+        retriever = _ToolNodeRetriever(
+            index,
+            mapping,
+            top_k=top_k,
+            min_score=min_score,
+            thresholds=check_thresholds(thresholds),
+            memory=memory,
         )
         super().__init__(retriever, mapping, node_postprocessors=node_postprocessors)
-        self._routes = retriever
+        self._nodes = retriever
         self.set_tools(tools)
 
     @classmethod
-    def from_defaults(
-        cls,
-        tools: Sequence[BaseTool],
-        *,
-        utterances: Mapping[str, Sequence[str]] | None = None,
-        top_k: int = 3,
-        apply_threshold: bool = True,
-        thresholds: Mapping[str, float] | None = None,
-        include_descriptions: bool = True,
-        node_postprocessors: list[BaseNodePostprocessor] | None = None,
-        memory: BaseMemory | None = None,
-        encoder: Encoder | BaseEmbedding | None = None,
-        threshold: float | None = None,
-        path: str | Path | None = None,
-        url: str | None = None,
-        api_key: str | None = None,
-        client: Any = None,
-        aclient: Any = None,
-        collection: str = "llama-index-tools",
-        **router_options: Any,
-    ) -> SemRouterToolRetriever:
-        """A tool retriever with a router of its own.
-
-        Args:
-            tools: see the class.
-            utterances: see the class.
-            top_k: see the class.
-            apply_threshold: see the class.
-            thresholds: see the class.
-            include_descriptions: see the class.
-            node_postprocessors: see the class.
-            memory: see the class.
-            encoder: a semrouter ``Encoder`` or any LlamaIndex ``BaseEmbedding`` (default:
-                the offline ``LocalEncoder``).
-            threshold: the score a tool needs when ``thresholds`` sets none for it.
-            path: a folder that keeps the route vectors between runs.
-            url: a Qdrant server instead of the embedded store.
-            api_key: the server's API key.
-            client: a ready ``QdrantClient``.
-            aclient: a ready ``AsyncQdrantClient`` beside ``client``.
-            collection: the Qdrant collection.
-            **router_options: further :class:`semrouter.SemanticRouter` options.
-        """
-        routes = tool_routes(
-            tools, check_utterances(utterances), check_thresholds(thresholds), include_descriptions
-        )
-        router = build_router(
-            routes,
-            encoder=encoder,
-            threshold=threshold,
-            path=path,
-            url=url,
-            api_key=api_key,
-            client=client,
-            aclient=aclient,
-            collection=collection,
-            options=router_options,
-        )
-        try:
-            retriever = cls(
-                tools,
-                router,
-                utterances=utterances,
-                top_k=top_k,
-                apply_threshold=apply_threshold,
-                thresholds=thresholds,
-                include_descriptions=include_descriptions,
-                node_postprocessors=node_postprocessors,
-                memory=memory,
-            )
-        except BaseException:
-            router.close()
-            raise
-        retriever._owns_router = True
-        return retriever
+    def from_defaults(cls, tools: Sequence[BaseTool], **kwargs: Any) -> SemRouterToolRetriever:
+        """A tool retriever with an index of its own (the keywords of the class)."""
+        for stale in ("path", "url", "api_key", "client", "aclient", "collection", "router"):
+            if stale in kwargs:
+                raise ConfigurationError(
+                    f"{stale}= is gone: tool vectors are kept per process by "
+                    "semrouter.EncodeCache (each text encoded once), not in a Qdrant collection"
+                )
+        return cls(tools, **kwargs)
 
     @classmethod
     def class_name(cls) -> str:
         return "SemRouterToolRetriever"
 
     @property
-    def router(self) -> SemanticRouter:
-        """The semantic router that holds the tools' routes."""
-        return self._router
+    def index(self) -> ToolIndex:
+        """The tool index that ranks the tools."""
+        return self._nodes.index
 
     @property
     def tools(self) -> list[BaseTool]:
         """The tools to choose from."""
-        return self._routes.mapping.tools
+        return self._nodes.mapping.tools
 
     @property
     def top_k(self) -> int:
         """At most this many tools per message."""
-        return self._routes.top_k
+        return self._nodes.top_k
 
-    def set_tools(self, tools: Sequence[BaseTool]) -> SyncReport:
-        """Replace the tools; only new utterances are encoded."""
+    def set_tools(self, tools: Sequence[BaseTool]) -> bool:
+        """Replace the tools; only texts never seen are encoded. Returns whether the index
+        changed."""
         tools = list(tools)
-        routes = tool_routes(tools, self._utterances, self._thresholds, self.include_descriptions)
-        _check_tool_router(self._router)
-        report = self._router.set_routes(routes)
-        self._routes.mapping.replace(tools)
-        return report
+        specs = [
+            tool_spec(
+                t,
+                self._utterances.get(t.metadata.name or "", ()),
+                include_description=self.include_descriptions,
+            )
+            if isinstance(t, BaseTool)
+            else tool_spec(t)
+            for t in tools
+        ]
+        if len({s.name for s in specs}) != len(specs):
+            raise ConfigurationError("tool names must be distinct")
+        changed = self._nodes.index.update(specs)
+        self._nodes.mapping.replace(tools)
+        return changed
+
+    def rank(self, message: str, limit: int | None = None) -> list[ToolMatch]:
+        """The retriever's tools ranked for ``message`` with every part's score (no
+        threshold, no ``top_k``: ranks never depend on how many are asked for)."""
+        return self._nodes.index.rank(message, limit, tools=self._nodes.mapping.names)
 
     def close(self) -> None:
-        """Close the router if the retriever made it (``from_defaults``)."""
-        if self._owns_router:
-            self._router.close()
-
-
-def tool_routes(
-    tools: Sequence[BaseTool],
-    utterances: Mapping[str, Sequence[str]],
-    thresholds: Mapping[str, float],
-    include_descriptions: bool,
-) -> list[Route]:
-    """One route per tool, named after the tool."""
-    routes: list[Route] = []
-    for tool in tools:
-        if not isinstance(tool, BaseTool):
-            raise ConfigurationError(f"tools must be LlamaIndex tools, got {type(tool).__name__}")
-        name = tool.metadata.name
-        if not name:
-            raise ConfigurationError("every tool needs a name")
-        if any(route.name == name for route in routes):
-            raise ConfigurationError(f"tool names must be distinct; repeated: {name!r}")
-        routes.append(
-            route_for(
-                name,
-                _describe(name, tool.metadata.description or ""),
-                utterances.get(name, ()),
-                threshold=thresholds.get(name),
-                include_description=include_descriptions,
-                label="tool",
-            )
-        )
-    return routes
-
-
-def _check_tool_router(router: SemanticRouter) -> None:
-    """A retriever replaces its router's routes with its tools: it never takes a router that
-    holds routes it did not make (tool routes carry ``metadata["kind"] == "tool"``)."""
-    foreign = [r.name for r in router.routes if r.metadata.get("kind") != "tool"]
-    if foreign:
-        raise ConfigurationError(
-            f"the router holds routes that are not tool routes ({foreign[:5]}); the tool "
-            "retriever replaces its router's routes with its tools and never changes routes it "
-            "did not make: give it a router of its own (SemRouterToolRetriever.from_defaults(...) "
-            "or an empty SemanticRouter)"
-        )
+        """Kept for the 0.1 API (nothing to release)."""
 
 
 def _describe(name: str, description: str) -> str:
@@ -298,6 +227,10 @@ class _ToolNodeMapping(BaseObjectNodeMapping[BaseTool]):
         return list(self._by_id.values())
 
     @property
+    def names(self) -> list[str]:
+        return [tool.metadata.get_name() for tool in self._by_id.values()]
+
+    @property
     def obj_node_mapping(self) -> dict[str, BaseTool]:
         return dict(self._by_id)
 
@@ -310,9 +243,7 @@ class _ToolNodeMapping(BaseObjectNodeMapping[BaseTool]):
     def to_node(self, obj: BaseTool) -> TextNode:
         name = obj.metadata.get_name()
         return TextNode(
-            id_=tool_node_id(name),
-            text=obj.metadata.description,
-            metadata={"tool_name": name},
+            id_=tool_node_id(name), text=obj.metadata.description, metadata={"tool_name": name}
         )
 
     def _from_node(self, node: BaseNode) -> BaseTool:
@@ -323,28 +254,28 @@ class _ToolNodeMapping(BaseObjectNodeMapping[BaseTool]):
         persist_dir: str = DEFAULT_PERSIST_DIR,
         obj_node_mapping_fname: str = DEFAULT_PERSIST_FNAME,
     ) -> None:
-        raise NotImplementedError(
-            "tool routes are persisted in Qdrant; pass path= or url= to keep them between runs"
-        )
+        raise NotImplementedError("the tool index lives in the process; build it from the tools")
 
 
-class _RouteNodeRetriever(BaseRetriever):
-    """Tool nodes for a message, scored by the router (what ``ObjectRetriever`` wraps)."""
+class _ToolNodeRetriever(BaseRetriever):
+    """Tool nodes for a message, ranked by the tool index (what ``ObjectRetriever`` wraps)."""
 
     def __init__(
         self,
-        router: SemanticRouter,
+        index: ToolIndex,
         mapping: _ToolNodeMapping,
         *,
         top_k: int,
-        apply_threshold: bool,
+        min_score: float | None,
+        thresholds: dict[str, float],
         memory: BaseMemory | None = None,
     ) -> None:
         super().__init__()
-        self.router = router
+        self.index = index
         self.mapping = mapping
         self.top_k = top_k
-        self.apply_threshold = apply_threshold
+        self.min_score = min_score
+        self.thresholds = thresholds
         self.memory = memory
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
@@ -354,14 +285,12 @@ class _RouteNodeRetriever(BaseRetriever):
         named = self._by_name(text)
         if named is not None:
             return named
+        names = self.mapping.names
+        matches = self.index.rank(text, self.top_k, tools=names)
         if self.memory is not None:
-            turns = chat_turns(self.memory.get(), query_bundle.query_str)
-            conversation = ConversationRouter.shared(self.router)
-            matches = conversation.top_routes(
-                turns, self.top_k, apply_threshold=self.apply_threshold
-            )
-        else:
-            matches = self.router.top_routes(text, self.top_k, apply_threshold=self.apply_threshold)
+            context = self._context(chat_turns(self.memory.get(), query_bundle.query_str), matches)
+            if context is not None:
+                matches = self.index.rank(context, self.top_k, tools=names)
         return self._nodes(matches)
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
@@ -371,17 +300,25 @@ class _RouteNodeRetriever(BaseRetriever):
         named = self._by_name(text)
         if named is not None:
             return named
+        names = self.mapping.names
+        matches = await self.index.arank(text, self.top_k, tools=names)
         if self.memory is not None:
             turns = chat_turns(await self.memory.aget(), query_bundle.query_str)
-            conversation = ConversationRouter.shared(self.router)
-            matches = await conversation.atop_routes(
-                turns, self.top_k, apply_threshold=self.apply_threshold
-            )
-        else:
-            matches = await self.router.atop_routes(
-                text, self.top_k, apply_threshold=self.apply_threshold
-            )
+            context = self._context(turns, matches)
+            if context is not None:
+                matches = await self.index.arank(context, self.top_k, tools=names)
         return self._nodes(matches)
+
+    def _context(self, turns: list[tuple[str, str]], matches: list[ToolMatch]) -> str | None:
+        """The previous user message and this one, when this one is a follow-up that matches
+        no tool well."""
+        users = [text for role, text in turns if role == "user" and text.strip()]
+        threshold = (
+            self.min_score if self.min_score is not None else self.index.encoder.default_threshold
+        )
+        if len(users) < 2 or not matches or max(m.similarity for m in matches) >= threshold:
+            return None
+        return f"{users[-2].strip()}\n{users[-1].strip()}"
 
     def _by_name(self, text: str) -> list[NodeWithScore] | None:
         tool = self.mapping.obj_node_mapping.get(tool_node_id(text))
@@ -389,13 +326,14 @@ class _RouteNodeRetriever(BaseRetriever):
             return None
         return [NodeWithScore(node=self.mapping.to_node(tool), score=1.0)]
 
-    def _nodes(self, matches: list[RouteMatch]) -> list[NodeWithScore]:
+    def _nodes(self, matches: list[ToolMatch]) -> list[NodeWithScore]:
         by_id = self.mapping.obj_node_mapping
         nodes = []
         for match in matches:
-            if match.name is None:
+            floor = self.thresholds.get(match.name, self.min_score)
+            if floor is not None and match.similarity < floor:
                 continue
             tool = by_id.get(tool_node_id(match.name))
             if tool is not None:
-                nodes.append(NodeWithScore(node=self.mapping.to_node(tool), score=match.score))
+                nodes.append(NodeWithScore(node=self.mapping.to_node(tool), score=match.similarity))
         return nodes

@@ -4,17 +4,19 @@ import subprocess
 import sys
 
 import semrouter
-from semrouter import encoders
+from semrouter import encoders, tools
 
 
 def test_exported_names_match_all() -> None:
     public = {name for name in dir(semrouter) if not name.startswith("_")}
-    modules = {"cli", "encoders"}
+    modules = {"cli", "encoders", "tools"}
     assert public - modules - {"annotations"} <= set(semrouter.__all__) | {"TYPE_CHECKING", "Any"}
     for name in semrouter.__all__:
         assert getattr(semrouter, name) is not None
     for name in encoders.__all__:
         assert getattr(encoders, name) is not None
+    for name in tools.__all__:
+        assert getattr(tools, name) is not None
 
 
 def test_import_loads_no_framework_or_extra() -> None:

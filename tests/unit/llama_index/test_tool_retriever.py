@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +15,10 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.objects.base import ObjectRetriever
 from llama_index.core.tools import BaseTool, FunctionTool
-from qdrant_client import QdrantClient
 
 from llama_index_semrouter import SemRouterToolRetriever
-from llama_index_semrouter.retrievers import tool_node_id
-from semrouter import ConfigurationError, Encoder, FakeEncoder
+from llama_index_semrouter.retrievers import tool_node_id, tool_spec
+from semrouter import ConfigurationError, EncodeCache, Encoder, FakeEncoder, ToolIndex
 
 from .conftest import LoopGuardEncoder
 
@@ -61,10 +60,9 @@ EXAMPLES = {
 def make(
     encoder: Encoder, tools: Sequence[BaseTool] = TOOLS, **kwargs: Any
 ) -> SemRouterToolRetriever:
-    kwargs.setdefault("client", QdrantClient(":memory:"))
-    return SemRouterToolRetriever.from_defaults(
-        tools, encoder=encoder, utterances=EXAMPLES, **kwargs
-    )
+    """A retriever whose index has a cache of its own (the encoder's counts are the test's)."""
+    index = ToolIndex(encoder=encoder, cache=EncodeCache())
+    return SemRouterToolRetriever(tools, index, utterances=EXAMPLES, **kwargs)
 
 
 def names(tools: Sequence[BaseTool]) -> list[str | None]:
@@ -78,19 +76,33 @@ def test_is_an_object_retriever(fake_encoder: FakeEncoder) -> None:
     assert names(retriever.tools) == ["get_weather", "book_flight", "convert_currency"]
 
 
-async def test_retrieve_and_aretrieve_agree_under_the_threshold(fake_encoder: FakeEncoder) -> None:
-    retriever = make(fake_encoder)
+async def test_retrieve_and_aretrieve_agree_and_never_come_back_empty(
+    fake_encoder: FakeEncoder,
+) -> None:
+    retriever = make(fake_encoder, top_k=2)
     for query in ["will it rain tomorrow", "book a flight ticket", "zebra xylophone quantum"]:
-        assert names(retriever.retrieve(query)) == names(await retriever.aretrieve(query))
-    assert names(retriever.retrieve("will it rain tomorrow")) == ["get_weather"]
-    assert retriever.retrieve("zebra xylophone quantum") == []  # nothing passes: no tools
-
-
-def test_without_threshold_returns_the_best_top_k(fake_encoder: FakeEncoder) -> None:
-    retriever = make(fake_encoder, top_k=2, apply_threshold=False)
-    found = names(retriever.retrieve("zebra xylophone quantum"))
-    assert len(found) == 2
+        found = names(retriever.retrieve(query))
+        assert found == names(await retriever.aretrieve(query)) and len(found) == 2
     assert names(retriever.retrieve("will it rain tomorrow"))[0] == "get_weather"
+    # As ObjectIndex: a request close to no tool still gets the best top_k.
+    assert len(retriever.retrieve("zebra xylophone quantum")) == 2
+
+
+def test_abstains_only_when_asked(fake_encoder: FakeEncoder) -> None:
+    retriever = make(fake_encoder, top_k=3, min_score=0.3)
+    assert names(retriever.retrieve("will it rain tomorrow")) == ["get_weather"]
+    assert retriever.retrieve("zebra xylophone quantum") == []
+    strict = make(fake_encoder, top_k=3, thresholds={"get_weather": 1.0})
+    assert "get_weather" not in names(strict.retrieve("will it rain tomorrow"))
+
+
+def test_rank_gives_every_tool_with_its_scores(fake_encoder: FakeEncoder) -> None:
+    retriever = make(fake_encoder, top_k=1)
+    ranked = retriever.rank("will it rain tomorrow")
+    assert ranked[0].name == "get_weather" and len(ranked) == 3
+    assert ranked[0].scores["example"] > ranked[0].scores["description"]
+    nodes = retriever.retriever.retrieve("will it rain tomorrow")
+    assert nodes[0].score == ranked[0].similarity
 
 
 def test_one_embedding_call_per_message(fake_encoder: FakeEncoder) -> None:
@@ -112,8 +124,8 @@ def test_a_tool_name_returns_that_tool_without_embedding(fake_encoder: FakeEncod
 async def test_async_retrieval_never_encodes_on_the_loop(
     loop_guard_encoder: LoopGuardEncoder,
 ) -> None:
-    loop_guard_encoder.armed = False  # building the routes is sync work, before any query
-    retriever = make(loop_guard_encoder)
+    loop_guard_encoder.armed = False  # indexing the tools is sync work, before any query
+    retriever = make(loop_guard_encoder, top_k=1)
     loop_guard_encoder.armed = True
     loop_guard_encoder.async_calls = 0
     assert names(await retriever.aretrieve("will it rain tomorrow")) == ["get_weather"]
@@ -134,23 +146,23 @@ def test_node_ids_are_stable_across_processes() -> None:
     assert node.node.node_id == here
 
 
-def test_routes_persist_in_qdrant_between_runs(tmp_path: Path) -> None:
-    first = FakeEncoder()
-    make(first, path=tmp_path / "tools", client=None).close()
-    assert first.encoded_texts == 9  # three descriptions and six examples
-    second = FakeEncoder()
-    retriever = make(second, path=tmp_path / "tools", client=None)
-    assert second.encoded_texts == 0  # nothing re-embedded
-    assert names(retriever.retrieve("book a flight ticket")) == ["book_flight"]
+def test_retrievers_over_the_same_tools_share_their_vectors() -> None:
+    model_id = f"fake-{uuid.uuid4()}"  # a fingerprint no other test has filled the cache for
+    first = FakeEncoder(model_id=model_id)
+    SemRouterToolRetriever.from_defaults(TOOLS, encoder=first, utterances=EXAMPLES)
+    assert first.encoded_texts == 12  # 3 names, 3 descriptions, 6 examples (bare args: none)
+    second = FakeEncoder(model_id=model_id)
+    retriever = SemRouterToolRetriever.from_defaults(TOOLS, encoder=second, utterances=EXAMPLES)
+    assert second.encoded_texts == 0  # nothing re-embedded in the same process
+    assert names(retriever.retrieve("book a flight ticket"))[0] == "book_flight"
     assert second.encoded_texts == 1
-    retriever.close()
 
 
 def test_set_tools_is_incremental(fake_encoder: FakeEncoder) -> None:
     retriever = make(fake_encoder)
     fake_encoder.reset_counts()
-    report = retriever.set_tools(TOOLS[:2])
-    assert fake_encoder.encoded_texts == 0 and report.deleted > 0
+    retriever.set_tools(TOOLS[:2])
+    assert fake_encoder.encoded_texts == 0
     assert "convert_currency" not in names(retriever.retrieve("convert euros to dollars"))
 
 
@@ -159,6 +171,16 @@ def test_bad_tools(fake_encoder: FakeEncoder) -> None:
         make(fake_encoder, tools=[TOOLS[0], TOOLS[0]])
     with pytest.raises(ConfigurationError, match="top_k"):
         make(fake_encoder, top_k=0)
+    with pytest.raises(ConfigurationError, match="EncodeCache"):
+        SemRouterToolRetriever.from_defaults(TOOLS, encoder=fake_encoder, path="/tmp/x")
+    with pytest.raises(ConfigurationError, match="LlamaIndex tools"):
+        make(fake_encoder, tools=["not a tool"])  # type: ignore[list-item]
+
+
+def test_tool_spec_drops_the_signature_line_and_reads_arguments() -> None:
+    spec = tool_spec(TOOLS[0], ["is it sunny"])
+    assert spec.description == "The weather forecast for a city: rain, sun and temperature."
+    assert spec.arguments == {"city": ""} and spec.examples == ("is it sunny",)
 
 
 def recording_llm(offered: list[list[str]]) -> MockFunctionCallingLLM:
@@ -191,7 +213,7 @@ async def test_function_agent_is_offered_only_the_retrieved_tools(
     fake_encoder: FakeEncoder,
 ) -> None:
     offered: list[list[str]] = []
-    agent = FunctionAgent(tool_retriever=make(fake_encoder), llm=recording_llm(offered))
+    agent = FunctionAgent(tool_retriever=make(fake_encoder, top_k=1), llm=recording_llm(offered))
     CALLED.clear()
     result = await agent.run(user_msg="will it rain tomorrow in Paris")
     assert offered[0] == ["get_weather"]
