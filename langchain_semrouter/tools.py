@@ -301,6 +301,17 @@ class SemRouterToolSelector:
             return self.min_score
         return self.tool_index.encoder.default_threshold
 
+    def record_call(self, query: Any, tool_name: str) -> bool:
+        """Keep ``query``'s text as an example of ``tool_name`` (the seam for learning from
+        the agent's own tool calls): the request's vector comes from the index's request
+        cache, so a request that was ranked is not encoded again. Returns whether the
+        example was new; see :meth:`semrouter.ToolIndex.observe`."""
+        text = self._text(query)
+        if text is None:
+            return False
+        texts, vectors = self.tool_index.encode_request(text)
+        return self.tool_index.observe(tool_name, texts[0], vectors[0])
+
     # -- selection ------------------------------------------------------------------------------
     def _keep(self, prepared: _Prepared, ranked: list[ToolMatch]) -> list[Any]:
         threshold = self.min_score

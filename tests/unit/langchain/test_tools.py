@@ -269,3 +269,16 @@ def test_tool_spec_reads_name_arguments_and_examples() -> None:
     assert spec.name == "getStockPrice" and spec.arguments == {"ticker": ""}
     assert spec.examples == ("how is AAPL doing", "price of tesla")
     assert tool_spec(getStockPrice).texts()[0] == ("name", "get stock price")
+
+
+def test_record_call_keeps_the_request_as_an_example_without_encoding(
+    fake_encoder: FakeEncoder,
+) -> None:
+    selector = _selector(fake_encoder, max_tools=1)
+    request = [HumanMessage("my cat needs a checkup")]
+    selector.select(request, TOOLS)
+    fake_encoder.reset_counts()
+    assert selector.record_call(request, "search_veterinary")
+    assert fake_encoder.encoded_texts == 0  # the ranked request's vector is reused
+    assert selector.tool_index.examples("search_veterinary") == ["my cat needs a checkup"]
+    assert [t.name for t in selector.select(request, TOOLS)] == ["search_veterinary"]
