@@ -24,7 +24,9 @@ class EncodeCache:
     """A bounded, thread-safe map ``(encoder fingerprint, text) -> vector``.
 
     Args:
-        max_texts: the most vectors kept (least recently used go first).
+        max_texts: the most vectors kept (least recently used go first; 100,000 vectors of
+            384 floats take 150 MB). An index keeps its own tools' vectors, so an evicted
+            text costs an encoding only when a tool that uses it is indexed again.
 
     Example:
         >>> from semrouter import FakeEncoder
@@ -38,7 +40,7 @@ class EncodeCache:
     _shared: EncodeCache | None = None
     _shared_lock = threading.Lock()
 
-    def __init__(self, max_texts: int = 200_000) -> None:
+    def __init__(self, max_texts: int = 100_000) -> None:
         if max_texts < 1:
             raise ConfigurationError("max_texts must be at least 1")
         self.max_texts = max_texts
@@ -94,23 +96,22 @@ class EncodeCache:
         todo = self.missing(encoder, texts)
         if todo:
             self.put(encoder, todo, encoder.encode(todo))
-        return self._rows(encoder, texts, todo)
+        return self._rows(encoder, texts)
 
     async def aencode(self, encoder: Encoder, texts: Sequence[str]) -> Vectors:
         """Asynchronous :meth:`encode` (the encoder's async path)."""
         todo = self.missing(encoder, texts)
         if todo:
             self.put(encoder, todo, await encoder.aencode(todo))
-        return self._rows(encoder, texts, todo)
+        return self._rows(encoder, texts)
 
     def clear(self) -> None:
         """Forget every vector."""
         with self._lock:
             self._vectors.clear()
 
-    def _rows(self, encoder: Encoder, texts: Sequence[str], fresh: list[str]) -> Vectors:
+    def _rows(self, encoder: Encoder, texts: Sequence[str]) -> Vectors:
         try:
             return self.get(encoder, texts)
-        except KeyError:  # evicted between put and get (a cache smaller than one batch)
-            vectors = encoder.encode([t for t in texts])
-            return vectors
+        except KeyError:  # evicted before it was read (more texts than the cache holds)
+            return encoder.encode(list(texts))
