@@ -20,7 +20,7 @@ from typing import Any, Literal, NoReturn
 import numpy as np
 
 from ._collection import RouteCollection, Version
-from ._edge_store import StoreMode
+from ._decisions import Decision, DecisionLog, LogOptions, read_decisions
 from ._evaluation import EvaluationReport
 from ._exceptions import (
     ConfigurationError,
@@ -36,8 +36,8 @@ from ._exceptions import (
 from ._feedback import Feedback
 from ._fitting import FitSettings, FitSource, Progress
 from ._index import RouteIndex, SyncReport
-from ._location import QdrantLocation
 from ._options import Aggregation, Hybrid, RouterOptions, SearchMode
+from ._review import Review, review
 from ._routes import Route, RouteMatch, check_text, validate_routes
 from ._routeset import (
     Calibration,
@@ -58,6 +58,8 @@ from ._routestore import (
 )
 from ._scorer import candidates_wanted, route_similarities, score_and_decide, with_blanks
 from ._selftrain import own_route_scores, self_train
+from ._stores._edge import StoreMode
+from ._stores._location import QdrantLocation
 from ._telemetry import routing_span
 from .encoders import Encoder, Vectors
 
@@ -173,6 +175,7 @@ class SemanticRouter:
         self._refresh_interval = refresh_interval
         self._next_refresh = 0.0
         self._learning: threading.Thread | None = None
+        self._log: DecisionLog | None = None  # log_decisions()
         self._options = _options(
             options,
             threshold=threshold,
@@ -519,19 +522,41 @@ class SemanticRouter:
             >>> router.examples()
             {'shipping': ['the package never arrived']}
         """
-        (text,) = self._check([request])
-        if route is not None and route not in self._state.position:
-            self.refresh()  # another process may have added it
-            if route not in self._state.position:
-                raise RouteNotFoundError(f"no route named {route!r}")
+        self.feedback_many([request], [route], vectors=None if vector is None else [vector])
+
+    def feedback_many(
+        self,
+        requests: Sequence[str],
+        routes: Sequence[str | None],
+        *,
+        vectors: Vectors | Sequence[Vectors] | None = None,
+    ) -> None:
+        """:meth:`feedback` for many requests in one revision (a labelled review file, a
+        day of thumbs-down clicks): ``routes[i]`` for ``requests[i]``."""
+        texts = self._check(requests)
+        labels = list(routes)
+        if len(labels) != len(texts):
+            raise ConfigurationError(f"got {len(texts)} requests but {len(labels)} routes")
+        unknown = {r for r in labels if r is not None and r not in self._state.position}
+        if unknown:
+            self.refresh()  # another process may have added them
+            unknown = {r for r in unknown if r not in self._state.position}
+            if unknown:
+                raise RouteNotFoundError(f"no route named {sorted(unknown)[0]!r}")
         given: dict[str, Any] = {}
-        if vector is not None and route is not None:
-            given[text] = _query_matrix(vector, self.encoder)[0]
+        if vectors is not None:
+            matrix = _query_matrix(np.vstack(list(vectors)), self.encoder)
+            if len(matrix) != len(texts):
+                raise QueryTypeError(f"got {len(matrix)} vectors but {len(texts)} requests")
+            given = dict(zip(texts, matrix))
 
         def edit(feedback: Feedback) -> Feedback:
-            if route is None:
-                return feedback.with_negative(text)
-            return feedback.with_example(route, text)
+            for text, route in zip(texts, labels):
+                if route is None:
+                    feedback = feedback.with_negative(text)
+                else:
+                    feedback = feedback.with_example(route, text)
+            return feedback
 
         self._commit_feedback(edit, given)
 
@@ -562,6 +587,45 @@ class SemanticRouter:
             if version is not None:
                 self._publish_version(version)
                 self._learn()
+
+    # -- the decision log and review ----------------------------------------------------------
+    def log_decisions(
+        self,
+        *,
+        sample: float = 0.05,
+        margin: float = 0.05,
+        max_entries: int = 10_000,
+        keep_text: bool = True,
+    ) -> None:
+        """Keep routing decisions in Qdrant beside the route set (``_decisions.py``): every
+        abstention and low-margin decision, ``sample`` of the rest; written off the request
+        path; ``keep_text=False`` stores a hash instead of the request. Called again, it
+        changes the options; :meth:`close` stops it."""
+        options = LogOptions(sample, margin, max_entries, keep_text)
+        with self._lock:
+            if self._log is not None:
+                self._log.options = options
+                return
+            self._log = DecisionLog(
+                self._location, self.collection, self.encoder.dimension, options,
+                tenant=self.tenant,
+            )  # fmt: skip
+
+    def decisions(self, *, with_vectors: bool = False) -> list[Decision]:
+        """Every logged decision of this route set, oldest first: all replicas' on a server,
+        all processes' on an embedded folder."""
+        if self._log is not None:
+            self._log.flush()
+        return read_decisions(
+            self._location, self.collection, tenant=self.tenant, own=self._log,
+            with_vectors=with_vectors,
+        )  # fmt: skip
+
+    def review(self, *, limit: int = 50, similarity: float = 0.7) -> Review:
+        """The logged decisions most worth a human look, and routes the traffic asks for
+        (abstained requests within ``similarity`` of each other; ``_review.py``); label them
+        and apply them with :meth:`feedback_many`."""
+        return review(self.decisions(with_vectors=True), limit=limit, similarity=similarity)
 
     def tenants(self) -> list[str]:
         """The tenants whose route sets this collection stores."""
@@ -878,7 +942,7 @@ class SemanticRouter:
             encoded = time.perf_counter()
             found = self._run(matrix, limit, apply_threshold, one, items)
             encode_s = encoded - started if vectors is None else 0.0  # given: not encoded
-            self._observe(span, found, one, items, encode_s, encoded)
+            self._observe(span, found, one, items, encode_s, encoded, matrix)
             return found
 
     async def _acall(
@@ -901,7 +965,7 @@ class SemanticRouter:
             encoded = time.perf_counter()
             found = await self._arun(matrix, limit, apply_threshold, one, items)
             encode_s = encoded - started if vectors is None else 0.0  # given: not encoded
-            self._observe(span, found, one, items, encode_s, encoded)
+            self._observe(span, found, one, items, encode_s, encoded, matrix)
             return found
 
     def _observe(
@@ -912,7 +976,11 @@ class SemanticRouter:
         texts: list[str] | None,
         encode_s: float,
         encoded: float,
+        vectors: Vectors,
     ) -> None:
+        log = self._log
+        if log is not None and one:  # route()-style decisions (top_routes is a ranking)
+            log.offer(texts, vectors, [m[0] for m in found], self.revision)
         span.observe(
             [m[0] for m in found] if one else found,
             candidates=self._state.options.candidates,
@@ -1219,6 +1287,9 @@ class SemanticRouter:
             running.join()
         with self._lock:
             collection, self._collection = self._collection, None
+            log, self._log = getattr(self, "_log", None), None
+            if log is not None:
+                log.close()
             if collection is not None:
                 collection.close()
 

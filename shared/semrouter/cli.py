@@ -5,6 +5,7 @@
     semrouter info router.yaml          # routes, encoder, where the index lives, calibration
     semrouter import router.json -o router.yaml   # from semantic-router 0.x/1.x or RedisVL
     semrouter fit | eval | calibrate | report ...  # labelled data: _cli_quality, _cli_ops
+    semrouter review | feedback ...     # the decision log and labelled feedback: _cli_review
 
 ``route`` prints one JSON object per text, one per line (JSON Lines), whatever ``--limit``:
 the best match's fields (``name``, ``None`` when no route matched, ``score``, ``scores``,
@@ -133,8 +134,10 @@ def _add_quality_commands(commands: argparse._SubParsersAction[argparse.Argument
         return
     add_commands(commands)
     from ._cli_ops import add_commands as add_ops
+    from ._cli_review import add_commands as add_review
 
     add_ops(commands)
+    add_review(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -102,3 +102,18 @@ def test_bad_feedback_is_refused(tmp_path: Path) -> None:
         ):
             reader.feedback(REQUEST, "shipping")
         assert router.examples() == {}
+
+
+def test_many_requests_are_fed_back_in_one_revision() -> None:
+    encoder = FakeEncoder()
+    with SemanticRouter(ROUTES, encoder=encoder) as router:
+        revision = router.revision
+        texts = [REQUEST, "money please return it", "tell me a joke"]
+        vectors = encoder.encode(texts)
+        encoded = encoder.encoded_texts
+        router.feedback_many(texts, ["shipping", "refunds", None], vectors=vectors)
+        assert router.revision == revision + 1 and encoder.encoded_texts == encoded
+        assert router.examples() == {"shipping": [REQUEST], "refunds": ["money please return it"]}
+        assert router.negatives == ["tell me a joke"]
+        with pytest.raises(RouteNotFoundError):
+            router.feedback_many(["x y"], ["nope"])
