@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError
-from ._base import Encoder, Vectors
+from ._base import CacheInfo, Encoder, Vectors
 from ._fake import FakeEncoder
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._openai import OpenAIEncoder
 
 __all__ = [
+    "CacheInfo",
     "Encoder",
     "FakeEncoder",
     "LocalEncoder",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -12,8 +13,10 @@ import numpy as np
 import numpy.typing as npt
 
 from .._exceptions import EncoderError, QueryTypeError
+from ._cache import CacheInfo, QueryCache, check_cache_size
+from ._coalesce import Coalescer, check_coalesce_ms
 
-__all__ = ["Encoder", "Vectors"]
+__all__ = ["CacheInfo", "Encoder", "Vectors"]
 
 Vectors = npt.NDArray[np.float32]
 
@@ -29,6 +32,11 @@ class Encoder(ABC):
 
     The :attr:`fingerprint` is stored in every Qdrant collection the encoder fills: a router
     refuses to reuse a collection whose vectors came from another model or dimension.
+
+    Serving options, for every encoder (and so every router and adapter using it):
+    :attr:`cache_size` (an exact repeated request skips the model; 0 turns it off) and
+    :attr:`coalesce_ms` (requests that arrive together from many threads or tasks are encoded
+    as one batch; ``None``, the default, turns it off).
 
     Example:
         >>> from semrouter.encoders import FakeEncoder
@@ -50,6 +58,8 @@ class Encoder(ABC):
     #: The ``type`` key written to config files; ``None`` for encoders that cannot be rebuilt
     #: from a config file (the caller passes them again when loading).
     config_type: ClassVar[str | None] = None
+    #: Query vectors kept by default (LRU, per encoder); 0: no cache. See :attr:`cache_size`.
+    default_cache_size: ClassVar[int] = 1024
 
     @property
     def threshold_declared(self) -> bool:
@@ -96,22 +106,151 @@ class Encoder(ABC):
     _aencode_batch = aencode_batch  # the 0.1 spelling, for subclasses that call super()
 
     def encode(self, texts: Sequence[str]) -> Vectors:
-        """Embed ``texts`` in batches; returns an L2-normalised ``(n, dimension)`` float32 array."""
+        """Embed ``texts`` in batches; returns an L2-normalised ``(n, dimension)`` float32 array.
+
+        Texts found in the query cache are not encoded again; with :attr:`coalesce_ms` set, a
+        small call waits for (at most) one shared batch with other callers' texts.
+        """
         items = _as_list(texts)
-        parts = [
-            self._finish(self.encode_batch(batch), len(batch))
-            for batch in _batches(items, self.batch_size)
-        ]
-        return self._join(parts)
+        cache = self._serving_cache()
+        found = cache.get_many(self.fingerprint, items) if cache is not None and items else None
+        todo = _missing(items, found)
+        if not todo:
+            return _assemble(items, found, todo, None, self.dimension)
+        coalescer = self._coalescer(len(todo))
+        fresh = coalescer.submit(todo).result() if coalescer else self._encode_now(todo)
+        return self._keep(cache, items, found, todo, fresh)
 
     async def aencode(self, texts: Sequence[str]) -> Vectors:
-        """Asynchronous :meth:`encode`."""
+        """Asynchronous :meth:`encode` (the event loop is never blocked on the model)."""
         items = _as_list(texts)
-        parts = [
-            self._finish(await self.aencode_batch(batch), len(batch))
-            for batch in _batches(items, self.batch_size)
-        ]
-        return self._join(parts)
+        cache = self._serving_cache()
+        found = cache.get_many(self.fingerprint, items) if cache is not None and items else None
+        todo = _missing(items, found)
+        if not todo:
+            return _assemble(items, found, todo, None, self.dimension)
+        coalescer = self._coalescer(len(todo))
+        if coalescer is not None:
+            fresh = await asyncio.wrap_future(coalescer.submit(todo))
+        else:
+            fresh = self._join(
+                [
+                    self._finish(await self.aencode_batch(batch), len(batch))
+                    for batch in _batches(todo, self.batch_size)
+                ]
+            )
+        return self._keep(cache, items, found, todo, fresh)
+
+    # -- serving options -----------------------------------------------------------------------
+    @property
+    def cache_size(self) -> int:
+        """How many query vectors this encoder keeps (least recently used go first); 0: none.
+
+        A text is looked up with the encoder's :attr:`fingerprint`, so an exact repeated
+        request ("hi", "thanks", the same FAQ) skips the model. Calls of up to
+        :attr:`batch_size` texts (requests) are kept; bigger ones (a route set's utterances)
+        are looked up but not kept, so they do not push the requests out. Default:
+        :attr:`default_cache_size`. Setting it resizes the cache; 0 turns it off.
+        """
+        cache = self.__dict__.get("_query_cache")
+        if isinstance(cache, QueryCache):
+            return cache.max_size
+        size = self.__dict__.get("_cache_size", type(self).default_cache_size)
+        return int(size)
+
+    @cache_size.setter
+    def cache_size(self, value: int) -> None:
+        size = check_cache_size(value)
+        with _serving_lock:
+            cache = self.__dict__.get("_query_cache")
+            if isinstance(cache, QueryCache):
+                cache.resize(size)
+            self.__dict__["_cache_size"] = size
+
+    def cache_info(self) -> CacheInfo:
+        """Hits, misses, current and maximum size of the query cache."""
+        cache = self.__dict__.get("_query_cache")
+        if isinstance(cache, QueryCache):
+            return cache.info()
+        return CacheInfo(0, 0, 0, self.cache_size)
+
+    def cache_clear(self) -> None:
+        """Forget every cached query vector (and the hit counts)."""
+        cache = self.__dict__.get("_query_cache")
+        if isinstance(cache, QueryCache):
+            cache.clear()
+
+    @property
+    def coalesce_ms(self) -> float | None:
+        """Coalescing of concurrent requests: ``None`` (the default) is off; a number turns it
+        on and bounds, in milliseconds, how long a request waits for others to share its batch.
+
+        A request that finds the encoder idle is encoded at once (a lone caller does not wait);
+        while batches are running, requests queue and the next batch starts when
+        :attr:`batch_size` texts are queued or ``coalesce_ms`` after the first. Only calls of
+        fewer than :attr:`batch_size` texts are coalesced.
+        """
+        return self.__dict__.get("_coalesce_ms")
+
+    @coalesce_ms.setter
+    def coalesce_ms(self, value: float | None) -> None:
+        wait = check_coalesce_ms(value)
+        with _serving_lock:
+            self.__dict__["_coalesce_ms"] = wait
+            coalescer = self.__dict__.get("_coalescer_obj")
+            if wait is None:
+                self.__dict__.pop("_coalescer_obj", None)
+            elif isinstance(coalescer, Coalescer):
+                coalescer.wait_s = wait / 1000.0
+
+    def _serving_cache(self) -> QueryCache | None:
+        cache = self.__dict__.get("_query_cache")
+        if isinstance(cache, QueryCache):
+            return cache if cache.max_size else None
+        if not self.cache_size:
+            return None
+        with _serving_lock:
+            cache = self.__dict__.get("_query_cache")
+            if not isinstance(cache, QueryCache):
+                cache = self.__dict__["_query_cache"] = QueryCache(self.cache_size)
+        return cache
+
+    def _coalescer(self, count: int) -> Coalescer | None:
+        wait = self.__dict__.get("_coalesce_ms")
+        if wait is None or count >= self.batch_size:
+            return None
+        coalescer = self.__dict__.get("_coalescer_obj")
+        if isinstance(coalescer, Coalescer):
+            return coalescer
+        with _serving_lock:
+            coalescer = self.__dict__.get("_coalescer_obj")
+            if not isinstance(coalescer, Coalescer):
+                coalescer = Coalescer(
+                    self._encode_now, wait_s=wait / 1000.0, max_texts=self.batch_size
+                )
+                self.__dict__["_coalescer_obj"] = coalescer
+        return coalescer
+
+    def _encode_now(self, texts: list[str]) -> Vectors:
+        """The model itself: :meth:`encode_batch` by :attr:`batch_size`, checked, normalised."""
+        return self._join(
+            [
+                self._finish(self.encode_batch(batch), len(batch))
+                for batch in _batches(texts, self.batch_size)
+            ]
+        )
+
+    def _keep(
+        self,
+        cache: QueryCache | None,
+        items: list[str],
+        found: list[Vectors | None] | None,
+        todo: list[str],
+        fresh: Vectors,
+    ) -> Vectors:
+        if cache is not None and len(items) <= self.batch_size:
+            cache.put_many(self.fingerprint, todo, fresh)
+        return _assemble(items, found, todo, fresh, self.dimension)
 
     def to_config(self) -> dict[str, Any]:
         """A spec that :func:`semrouter.encoders.encoder_from_config` rebuilds; never secrets."""
@@ -140,6 +279,33 @@ class Encoder(ABC):
         if not parts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+
+_serving_lock = threading.Lock()  # creates an encoder's cache or coalescer once
+
+
+def _missing(items: list[str], found: list[Vectors | None] | None) -> list[str]:
+    """The distinct texts to encode, in first-seen order (all of them without a cache)."""
+    if found is None:
+        return items
+    return list(dict.fromkeys(t for t, row in zip(items, found) if row is None))
+
+
+def _assemble(
+    items: list[str],
+    found: list[Vectors | None] | None,
+    todo: list[str],
+    fresh: Vectors | None,
+    dimension: int,
+) -> Vectors:
+    """One new row per item: cached rows copied in, the others from ``fresh``."""
+    if found is None or (fresh is not None and len(todo) == len(items)):
+        return fresh if fresh is not None else np.zeros((0, dimension), dtype=np.float32)
+    out = np.empty((len(items), dimension), dtype=np.float32)
+    position = {text: i for i, text in enumerate(todo)}
+    for i, (text, row) in enumerate(zip(items, found)):
+        out[i] = row if row is not None else fresh[position[text]]  # type: ignore[index]
+    return out
 
 
 def _as_list(texts: Sequence[str]) -> list[str]:

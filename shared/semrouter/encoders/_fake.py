@@ -23,7 +23,7 @@ class FakeEncoder(Encoder):
 
     Texts that share words get similar vectors, so routing behaves sensibly in tests, and
     :attr:`encoded_texts` counts every text ever encoded, so tests can assert that nothing was
-    re-encoded.
+    re-encoded (its query cache is off unless :attr:`cache_size` is set).
 
     Example:
         >>> enc = FakeEncoder(dimension=16)
@@ -34,6 +34,8 @@ class FakeEncoder(Encoder):
 
     config_type: ClassVar[str | None] = "fake"
     default_threshold = 0.3
+    # It counts what it encodes for tests: no query cache unless a test sets cache_size.
+    default_cache_size: ClassVar[int] = 0
 
     def __init__(self, dimension: int = 64, *, model_id: str = "fake-bow") -> None:
         if dimension < 2:

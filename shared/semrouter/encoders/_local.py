@@ -49,6 +49,9 @@ class LocalEncoder(Encoder):
         model_id: the fingerprinted name; required with a custom model.
         threads: ONNX Runtime intra-op threads (default: all cores).
         max_tokens: truncation length in tokens.
+        cache_size: query vectors kept for repeated requests (default 1024; 0: no cache).
+        coalesce_ms: encode concurrent requests as one batch, waiting at most this long for
+            others (default ``None``: off). See :attr:`Encoder.coalesce_ms`.
 
     A loaded model costs about 100 MB and 0.5 s: :meth:`shared` hands out one encoder per
     model per process (what the LangChain and LlamaIndex components use by default). An encoder
@@ -79,7 +82,12 @@ class LocalEncoder(Encoder):
         model_id: str | None = None,
         threads: int | None = None,
         max_tokens: int = _MAX_TOKENS,
+        cache_size: int | None = None,
+        coalesce_ms: float | None = None,
     ) -> None:
+        if cache_size is not None:
+            self.cache_size = cache_size
+        self.coalesce_ms = coalesce_ms
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -182,7 +190,17 @@ class LocalEncoder(Encoder):
         if self._custom_paths is not None:
             options["model_path"], options["tokenizer_path"] = self._custom_paths
             options["model_id"] = self.model_id
+        options.update(self._serving_options())
         return (_unpickle, (options,))
+
+    def _serving_options(self) -> dict[str, Any]:
+        """The serving options that differ from the defaults (saved and pickled)."""
+        options: dict[str, Any] = {}
+        if self.cache_size != self.default_cache_size:
+            options["cache_size"] = self.cache_size
+        if self.coalesce_ms is not None:
+            options["coalesce_ms"] = self.coalesce_ms
+        return options
 
     def encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
         return self._run(texts)
@@ -215,6 +233,7 @@ class LocalEncoder(Encoder):
             config["model_path"], config["tokenizer_path"] = self._custom_paths
         if self.max_tokens != _MAX_TOKENS:
             config["max_tokens"] = self.max_tokens
+        config.update(self._serving_options())
         return config
 
 
@@ -223,6 +242,8 @@ _shared_lock = threading.Lock()
 
 
 def _unpickle(options: dict[str, Any]) -> LocalEncoder:
+    if "cache_size" in options or "coalesce_ms" in options:  # not the process-wide one's
+        return LocalEncoder(**options)
     return LocalEncoder.shared(**options)
 
 

@@ -61,6 +61,7 @@ def test_public_names_are_pinned() -> None:
     }
     assert sorted(encoders.__all__) == sorted(
         [
+            "CacheInfo",
             "Encoder",
             "FakeEncoder",
             "LocalEncoder",
