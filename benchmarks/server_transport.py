@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import AsyncQdrantClient, QdrantClient
 
-from semrouter._location import QdrantLocation
+from semrouter._stores._location import QdrantLocation
 from semrouter._stores import ClientStore, Store
 
 ROUNDS = 7

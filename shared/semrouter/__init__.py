@@ -46,12 +46,12 @@ from ._exceptions import (
 from ._gate import GateExample, GateReport, GateRoute, gate
 from ._importers import ImportResult, import_qdrant_collection, import_router
 from ._index import SyncReport
-from ._location import QdrantLocation
 from ._options import RouterOptions
 from ._router import SemanticRouter, StaleCalibrationWarning
 from ._routes import Route, RouteMatch
 from ._routeset import Calibration
 from ._routestore import RouteSetId
+from ._stores._location import QdrantLocation
 from ._telemetry import configure_telemetry
 from .encoders import Encoder, FakeEncoder
 from .tools import EncodeCache, ToolIndex, ToolMatch, ToolOptions, ToolSpec

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ._exceptions import ConfigurationError
-from ._location import QdrantLocation
 from ._router import SemanticRouter
+from ._stores._location import QdrantLocation
 
 __all__ = ["add_commands", "load_detached", "run_gate"]
 

@@ -26,11 +26,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._exceptions import ConfigurationError
-from ._location import QdrantLocation, check_folder
 from ._options import RouterOptions
 from ._routes import Route, validate_routes
 from ._routeset import Calibration
 from ._safe_files import MAX_FILE_BYTES, read_text_file, refuse_links, write_atomic
+from ._stores._location import QdrantLocation, check_folder
 from .encoders import encoder_from_config
 
 __all__ = [

@@ -45,7 +45,7 @@ from ._exceptions import ConfigurationError
 from ._feedback import Feedback
 from ._routes import Route
 from ._routeset import Calibration, Learned
-from ._stores import NAMESPACE, Store, _meta_vector
+from ._stores._base import NAMESPACE, Store, _meta_vector
 
 __all__ = [
     "DOC_KEY",

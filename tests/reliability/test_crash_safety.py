@@ -67,7 +67,7 @@ _CHILD = (
         """
     import json, os, signal, sys, time
     import qdrant_edge
-    import semrouter._stores as stores
+    import semrouter._stores._edge as stores  # the batch size EdgeStore writes with
     from semrouter import FakeEncoder, Route, SemanticRouter
 
     path, kill_at, routes_json = sys.argv[1], sys.argv[2], sys.argv[3]

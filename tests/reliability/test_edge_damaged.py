@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from semrouter import FakeEncoder, Route, SemanticRouter
-from semrouter._edge_files import SNAPSHOT_FILE, read_snapshot
+from semrouter._stores._edge_files import SNAPSHOT_FILE, read_snapshot
 from semrouter._exceptions import ConfigurationError, StoreDamagedError
 from semrouter._stores import EdgeStore
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from semrouter import FakeEncoder, Route, SemanticRouter
-from semrouter import _edge_files as edge_files
+from semrouter._stores import _edge_files as edge_files
 from semrouter._exceptions import StorageFullError
 
 CHILD = Path(__file__).with_name("edge_child.py")

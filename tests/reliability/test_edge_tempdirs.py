@@ -13,13 +13,13 @@ import textwrap
 from pathlib import Path
 
 from semrouter import FakeEncoder, Route, SemanticRouter
-from semrouter._edge_lock import TempFolder, _ram_dir, sweep_temp_folders
+from semrouter._stores._edge_lock import TempFolder, _ram_dir, sweep_temp_folders
 
 REPO = Path(__file__).resolve().parents[2]
 
 OWNER = """
 import sys
-from semrouter._edge_lock import TempFolder
+from semrouter._stores._edge_lock import TempFolder
 folder = TempFolder()
 print(folder.path, flush=True)
 sys.stdin.readline()

@@ -32,7 +32,7 @@ from semrouter import (
     StoreDamagedError,
     import_router,
 )
-from semrouter._edge_files import (
+from semrouter._stores._edge_files import (
     DIRTY_FILE,
     MARKER_FILE,
     mark_dirty,

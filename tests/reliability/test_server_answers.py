@@ -29,7 +29,7 @@ from semrouter import (
     SemRouterError,
 )
 from semrouter._exceptions import BackendError
-from semrouter._location import QdrantLocation
+from semrouter._stores._location import QdrantLocation
 
 KEY = "qdrant-secret-key-0123456789abcdef"
 ROUTES = [Route("greet", ["hello there"]), Route("bye", ["goodbye now"])]

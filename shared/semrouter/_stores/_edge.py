@@ -22,19 +22,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import _edge_files as files
-from . import _edge_mirror as mirror
-from ._edge_lock import TempFolder, WriterLock, read_holder, writer_alive
-from ._edge_reader import SnapshotReader
-from ._exceptions import (
+from .._exceptions import (
     ConfigurationError,
     ReadOnlyRouterError,
     RouterLockedError,
     SemRouterError,
     StoreDamagedError,
 )
-from ._lexical import SPARSE_NAME, sparse_query
-from ._stores import (
+from .._lexical import SPARSE_NAME, sparse_query
+from . import _edge_files as files
+from . import _edge_mirror as mirror
+from ._base import (
     _SCROLL_PAGE,
     _WRITE_BATCH,
     META_ID,
@@ -48,6 +46,8 @@ from ._stores import (
     _stack,
     payload_sparse,
 )
+from ._edge_lock import TempFolder, WriterLock, read_holder, writer_alive
+from ._edge_reader import SnapshotReader
 
 __all__ = ["EdgeStore", "StoreMode"]
 

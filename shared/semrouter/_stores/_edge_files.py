@@ -41,14 +41,14 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._exceptions import (
+from .._exceptions import (
     ReadOnlyRouterError,
     RouterLockedError,
     SemRouterError,
     StorageFullError,
     StoreDamagedError,
 )
-from ._safe_files import NOFOLLOW, open_regular, read_regular_file, write_atomic
+from .._safe_files import NOFOLLOW, open_regular, read_regular_file, write_atomic
 
 logger = logging.getLogger("semrouter")
 

@@ -23,9 +23,9 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from .._exceptions import RouterLockedError, StoreDamagedError
+from .._safe_files import NOFOLLOW, read_regular_file
 from ._edge_files import LOCK_FILE, os_failure
-from ._exceptions import RouterLockedError, StoreDamagedError
-from ._safe_files import NOFOLLOW, read_regular_file
 
 __all__ = ["TempFolder", "WriterLock", "read_holder", "sweep_temp_folders", "writer_alive"]
 

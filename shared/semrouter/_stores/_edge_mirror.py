@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._exceptions import ConfigurationError, StoreDamagedError
 from . import _edge_files as files
+from ._base import META_ID, META_KEY, _plain_vector, same_payload
 from ._edge_reader import unit_rows
-from ._exceptions import ConfigurationError, StoreDamagedError
-from ._stores import META_ID, META_KEY, _plain_vector, same_payload
 
 __all__ = [
     "Mirror",

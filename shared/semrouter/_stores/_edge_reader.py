@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._exceptions import ReadOnlyRouterError, StoreDamagedError
+from .._search import exact_search
 from . import _edge_files as files
+from ._base import META_ID, META_KEY, Hit, StoredPoint
 from ._edge_lock import writer_alive
-from ._exceptions import ReadOnlyRouterError, StoreDamagedError
-from ._search import exact_search
-from ._stores import META_ID, META_KEY, Hit, StoredPoint
 
 __all__ = ["SnapshotReader"]
 

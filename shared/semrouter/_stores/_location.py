@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
 
-from ._deadline import deadline_transports
-from ._exceptions import (
+from .._deadline import deadline_transports
+from .._exceptions import (
     ConfigurationError,
     ReadOnlyRouterError,
     SemRouterError,
@@ -34,7 +34,9 @@ from ._exceptions import (
     redact_url,
     register_secret,
 )
-from ._stores import ClientStore, EdgeStore, Store
+from ._base import Store
+from ._client import ClientStore
+from ._edge import EdgeStore
 
 __all__ = ["QdrantLocation", "resolve_config_path"]
 

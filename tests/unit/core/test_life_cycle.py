@@ -23,8 +23,8 @@ from semrouter import (
     SemanticRouter,
     StorageFullError,
 )
-from semrouter._edge_lock import WriterLock
-from semrouter._edge_store import EdgeStore
+from semrouter._stores._edge_lock import WriterLock
+from semrouter._stores._edge import EdgeStore
 
 ROUTES = [
     Route("greet", ["hello there", "hi how are you"]),

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semrouter._edge_files import SNAPSHOT_FILE
+from semrouter._stores._edge_files import SNAPSHOT_FILE
 from semrouter._exceptions import ReadOnlyRouterError
 from semrouter._index import point_id
 from semrouter._stores import META_ID, EdgeStore
