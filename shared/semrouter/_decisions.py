@@ -169,10 +169,13 @@ class DecisionLog:
             self._open()  # a forked child logs to its own collection, with its own thread
         options = self.options
         for text, vector, match in zip(texts, vectors, matches):
-            entry = _decision(match, text, options.keep_text, self.tenant, revision)
-            close = entry["margin"] is not None and entry["margin"] < options.margin
-            if match.name is None or close or self._draw.random() < options.sample:
-                self._queue.put((str(uuid.uuid4()), np.asarray(vector, np.float32), entry))
+            keep = match.name is None or self._draw.random() < options.sample
+            if not keep and len(match.scores) > 1:  # a close call? (scores are best first)
+                scores = iter(match.scores.values())
+                keep = next(scores) - next(scores) < options.margin
+            if keep:  # only kept decisions pay for their record
+                entry = _decision(match, text, options.keep_text, self.tenant, revision)
+                self._queue.put((str(uuid.uuid4()), np.array(vector, np.float32), entry))
 
     def flush(self) -> None:
         """Write what is queued now (tests, shutdown)."""

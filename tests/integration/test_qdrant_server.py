@@ -141,3 +141,42 @@ def test_a_tenants_qdrant_search_is_not_crowded_out(collection: str) -> None:
     assert mine.route("book a flight to paris please").name == "flights"
     other.close()
     mine.close()
+
+
+def test_concurrent_writers_on_a_server_lose_nothing(collection: str) -> None:
+    """Replicas writing at once: the conditional update of the head keeps every change."""
+    import threading
+
+    options = {"encoder": FakeEncoder(), "url": URL, "api_key": KEY, "collection": collection}
+    SemanticRouter(ROUTES, **options).close()  # type: ignore[arg-type]
+    errors: list[BaseException] = []
+
+    def write(me: int) -> None:
+        with SemanticRouter.open(**options) as router:  # type: ignore[arg-type]
+            for i in range(15):
+                try:
+                    router.add(Route(f"r{me}-{i}", [f"utterance {me} {i}"]))
+                except BaseException as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with SemanticRouter.open(**options) as router:  # type: ignore[arg-type]
+        assert len(router.routes) == 2 + 45 and router.revision == 1 + 45
+
+
+def test_a_server_follower_sees_a_deleted_and_re_created_route_set(collection: str) -> None:
+    options = {"encoder": FakeEncoder(), "url": URL, "api_key": KEY, "collection": collection}
+    with (
+        SemanticRouter(ROUTES, **options) as writer,  # type: ignore[arg-type]
+        SemanticRouter.open(**options) as reader,  # type: ignore[arg-type]
+    ):
+        writer.delete_route_set()
+        assert reader.refresh() and reader.routes == [] and reader.identity is None
+        writer.add(ROUTES[0])
+        assert reader.refresh() and reader.route_names == ["flights"]
+        assert reader.identity == writer.identity and writer.revision == 1

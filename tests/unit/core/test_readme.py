@@ -59,3 +59,12 @@ def section_output(title: str) -> str:
 
 def test_hybrid_section_prints_what_it_says() -> None:
     assert section_output("## Hybrid routing").split() == ["xr200", "xr900"]
+
+
+def test_running_in_production_section_prints_what_it_says() -> None:
+    lines = section_output("## Running in production").splitlines()
+    assert lines[0] == "None"
+    reason, route, score, threshold = lines[1].split()
+    assert (reason, route) == ("near_miss", "shipping") and float(score) < float(threshold)
+    assert lines[2] == "shipping {'shipping': ['the driver threw it over the fence']}"
+    assert len(lines) == 3
