@@ -310,7 +310,8 @@ class SemRouterToolSelector:
         if text is None:
             return False
         texts, vectors = self.tool_index.encode_request(text)
-        return self.tool_index.observe(tool_name, texts[0], vectors[0])
+        vector = vectors[0] if texts == [text] else None  # a split request: encoded whole
+        return self.tool_index.observe(tool_name, text, vector)
 
     # -- selection ------------------------------------------------------------------------------
     def _keep(self, prepared: _Prepared, ranked: list[ToolMatch]) -> list[Any]:

@@ -190,8 +190,8 @@ class ToolIndex:
         *,
         tools: Iterable[str] | None = None,
     ) -> list[ToolMatch]:
-        """:meth:`rank` for an already-encoded request: row 0 of ``vectors`` is the request
-        (``texts[0]``), further rows its sentences (see :meth:`request_texts`)."""
+        """:meth:`rank` for an already-encoded request: ``vectors`` are the rows of the texts
+        it is ranked by (:meth:`request_texts`: the request, or its sentences)."""
         if limit is not None and (isinstance(limit, bool) or limit < 0):
             raise ConfigurationError("limit must be None or an integer >= 0")
         matrix = np.asarray(vectors, dtype=np.float32)
@@ -204,7 +204,9 @@ class ToolIndex:
         return rank_rows(table, matrix, texts, self._options, limit=limit, allowed=allowed)
 
     def request_texts(self, request: str) -> list[str]:
-        """The texts a request is ranked by: itself, then its sentences when it is split."""
+        """The texts a request is ranked by: itself, or its sentences when it is split (the
+        whole of a long request adds nothing its sentences do not find, and costs as much
+        encoding as all of them)."""
         return _request_texts(request, self._options)
 
     def encode_request(self, request: str) -> tuple[list[str], Vectors]:
@@ -281,17 +283,24 @@ class ToolIndex:
         rows = [(t, names) for t, names in rows if t.strip() and names]
         if not rows:
             raise ConfigurationError("fit() needs requests labelled with indexed tool names")
-        encoded = [self.encode_request(text) for text, _ in rows]
+        ranked_by = [_request_texts(text, self._options) for text, _ in rows]
+        whole = [text.strip() for text, names in rows if len(names) == 1]
+        needed = list(dict.fromkeys([*whole, *(t for texts in ranked_by for t in texts)]))
+        vector = dict(zip(needed, self.encoder.encode(needed)))  # one batch, each text once
+        encoded = [(texts, np.stack([vector[t] for t in texts])) for texts in ranked_by]
         recall = {w: self._recall(encoded, rows, w) for w in _FIT_WEIGHTS}
         best = max(recall, key=lambda w: (round(recall[w], 4), w == self._options.lexical_weight))
         fitted: dict[str, OrderedDict[str, Vectors]] = {}
-        for (texts, vectors), (_, names) in zip(encoded, rows):
+        for text, names in rows:
             if len(names) == 1:
-                fitted.setdefault(names[0], OrderedDict())[texts[0]] = vectors[0]
+                fitted.setdefault(names[0], OrderedDict())[text.strip()] = vector[text.strip()]
                 continue
-            for text, row in zip(texts[1:], vectors[1:]):
-                ranked = self.rank_vectors(row[None, :], [text], 1, tools=names)
-                fitted.setdefault(ranked[0].name, OrderedDict())[text] = row
+            for part in request_parts(text.strip()):
+                row = vector.get(part)
+                if row is None:
+                    row = vector[part] = self.encoder.encode([part])[0]
+                ranked = self.rank_vectors(row[None, :], [part], 1, tools=names)
+                fitted.setdefault(ranked[0].name, OrderedDict())[part] = row
         with self._lock:
             self._options = self._options.model_copy(update={"lexical_weight": best})
             self._fitted = fitted
@@ -375,4 +384,5 @@ def _request_texts(request: str, options: ToolOptions) -> list[str]:
     text = request.strip()
     if not text:
         raise InvalidQueryError("a request must not be empty or only white space")
-    return [text, *request_parts(text)] if options.split_requests else [text]
+    parts = request_parts(text) if options.split_requests else []
+    return parts or [text]

@@ -20,7 +20,7 @@ class ToolOptions(BaseModel):
     (``example_weight``); weights of parts a tool lacks drop out. The lexical (BM25) score of
     the tool's document is fused with it: both rescaled per request by their mean and three
     standard deviations (Qdrant's DBSF), the lexical one weighted by ``lexical_weight``. A
-    request of several sentences is also ranked sentence by sentence (``split_requests``),
+    request of several sentences is ranked sentence by sentence instead (``split_requests``),
     and each tool keeps its best score: a request that asks for three things finds three tools.
 
     The defaults were chosen on the validation splits of toolret (Seal-Tools: 4,076 tools,
@@ -32,7 +32,7 @@ class ToolOptions(BaseModel):
         argument_weight: weight of the best argument ("argument words: its description").
         example_weight: weight of the best example request.
         lexical_weight: weight of the BM25 side in the fusion; 0 ranks by meaning alone.
-        split_requests: rank each sentence of a long request too, keeping each tool's best.
+        split_requests: rank each sentence of a long request, keeping each tool's best.
         max_examples: examples kept per tool by :meth:`~semrouter.ToolIndex.observe` (the
             oldest go first); examples given in a tool's spec are always kept.
 

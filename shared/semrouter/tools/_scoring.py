@@ -151,8 +151,8 @@ def rank_rows(
     limit: int | None,
     allowed: set[str] | None,
 ) -> list[ToolMatch]:
-    """Rank every tool for one request: ``vectors[0]`` / ``texts[0]`` is the whole request,
-    the other rows its sentences; each tool keeps its best row. Ranks are computed over the
+    """Rank every tool for one request, given the rows of the texts it is ranked by (the
+    request, or its sentences); each tool keeps its best row. Ranks are computed over the
     whole table, so they never depend on ``limit`` or ``allowed``."""
     fused, dense, parts = table.fused(vectors, texts, options)
     best_row = fused.argmax(axis=0)
