@@ -11,9 +11,10 @@ Threshold precedence, for each route (first that applies):
 1. the route's own ``Route.threshold``;
 2. the router's ``threshold`` option, when set (``-1`` never abstains);
 3. the threshold chosen by :meth:`~semrouter.SemanticRouter.fit` (while the fit is current);
-4. the threshold learnt from the utterances (``_selftrain.py``; from :data:`ADAPTIVE_FROM`
-   utterances on, when the route set meets its assumption: see :meth:`Learned.credible`; at
-   any size for an encoder that states no default threshold of its own);
+4. the threshold learnt from the utterances (``_selftrain.py``, ``_abstention.py``), at any
+   size, when the route set meets its assumption (see :meth:`Learned.credible`; always for an
+   encoder that states no default threshold of its own), never under
+   ``FLOOR_RATIO`` times the encoder's default threshold (where it states one);
 5. the encoder's ``default_threshold``.
 """
 
@@ -30,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ._abstention import FLOOR_RATIO
 from ._head import LogisticHead
 from ._lexical import LexicalIndex
 from ._options import RouterOptions
@@ -51,9 +53,6 @@ __all__ = [
 ]
 
 CALIBRATION_VERSION = 2
-#: The learnt abstention threshold applies from this many utterances (a quantile of a handful
-#: of scores is noise).
-ADAPTIVE_FROM = 50
 
 
 class Calibration(BaseModel):
@@ -194,13 +193,12 @@ def build_route_set(
     rank_head = rank_columns = None
     learnt = learned is not None and learned.current(digest, options) and not current
     adaptive: dict[str, float] | None = None  # the learnt cut of each route
+    floor = FLOOR_RATIO * default_threshold if default_declared else 0.0
     if learnt and learned is not None:
         rank_head = learned.training.head
         column = {name: i for i, name in enumerate(rank_head.route_names)}
         rank_columns = np.array([column[name] for name in names], dtype=np.int64)
-        if not default_declared or (
-            learned.credible(default_threshold) and snapshot.size >= ADAPTIVE_FROM
-        ):
+        if not default_declared or learned.credible(default_threshold):
             adaptive = learned.training.thresholds_by_route() or None
     thresholds = np.empty(len(names), dtype=np.float64)
     for i, route in enumerate(routes):
@@ -211,7 +209,8 @@ def build_route_set(
         elif current and calibration is not None and route.name in calibration.thresholds:
             thresholds[i] = calibration.thresholds[route.name]
         elif adaptive is not None:
-            thresholds[i] = max(adaptive[route.name], 0.0)  # a negative cosine never matches
+            # Never under the floor (far requests); a negative cosine never matches.
+            thresholds[i] = max(adaptive[route.name], floor, 0.0)
         else:
             thresholds[i] = default_threshold
     return RouteSet(

@@ -13,18 +13,13 @@ The rule (:func:`decide`):
   aggregation of cosine similarities, e.g. the mean of its best 2 hits) must reach a
   threshold. So the score scale is unchanged: a cosine similarity in ``[-1, 1]``, a
   user-set threshold means what it always meant, and ``-1`` never abstains.
-* **The threshold adapts to the route set** (:func:`abstention_threshold`): it is the
-  ``reject_share`` quantile of the utterances' *leave-one-out* similarity to their own route
-  (:func:`own_route_scores`), i.e. the cut that would reject about that share of queries that
-  look like the utterances (with few utterances, a normal fit extrapolates below the lowest
-  of them). Tight routes with many utterances get a high threshold (about 0.49 on CLINC150
-  with 100 per route), sparse ones a low one (about 0.25 with 5 per route).
-* **And to each route** (:func:`route_thresholds`): a route's cut moves by
-  ``DEFAULT_ROUTE_SHIFT`` times how far its own mean leave-one-out score lies from the mean
-  over all utterances. One cut for all rejected the in-scope queries of loose routes first;
-  per-route cuts let the router turn away more out-of-scope queries for the same in-scope
-  cost (CLINC150 validation: 74 % -> 83.5 % of them at about 1.2 points of in-scope
-  accuracy).
+* **The threshold adapts to the route set** (``_abstention.py``): a low quantile of the
+  utterances' *leave-one-out* similarity to their own route, i.e. the cut that would reject
+  about ``reject_share`` of queries that look like the utterances, estimated conservatively
+  when they are few; moved towards each route's own scores; never under a floor tied to the
+  encoder's default threshold (applied when the route set is built). Tight routes with many
+  utterances get a high threshold (about 0.49 on CLINC150 with 100 per route), sparse ones a
+  low one.
 
 Assumptions, documented because the threshold rests on them:
 
@@ -32,19 +27,9 @@ Assumptions, documented because the threshold rests on them:
   other (exchangeability). Where users phrase queries unlike every example, more in-scope
   queries fall under the threshold than ``reject_share`` says.
 * Routes with one utterance have no leave-one-out score; they take the threshold of the rest.
-  With no route of two or more utterances there is nothing to learn from and
-  :func:`abstention_threshold` returns ``None`` (the caller keeps its default threshold).
-* With few utterances per route the leave-one-out score is taken over one utterance fewer than
-  a query sees, so it is a little low and the router abstains a little less than
-  ``reject_share`` (at the defaults, CLINC150 test: 5 per route loses 0.1 points of in-scope
-  accuracy to abstentions, 100 per route 0.9, BANKING77 0.9).
-* A route whose utterances resemble each other more than the others' do is assumed to
-  receive queries that resemble them more too (its cut is higher).
-* ``DEFAULT_REJECT_SHARE`` and ``DEFAULT_ROUTE_SHIFT`` were chosen together on CLINC150 and
-  BANKING77 validation (+ CLINC150's out-of-scope train and validation queries; never the
-  test splits) by a rule fixed before looking: the best out-of-scope validation accuracy
-  among the settings that lose at most 1.25 points of in-scope accuracy in every in-scope
-  setting. See benchmarks/quality/zero_label.py.
+  With fewer than 3 leave-one-out scores (no route of two or more utterances, or one route
+  of two) there is nothing to learn from and :func:`abstention_threshold` returns ``None``
+  (the caller keeps its default threshold).
 
 Training is a deterministic full-batch L-BFGS in float32 (no randomness, no seed), started
 from the nearest-centroid classifier: the same utterance vectors in the same order give the
@@ -58,12 +43,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ._abstention import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_REJECT_SHARE,
+    DEFAULT_ROUTE_SHIFT,
+    ROUTE_SHIFT_PRIOR,
+    Aggregation,
+    abstention_threshold,
+    check_rows,
+    own_route_scores,
+    route_thresholds,
+)
 from ._exceptions import ConfigurationError
 from ._head import LogisticHead, _lbfgs
 
@@ -81,16 +76,8 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-Aggregation = Literal["mean", "max"]
 _FORMAT = "semrouter.self_training/1"
 
-#: Share of utterance-like queries the adaptive threshold may turn away, and how far each
-#: route's cut follows its own utterances (:func:`route_thresholds`), chosen together on
-#: CLINC150 validation (benchmarks/results/zero_label.txt).
-DEFAULT_REJECT_SHARE = 0.025
-DEFAULT_ROUTE_SHIFT = 0.75
-#: A route's cut follows its own utterances from this many leave-one-out scores.
-ROUTE_SHIFT_FROM = 3
 #: L2 weight and iteration cap of the head: 1e-5 as for fit(). Started from the scaled
 #: nearest-centroid classifier (``CENTROID_SCALE``), 30 L-BFGS iterations match the validation
 #: accuracy of 50 from zero weights (CLINC150 all / 5 per route / 100 routes, BANKING77) at
@@ -131,7 +118,7 @@ def train_route_head(
         >>> head.predict_proba(X).argmax(axis=1).tolist()
         [0, 0, 1, 1, 2, 2]
     """
-    data, labels = _check(vectors, route_of_row, len(route_names))
+    data, labels = check_rows(vectors, route_of_row, len(route_names))
     n_routes = len(route_names)
     d = data.shape[1]
     if previous is not None:
@@ -145,105 +132,6 @@ def train_route_head(
         route_names=route_names,
         fingerprint=fingerprint,
     )
-
-
-def own_route_scores(
-    vectors: npt.ArrayLike,
-    route_of_row: npt.ArrayLike,
-    n_routes: int,
-    *,
-    top_k: int = 2,
-    aggregation: Aggregation = "mean",
-) -> FloatArray:
-    """Each utterance's route score against its own route, itself left out.
-
-    The score is the router's aggregation (the ``"mean"`` of the best ``top_k`` cosine
-    similarities, or the ``"max"``) over the *other* utterances of the same route, so it is
-    what the utterance would score as a query. Costs one (n_r, n_r) product per route.
-
-    Returns:
-        (n,) scores in row order; NaN for the utterance of a one-utterance route.
-    """
-    data, labels = _check(vectors, route_of_row, n_routes)
-    if top_k < 1:
-        raise ConfigurationError("top_k must be at least 1")
-    if aggregation not in ("mean", "max"):
-        raise ConfigurationError("aggregation must be 'mean' or 'max'")
-    out = np.full(labels.shape[0], np.nan)
-    order = np.argsort(labels, kind="stable")
-    bounds = np.searchsorted(labels[order], np.arange(n_routes + 1))
-    for r in range(n_routes):
-        rows = order[bounds[r] : bounds[r + 1]]
-        if rows.size < 2:
-            continue
-        block = data[rows] @ data[rows].T
-        np.fill_diagonal(block, -np.inf)
-        k = 1 if aggregation == "max" else min(top_k, rows.size - 1)
-        best = np.partition(block, rows.size - k, axis=1)[:, rows.size - k :]
-        out[rows] = best.astype(np.float64).mean(axis=1)
-    return out
-
-
-def abstention_threshold(
-    own_scores: npt.ArrayLike, *, reject_share: float = DEFAULT_REJECT_SHARE
-) -> float | None:
-    """The cut on the similarity scale below which the router abstains.
-
-    The lower of two estimates of the ``reject_share`` quantile of the leave-one-out scores
-    from :func:`own_route_scores` (NaN ignored): the empirical one (lower interpolation: an
-    actual score), and ``mean - z * std`` of a normal fit. With hundreds of scores the
-    empirical quantile is the lower one (the scores have a long low tail); with a handful,
-    the smallest of them says little about the tail and the normal fit extrapolates below
-    it (the README's two routes of two utterances: 0.35 -> 0.22). ``None`` without scores.
-    """
-    scores = np.asarray(own_scores, dtype=np.float64).reshape(-1)
-    if not 0.0 <= reject_share < 1.0:
-        raise ConfigurationError("reject_share must lie in [0, 1)")
-    scores = scores[~np.isnan(scores)]
-    if scores.size == 0:
-        return None
-    cut = float(np.quantile(scores, reject_share, method="lower"))
-    if scores.size >= 2 and reject_share > 0.0:
-        z = NormalDist().inv_cdf(1.0 - reject_share)
-        cut = min(cut, float(scores.mean() - z * scores.std(ddof=1)))
-    return float(np.clip(cut, -1.0, 1.0))
-
-
-def route_thresholds(
-    own_scores: npt.ArrayLike,
-    route_of_row: npt.ArrayLike,
-    n_routes: int,
-    threshold: float,
-    *,
-    shift: float = DEFAULT_ROUTE_SHIFT,
-) -> FloatArray:
-    """One cut per route: ``threshold`` moved by ``shift`` times how far the route's mean
-    leave-one-out score lies from the mean over every utterance.
-
-    A route whose utterances are close paraphrases (high leave-one-out scores) gets a higher
-    cut, a loose one a lower cut: a query as unlike a tight route's utterances as a loose
-    route's utterances are unlike each other is more likely out of scope. Routes with fewer
-    than ``ROUTE_SHIFT_FROM`` scores keep ``threshold``. On CLINC150 validation this turned
-    away more out-of-scope queries than one cut for all at the same in-scope cost (74 % ->
-    83.5 % with about 1.2 points of in-scope accuracy lost; benchmarks/results/zero_label.txt).
-
-    Returns:
-        (R,) cuts in ``[-1, 1]``.
-    """
-    scores = np.asarray(own_scores, dtype=np.float64).reshape(-1)
-    labels = np.asarray(route_of_row, dtype=np.int64).reshape(-1)
-    if scores.shape != labels.shape:
-        raise ConfigurationError("one leave-one-out score per row is needed")
-    out = np.full(n_routes, float(threshold))
-    known = ~np.isnan(scores)
-    if not known.any() or shift == 0.0:
-        return np.asarray(np.clip(out, -1.0, 1.0), dtype=np.float64)
-    counts = np.bincount(labels[known], minlength=n_routes)
-    sums = np.bincount(labels[known], weights=scores[known], minlength=n_routes)
-    enough = counts >= ROUTE_SHIFT_FROM
-    means = sums[enough] / counts[enough]
-    out[enough] += shift * (means - float(scores[known].mean()))
-    return np.asarray(np.clip(out, -1.0, 1.0), dtype=np.float64)
 
 
 def decide(
@@ -351,6 +239,8 @@ def self_train(
     aggregation: Aggregation = "mean",
     reject_share: float = DEFAULT_REJECT_SHARE,
     route_shift: float = DEFAULT_ROUTE_SHIFT,
+    confidence: float = DEFAULT_CONFIDENCE,
+    shift_prior: float = ROUTE_SHIFT_PRIOR,
     previous: SelfTraining | None = None,
     fingerprint: str | None = None,
     own: FloatArray | None = None,
@@ -374,11 +264,13 @@ def self_train(
         own = own_route_scores(
             vectors, route_of_row, len(route_names), top_k=top_k, aggregation=aggregation
         )
-    threshold = abstention_threshold(own, reject_share=reject_share)
+    threshold = abstention_threshold(
+        own, reject_share=reject_share, confidence=confidence, route_of_row=route_of_row
+    )
     cuts = None
     if threshold is not None:
         per_route = route_thresholds(
-            own, route_of_row, len(route_names), threshold, shift=route_shift
+            own, route_of_row, len(route_names), threshold, shift=route_shift, prior=shift_prior
         )
         cuts = tuple(float(c) for c in per_route)
     return SelfTraining(
@@ -389,20 +281,6 @@ def self_train(
         aggregation=aggregation,
         route_thresholds=cuts,
     )
-
-
-def _check(
-    vectors: npt.ArrayLike, route_of_row: npt.ArrayLike, n_routes: int
-) -> tuple[npt.NDArray[np.float32], IntArray]:
-    data = np.ascontiguousarray(vectors, dtype=np.float32)
-    labels = np.asarray(route_of_row, dtype=np.int64).reshape(-1)
-    if data.ndim != 2 or data.shape[0] == 0 or data.shape[0] != labels.shape[0]:
-        raise ConfigurationError("vectors must be a non-empty (n, d) array, one route per row")
-    if n_routes < 1 or labels.min() < 0 or labels.max() >= n_routes:
-        raise ConfigurationError(f"route indices must lie in [0, {n_routes})")
-    if not np.all(np.isfinite(data)):
-        raise ConfigurationError("vectors contain non-finite values")
-    return data, labels
 
 
 def _softmax_loss(

@@ -17,6 +17,7 @@ from semrouter import (
     SemanticRouter,
     StaleCalibrationWarning,
 )
+from semrouter._abstention import FLOOR_RATIO
 from semrouter.cli import main
 
 TOPICS = {
@@ -116,12 +117,18 @@ def test_stale_after_a_route_change() -> None:
     with pytest.warns(StaleCalibrationWarning):  # said when the routes change
         router.add(Route("food", ["pizza pasta", "sushi noodles"]))
     assert router.calibration_stale
+    learned = router._state.learned
+    assert learned is not None
+    unfitted = max(
+        learned.training.thresholds_by_route()["food"],
+        FLOOR_RATIO * router.encoder.default_threshold,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         match = router.route("pizza pasta")  # warned once only
         router.update(Route("food", ["pizza pasta", "sushi noodles", "ramen"]))
     assert match.name == "food"  # plain routing still works
-    assert match.threshold == router.encoder.default_threshold  # not the fitted one
+    assert match.threshold == unfitted  # not the fitted one: learnt from the utterances
     router.update(Route("food", ["pizza pasta", "sushi noodles"]))
     router.remove("food")
     assert not router.calibration_stale  # the same routes again: the fit applies again

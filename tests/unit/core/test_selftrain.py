@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from semrouter._abstention import DEFAULT_CONFIDENCE, tolerance_factor
 from semrouter._calibration import LogisticHead, apply_thresholds, fit_thresholds
 from semrouter._exceptions import ConfigurationError
 from semrouter._selftrain import (
@@ -143,16 +145,45 @@ def test_abstention_threshold_is_the_lower_of_two_quantile_estimates() -> None:
     scores = np.array([0.9, np.nan, 0.1, 0.5, 0.3, 0.7])
     assert abstention_threshold(scores, reject_share=0.0) == 0.1
     # Few scores: the normal fit (mean 0.5, std 0.316) extrapolates below the empirical 0.3.
-    normal = 0.5 - NormalDist().inv_cdf(0.75) * float(np.std([0.9, 0.1, 0.5, 0.3, 0.7], ddof=1))
-    assert abstention_threshold(scores, reject_share=0.25) == pytest.approx(normal)
+    std = float(np.std([0.9, 0.1, 0.5, 0.3, 0.7], ddof=1))
+    normal = 0.5 - NormalDist().inv_cdf(0.75) * std
+    assert abstention_threshold(scores, reject_share=0.25, confidence=0.5) == pytest.approx(normal)
+    # By default the normal fit is a tolerance bound: five scores say little, the cut is lower.
+    bound = 0.5 - tolerance_factor(5, 0.25, DEFAULT_CONFIDENCE) * std
+    assert abstention_threshold(scores, reject_share=0.25) == pytest.approx(bound)
+    assert bound < normal
     # Many scores with a long low tail: the empirical quantile (an actual score) is lower.
     tail = np.concatenate([np.full(95, 0.6), np.linspace(-0.5, 0.0, 5)])
     assert abstention_threshold(tail, reject_share=0.02) == pytest.approx(-0.375)
-    assert abstention_threshold(np.array([0.4]), reject_share=0.1) == 0.4
+    assert abstention_threshold(np.array([0.4]), reject_share=0.1, confidence=0.5) is None
+    # a route of two utterances: two equal scores, too few to bound: nothing is learnt
+    assert abstention_threshold(np.array([0.5, 0.5])) is None
+    # two routes of two: four scores, but two independent ones
+    twins = np.array([0.9, 0.9, 0.88, 0.88])
+    assert abstention_threshold(twins) is not None
+    assert abstention_threshold(twins, route_of_row=[0, 0, 1, 1]) is None
+    with pytest.raises(ConfigurationError, match="one route per"):
+        abstention_threshold(twins, route_of_row=[0, 0, 1])
+    assert abstention_threshold(np.array([0.4]), reject_share=0.0) == 0.4
     assert abstention_threshold(np.array([np.nan, np.nan])) is None
     assert abstention_threshold(np.array([-3.0, -3.0, -3.0])) == -1.0  # clipped to the scale
     with pytest.raises(ConfigurationError, match="reject_share"):
         abstention_threshold(scores, reject_share=1.0)
+    with pytest.raises(ConfigurationError, match="confidence"):
+        abstention_threshold(scores, confidence=1.0)
+
+
+def test_tolerance_factor_matches_the_normal_quantile_and_published_factors() -> None:
+    z = NormalDist().inv_cdf(0.975)
+    assert tolerance_factor(10, 0.025, 0.5) == pytest.approx(z)  # confidence 0.5: k = z
+    # one-sided normal tolerance factors (exact, from tables): n=10 p=0.95 gamma=0.95: 2.911;
+    # n=50: 2.065; Natrella's approximation lies within 1.5 %
+    assert tolerance_factor(10, 0.05, 0.95) == pytest.approx(2.911, rel=0.015)
+    assert tolerance_factor(50, 0.05, 0.95) == pytest.approx(2.065, rel=0.005)
+    factors = [tolerance_factor(n, 0.025, 0.95) for n in (3, 5, 10, 50, 1000, 100_000)]
+    assert factors == sorted(factors, reverse=True) and factors[-1] == pytest.approx(z, abs=0.01)
+    assert tolerance_factor(2, 0.025, 0.95) == math.inf  # two scores: nothing to bound
+    assert tolerance_factor(1, 0.025, 0.95) == math.inf
 
 
 def test_the_threshold_adapts_to_the_route_set() -> None:
@@ -228,10 +259,15 @@ def test_route_thresholds_follow_each_routes_own_scores() -> None:
     rows = np.array([0, 0, 0, 1, 1, 1, 2, 3, 3])
     # mean of the known scores 0.6: route 0 lies 0.2 above it, route 1 0.2 below; route 2 has
     # no score and route 3 two (< ROUTE_SHIFT_FROM): they keep the threshold
-    cuts = route_thresholds(own, rows, 4, 0.3, shift=0.5)
+    cuts = route_thresholds(own, rows, 4, 0.3, shift=0.5, prior=0.0)
     np.testing.assert_allclose(cuts, [0.4, 0.2, 0.3, 0.3])
+    # with a prior of 3 scores, a route of 3 follows half the shift
+    half = route_thresholds(own, rows, 4, 0.3, shift=0.5, prior=3.0)
+    np.testing.assert_allclose(half, [0.35, 0.25, 0.3, 0.3])
+    with pytest.raises(ConfigurationError, match="prior"):
+        route_thresholds(own, rows, 4, 0.3, prior=-1.0)
     np.testing.assert_allclose(route_thresholds(own, rows, 4, 0.3, shift=0.0), [0.3] * 4)
-    assert route_thresholds(own, rows, 4, 0.95, shift=1.0)[0] == 1.0  # clipped to the scale
+    assert route_thresholds(own, rows, 4, 0.95, shift=1.0, prior=0.0)[0] == 1.0  # clipped
     np.testing.assert_allclose(route_thresholds(np.full(9, np.nan), rows, 4, 0.3), [0.3] * 4)
     with pytest.raises(ConfigurationError, match="one leave-one-out score"):
         route_thresholds(own[:-1], rows, 4, 0.3)
