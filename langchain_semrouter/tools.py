@@ -6,7 +6,7 @@ Needs ``langchain_core`` only (the ``create_agent`` middleware lives in ``middle
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,7 +257,7 @@ class SemRouterToolSelector:
         names = None if tools is None else (await self._aprepare(tools)).names
         return await self._arank(query, names, limit)
 
-    def _rank(self, query: Any, names: Sequence[str] | None, limit: int | None) -> list[ToolMatch]:
+    def _rank(self, query: Any, names: Iterable[str] | None, limit: int | None) -> list[ToolMatch]:
         text = self._text(query)
         if text is None:
             return []
@@ -266,7 +266,7 @@ class SemRouterToolSelector:
         return ranked if context is None else self.tool_index.rank(context, limit, tools=names)
 
     async def _arank(
-        self, query: Any, names: Sequence[str] | None, limit: int | None
+        self, query: Any, names: Iterable[str] | None, limit: int | None
     ) -> list[ToolMatch]:
         text = self._text(query)
         if text is None:
@@ -373,7 +373,7 @@ class _Prepared:
     version: int
     tools: tuple[Any, ...]
     candidates: list[BaseTool]
-    names: list[str]
+    names: frozenset[str]
     position: dict[str, int]
     always: list[BaseTool]
     dicts: list[dict[str, Any]]
@@ -395,7 +395,7 @@ class _Prepared:
             version=selector.tool_index.version,
             tools=tuple(tools),
             candidates=candidates,
-            names=[t.name for t in candidates],
+            names=frozenset(t.name for t in candidates),
             position={t.name: i for i, t in enumerate(candidates)},
             always=[t for t in base if t.name in keep],
             dicts=[t for t in tools if isinstance(t, dict)],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
@@ -200,7 +201,9 @@ class ToolIndex:
         table = self._table
         if not len(table) or limit == 0:
             return []
-        allowed = None if tools is None else set(tools)
+        allowed: AbstractSet[str] | None = None
+        if tools is not None:
+            allowed = tools if isinstance(tools, (set, frozenset)) else set(tools)
         return rank_rows(table, matrix, texts, self._options, limit=limit, allowed=allowed)
 
     def request_texts(self, request: str) -> list[str]:

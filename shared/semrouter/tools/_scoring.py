@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,7 +150,7 @@ def rank_rows(
     options: ToolOptions,
     *,
     limit: int | None,
-    allowed: set[str] | None,
+    allowed: AbstractSet[str] | None,
 ) -> list[ToolMatch]:
     """Rank every tool for one request, given the rows of the texts it is ranked by (the
     request, or its sentences); each tool keeps its best row. Ranks are computed over the
