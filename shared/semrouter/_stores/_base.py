@@ -169,15 +169,24 @@ class Store(ABC):
         """Write one point if its payload's ``key`` object still holds the ``expected`` fields
         (``None``: only if the point does not exist); returns whether it was written.
 
-        This default compares and writes in two steps: atomic for stores that one process
-        writes (callers hold :attr:`write_lock`); a server overrides it with Qdrant's
-        conditional update.
+        A store with a conditional write of its own does it in :meth:`_write_conditionally`
+        (a server: Qdrant's conditional update); otherwise this compares and writes in two
+        steps: atomic for stores that one process writes (callers hold :attr:`write_lock`).
         """
+        native = self._write_conditionally(point, vector, payload, key, expected)
+        if native is not None:
+            return native
         current = self.read_payloads([point], keys=(key,)).get(point)
         if not _holds(current, key, expected):
             return False
         self.upsert([point], np.asarray([vector], dtype=np.float32), [payload])
         return True
+
+    def _write_conditionally(
+        self, point: str, vector: np.ndarray, payload: dict[str, Any], key: str, expected: Any
+    ) -> bool | None:
+        """The store's own conditional write (see :meth:`write_if`); ``None``: it has none."""
+        return None
 
     def load_vectors(self, fingerprint: str, dimension: int) -> tuple[list[str], np.ndarray] | None:
         """Ids and vectors kept by :meth:`save_vectors`, if this store keeps such a cache."""

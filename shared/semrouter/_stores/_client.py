@@ -24,7 +24,6 @@ from ._base import (
     Hit,
     Store,
     StoredPoint,
-    _holds,
     _meta_vector,
     _plain_vector,
     _points,
@@ -233,37 +232,28 @@ class ClientStore(Store):
             )
         return {str(r.id): dict(r.payload or {}) for r in records}
 
-    def write_if(
-        self,
-        point: str,
-        vector: np.ndarray,
-        payload: dict[str, Any],
-        *,
-        key: str,
-        expected: dict[str, Any] | None,
-    ) -> bool:
+    def _write_conditionally(
+        self, point: str, vector: np.ndarray, payload: dict[str, Any], key: str, expected: Any
+    ) -> bool | None:
         """Qdrant's conditional update (qdrant-client 1.16+, server 1.16+): the point is
         replaced only while it matches ``expected`` (or inserted only while it does not
         exist), so of two replicas that started from one revision exactly one wins. Whether
         this write won is read back from the nonce in ``payload[key]`` (``"write"``, or among
-        the ``"recent"`` nonces a later write carried forward). An older client falls
-        back to compare-then-write, which two replicas can interleave."""
+        the ``"recent"`` nonces a later write carried forward). An older client has none:
+        ``write_if`` then compares and writes, which two replicas can interleave."""
+        if not _conditional_upsert(self._client):
+            return None
         models = self._models
         options: dict[str, Any] = {}
-        if _conditional_upsert(self._client):
-            if expected is None:
-                options["update_mode"] = models.UpdateMode.INSERT_ONLY
-            else:
-                options["update_filter"] = models.Filter(
-                    must=[
-                        models.FieldCondition(
-                            key=f"{key}.{name}", match=models.MatchValue(value=value)
-                        )
-                        for name, value in expected.items()
-                    ]
-                )
-        elif not _holds(self.read_payloads([point], keys=(key,)).get(point), key, expected):
-            return False
+        if expected is None:
+            options["update_mode"] = models.UpdateMode.INSERT_ONLY
+        else:
+            options["update_filter"] = models.Filter(
+                must=[
+                    models.FieldCondition(key=f"{key}.{name}", match=models.MatchValue(value=value))
+                    for name, value in expected.items()
+                ]
+            )
         record = models.PointStruct(id=point, vector=self._vectors(vector.tolist(), payload),
                                     payload=payload)
         with self._calling():

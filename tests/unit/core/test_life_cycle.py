@@ -23,8 +23,8 @@ from semrouter import (
     SemanticRouter,
     StorageFullError,
 )
-from semrouter._stores._edge_lock import WriterLock
 from semrouter._stores._edge import EdgeStore
+from semrouter._stores._edge_lock import WriterLock
 
 ROUTES = [
     Route("greet", ["hello there", "hi how are you"]),
@@ -319,3 +319,20 @@ def test_open_of_a_place_with_no_route_set_raises_and_creates_nothing(tmp_path: 
         pytest.raises(RouteSetNotFoundError, match="tenant 'other'"),
     ):
         SemanticRouter.open(path=tmp_path, encoder=FakeEncoder(), tenant="other")
+
+
+def test_an_old_qdrant_client_without_conditional_updates_still_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """qdrant-client before 1.16 has no update_filter: the head is compared, then written."""
+    from semrouter._stores import _client
+
+    monkeypatch.setattr(_client, "_conditional_upsert", lambda client: False)
+    client = QdrantClient(":memory:")
+    with (
+        SemanticRouter(ROUTES, encoder=FakeEncoder(), client=client) as a,
+        SemanticRouter(encoder=FakeEncoder(), client=client) as b,
+    ):
+        a.add(EXTRA)
+        b.remove("bye")  # starts from a's change
+        assert a.refresh() and a.route_names == ["greet", "weather"] and a.revision == 3
