@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from qdrant_client import AsyncQdrantClient, QdrantClient
 
-from semrouter._stores._location import QdrantLocation
 from semrouter._stores import ClientStore, Store
+from semrouter._stores._location import QdrantLocation
 
 ROUNDS = 7
 ROUND_REQUESTS = 300

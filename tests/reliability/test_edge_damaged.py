@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from semrouter import FakeEncoder, Route, SemanticRouter
-from semrouter._stores._edge_files import SNAPSHOT_FILE, read_snapshot
 from semrouter._exceptions import ConfigurationError, StoreDamagedError
 from semrouter._stores import EdgeStore
+from semrouter._stores._edge_files import SNAPSHOT_FILE, read_snapshot
 
 CHILD = Path(__file__).with_name("edge_child.py")
 REPO = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from semrouter import FakeEncoder, Route, SemanticRouter
-from semrouter._stores import _edge_files as edge_files
 from semrouter._exceptions import StorageFullError
+from semrouter._stores import _edge_files as edge_files
 
 CHILD = Path(__file__).with_name("edge_child.py")
 REPO = Path(__file__).resolve().parents[2]

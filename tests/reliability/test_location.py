@@ -14,8 +14,8 @@ import pytest
 from qdrant_client import QdrantClient
 
 from semrouter import ConfigurationError, FakeEncoder, Route, SemanticRouter, SemRouterError
-from semrouter._stores._location import QdrantLocation
 from semrouter._stores import ClientStore, EdgeStore
+from semrouter._stores._location import QdrantLocation
 
 KEY = "location-secret-0123456789"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semrouter._stores._edge_files import SNAPSHOT_FILE
 from semrouter._exceptions import ReadOnlyRouterError
 from semrouter._index import point_id
 from semrouter._stores import META_ID, EdgeStore
+from semrouter._stores._edge_files import SNAPSHOT_FILE
 
 DIM = 8
 META = {"fingerprint": "test|dim=8|l2", "dimension": DIM, "schema_version": 1}
