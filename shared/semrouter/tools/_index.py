@@ -218,11 +218,14 @@ class ToolIndex:
         return texts, self._request_vectors(texts)
 
     def _request_vectors(self, texts: list[str]) -> Vectors:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._requests]
-        if missing:
-            self._keep_requests(missing, self.encoder.encode(missing))
         with self._lock:
-            return np.stack([self._requests[t] for t in texts])
+            found = {t: self._requests[t] for t in texts if t in self._requests}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            fresh = self.encoder.encode(missing)
+            self._keep_requests(missing, fresh)
+            found.update(zip(missing, fresh))
+        return np.stack([found[t] for t in texts])
 
     def _keep_requests(self, texts: list[str], vectors: Vectors) -> None:
         with self._lock:
