@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -89,11 +90,13 @@ class TableEncoder(Encoder):
         if missing:
             self.table.update(zip(missing, self.live.encode(missing)))
             self.file.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.file.with_suffix(".partial.npz")
             np.savez(
-                self.file,
+                partial,
                 texts=np.array(list(self.table)),
                 vectors=np.stack(list(self.table.values())),
             )
+            os.replace(partial, self.file)  # a run stopped mid-save keeps the old table
         return np.stack([self.table[t] for t in texts])
 
 
@@ -247,6 +250,7 @@ def run_set(
 ) -> dict[str, Any]:
     table = TableEncoder(args.cache)
     queries = [q for q, _ in rows]
+    table.encode(queries)  # one batch (and one save of the table) for every request
     results: dict[str, dict[str, float]] = {}
     builds: dict[str, float] = {}
 
