@@ -49,6 +49,11 @@ class LocalEncoder(Encoder):
         model_id: the fingerprinted name; required with a custom model.
         threads: ONNX Runtime intra-op threads (default: all cores).
         max_tokens: truncation length in tokens.
+        spinning: whether ONNX Runtime's threads spin-wait between the steps of a call (its
+            default). Keep it where the encoder has the cores to itself: a query took 2.6 ms
+            on two cores, 3.8 ms without spinning. Turn it off where other busy threads or
+            processes share the cores: a spinning thread that loses its core stalls the call
+            (beside one busy thread: 6.5 ms, 3.9 ms without; benchmarks/encoder_threads.py).
         cache_size: query vectors kept for repeated requests (default 1024; 0: no cache).
         coalesce_ms: encode concurrent requests as one batch, waiting at most this long for
             others (default ``None``: off). See :attr:`Encoder.coalesce_ms`.
@@ -82,9 +87,12 @@ class LocalEncoder(Encoder):
         model_id: str | None = None,
         threads: int | None = None,
         max_tokens: int = _MAX_TOKENS,
+        spinning: bool = True,
         cache_size: int | None = None,
         coalesce_ms: float | None = None,
     ) -> None:
+        if not isinstance(spinning, bool):
+            raise ConfigurationError("spinning must be True or False")
         if cache_size is not None:
             self.cache_size = cache_size
         self.coalesce_ms = coalesce_ms
@@ -111,6 +119,7 @@ class LocalEncoder(Encoder):
         self._custom_paths = (str(model_file), str(tokenizer_file)) if custom else None
         self.max_tokens = max_tokens
         self._threads = threads
+        self.spinning = spinning
 
         try:
             self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
@@ -124,6 +133,9 @@ class LocalEncoder(Encoder):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
+        # Measured in benchmarks/encoder_threads.py: neither a bounded spin, stopping the spin
+        # after each call nor dynamic blocks beat these two settings, quiet or loaded.
+        options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self._session = ort.InferenceSession(
@@ -194,8 +206,10 @@ class LocalEncoder(Encoder):
         return (_unpickle, (options,))
 
     def _serving_options(self) -> dict[str, Any]:
-        """The serving options that differ from the defaults (saved and pickled)."""
+        """The run-time options that differ from the defaults (saved and pickled)."""
         options: dict[str, Any] = {}
+        if not self.spinning:
+            options["spinning"] = False
         if self.cache_size != self.default_cache_size:
             options["cache_size"] = self.cache_size
         if self.coalesce_ms is not None:
@@ -242,7 +256,7 @@ _shared_lock = threading.Lock()
 
 
 def _unpickle(options: dict[str, Any]) -> LocalEncoder:
-    if "cache_size" in options or "coalesce_ms" in options:  # not the process-wide one's
+    if {"cache_size", "coalesce_ms", "spinning"} & options.keys():  # not the shared one's
         return LocalEncoder(**options)
     return LocalEncoder.shared(**options)
 

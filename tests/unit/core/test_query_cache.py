@@ -181,18 +181,22 @@ def test_a_router_on_a_caching_encoder_routes_alike_and_encodes_once(
     router.close()
 
 
-def test_the_local_encoder_takes_and_saves_its_cache_size() -> None:
+def test_the_local_encoder_takes_and_saves_its_run_time_options() -> None:
     pytest.importorskip("onnxruntime")
     from semrouter.encoders import LocalEncoder, encoder_from_config
 
-    encoder = LocalEncoder(cache_size=0, coalesce_ms=1.5)
+    encoder = LocalEncoder(cache_size=0, coalesce_ms=1.5, spinning=False)
     assert encoder.cache_size == 0 and encoder.coalesce_ms == 1.5
     config = encoder.to_config()
     assert config["cache_size"] == 0 and config["coalesce_ms"] == 1.5
+    assert config["spinning"] is False
     rebuilt = encoder_from_config(config)
     assert rebuilt.cache_size == 0 and rebuilt.coalesce_ms == 1.5
     twin = pickle.loads(pickle.dumps(encoder))
-    assert twin.cache_size == 0 and twin.coalesce_ms == 1.5
-    assert "cache_size" not in LocalEncoder.shared().to_config()
+    assert twin.cache_size == 0 and twin.coalesce_ms == 1.5 and twin.spinning is False
+    assert np.allclose(twin.encode(["same vector"]), LocalEncoder.shared().encode(["same vector"]))
+    assert LocalEncoder.shared().to_config().keys() == {"type", "model_id"}
     with pytest.raises(ConfigurationError, match="cache_size"):
         LocalEncoder(cache_size=-1)
+    with pytest.raises(ConfigurationError, match="spinning"):
+        LocalEncoder(spinning="no")  # type: ignore[arg-type]
