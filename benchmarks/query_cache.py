@@ -29,6 +29,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from users_run import BenchEncoder, Corpus
 
 from semrouter import SemanticRouter
+from semrouter.encoders import Encoder
+
+
+class FreeEncoder(Encoder):
+    """No model: what the cache itself costs."""
+
+    model_id, dimension = "free", 384
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        return np.ones((len(texts), self.dimension), np.float32)
+
+
+def cache_cost(count: int = 20_000) -> str:
+    """encode([text]) of new texts with the cache off and on, free encoder: the cache's cost."""
+    out = []
+    for size in (0, 1024):
+        encoder = FreeEncoder()
+        encoder.cache_size = size
+        began = time.perf_counter()
+        for i in range(count):
+            encoder.encode([f"text {i}"])
+        out.append((time.perf_counter() - began) / count)
+    return (
+        f"the cache's own cost on a miss (free encoder, encode([new text])): "
+        f"{(out[1] - out[0]) * 1e6:.1f} us ({out[0] * 1e6:.1f} us off, {out[1] * 1e6:.1f} us on);"
+        " a miss after hits is slower mostly because the model ran less recently (colder)"
+    )
 
 
 def zipf_stream(texts: list[str], count: int, exponent: float, seed: int = 0) -> list[str]:
@@ -104,6 +131,7 @@ def main() -> None:
             + (f"   x{rate / base[0]:.2f} requests/s, p50 x{p50 / base[1]:.2f}" if hits else "")
         )
         run["router"].close()
+    lines.append(cache_cost())
     text = "\n".join(lines)
     print(text)
     if args.out:
