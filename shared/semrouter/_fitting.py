@@ -68,9 +68,16 @@ FUSIONS: tuple[Fusion, ...] = (
     ("dbsf", 1.0),
     ("rrf", 1.0),
 )
-#: The fold heads only score their fold: a looser stop (largest gradient entry) than the kept
-#: head's 1e-6 takes 45 L-BFGS steps instead of 70 on CLINC150 for the same validation accuracy.
-FOLD_TOL = 1e-5
+#: Where the heads' L-BFGS stops (largest gradient entry) and how many pairs it keeps. The
+#: first head only starts the others and the fold heads only score their fold: 1e-4 is
+#: enough for them; the head kept stops at 1e-5. With 30 pairs that is about 200 loss
+#: evaluations at CLINC150 scale (15k utterances + 3.1k labelled, 5 folds) where 1e-6 / 1e-5
+#: and 10 pairs took 447, for the same accuracy on texts fit() never saw
+#: (benchmarks/results/fit_speed.txt). The first head starts from the head learnt from the
+#: utterances when the router has one.
+FOLD_TOL = 1e-4
+FIT_TOL = 1e-5
+FIT_MEMORY = 30
 #: Called as ``progress(done, total)`` while texts are encoded.
 Progress = Callable[[int, int], None]
 
@@ -145,6 +152,7 @@ def fit_calibration(
     settings: FitSettings,
     heldout_lexical: npt.NDArray[np.float64] | None = None,
     fusions: Sequence[Fusion] = FUSIONS,
+    start: LogisticHead | None = None,
 ) -> tuple[Calibration, npt.NDArray[np.float32] | None]:
     """Train the head (optional) and choose thresholds on the held-out rows.
 
@@ -155,7 +163,8 @@ def fit_calibration(
 
     With ``heldout_lexical`` (each route's BM25 score of the held-out texts), the hybrid
     routings in ``fusions`` are tried too: the first is kept unless another routes the held-out
-    rows significantly better (one candidate: the thresholds are fitted for it).
+    rows significantly better (one candidate: the thresholds are fitted for it). ``start``:
+    a head to start the training from (routes matched by name; the optimum is the same).
 
     Returns:
         The calibration, and the head's probabilities of the held-out rows that chose it
@@ -174,6 +183,7 @@ def fit_calibration(
             heldout_vectors,
             heldout_labels,
             settings,
+            start,
         )
 
     # With a head, how much the nearest-neighbour similarity counts is chosen on the held-out
@@ -257,6 +267,7 @@ def _train_head(
     held_X: npt.NDArray[np.float32],
     held_y: npt.NDArray[np.int64],
     settings: FitSettings,
+    start: LogisticHead | None = None,
 ) -> tuple[LogisticHead, npt.NDArray[np.float32]]:
     """The head, and its probabilities of the held-out rows, scored as if never seen.
 
@@ -268,19 +279,22 @@ def _train_head(
     while the labelled held-out texts still teach the final head (benchmarks/results/
     crossfit.txt: on CLINC150 validation, +0.7 points with 100 utterances per route, +7.9
     with 5, +1.2 with out-of-scope queries). The fold heads start from the first head
-    (trained on ``X``) and the final one from the fold heads' mean, which needs fewer
-    iterations than starting from zero: the cost is about ``k / 2 + 2`` cold heads.
+    (trained on ``X``, itself from ``start`` when given: the head learnt from the
+    utterances) and the final one from the fold heads' mean, which needs fewer iterations
+    than starting from zero: the cost is about ``k / 2 + 2`` cold heads.
     """
     options: dict[str, Any] = {
         "route_names": list(names),
         "l2": settings.l2,
         "none_weight": settings.none_weight,
         "fingerprint": fingerprint,
+        "memory": FIT_MEMORY,
     }
-    base = LogisticHead.fit(X, y, **options)
     k = settings.folds
     if k < 2 or len(held_y) < MIN_ROWS_PER_FOLD * k:
+        base = LogisticHead.fit(X, y, start=start, tol=FIT_TOL, **options)
         return base, base.predict_proba(held_X)
+    base = LogisticHead.fit(X, y, start=start, tol=FOLD_TOL, **options)
     keys = ["\x00none" if label < 0 else str(label) for label in held_y.tolist()]
     fold = stratified_folds(keys, folds=k, seed=settings.seed)
     probabilities = np.empty((len(held_y), len(names)), dtype=np.float32)
@@ -300,6 +314,7 @@ def _train_head(
         np.concatenate([X, held_X]),
         np.concatenate([y, held_y]),
         start=_mean_head(heads) or base,
+        tol=FIT_TOL,
         **options,
     )
     return final, probabilities
@@ -436,6 +451,7 @@ def fit_router(
         settings=settings,
         heldout_lexical=lexical,
         fusions=fusions,
+        start=_learnt_head(state, held_vectors.shape[1]),
     )
     scores = _scale(probabilities, similarities, calibration.similarity_weight)
     if calibration.hybrid != "off" and lexical is not None:
@@ -449,6 +465,16 @@ def fit_router(
         top_routes=[names[i] for i in scores.argmax(axis=1)],
     )
     return report, calibration
+
+
+def _learnt_head(state: RouteSet, dimension: int) -> LogisticHead | None:
+    """The head learnt from these very utterances (``_selftrain.py``), if the router has
+    one (of ``dimension``): a start near the fitted head's optimum."""
+    learned = state.learned
+    if learned is None or learned.digest != state.digest:
+        return None
+    head = learned.training.head
+    return head if head.dimension == dimension else None
 
 
 def _fusions(state: RouteSet) -> Sequence[Fusion]:

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from ._exceptions import ConfigurationError
 
-__all__ = ["LogisticHead"]
+__all__ = ["LogisticHead", "softmax_loss"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -86,6 +86,7 @@ class LogisticHead:
         tol: float = 1e-6,
         fingerprint: str | None = None,
         start: LogisticHead | None = None,
+        memory: int = 10,
     ) -> LogisticHead:
         """Fit the head on embeddings ``X`` (n, d) and labels ``y`` (n,) in ``[0, C)`` or -1.
 
@@ -110,6 +111,8 @@ class LogisticHead:
                 start at zero weights and its lowest bias). A start near the optimum, such as
                 a head trained on most of the same rows, needs fewer iterations; the optimum
                 is the same.
+            memory: the (step, gradient change) pairs L-BFGS keeps; 30 takes about a sixth
+                fewer steps than 10 on CLINC150 (fit() uses it) for ~4 ms more per step.
         """
         data = np.ascontiguousarray(X, dtype=np.float32)
         labels = np.asarray(y, dtype=np.int64).reshape(-1)
@@ -131,7 +134,7 @@ class LogisticHead:
         n_out = n_routes + int(has_none)
         initial = None if start is None else _start_from(start, names, has_none, data.shape[1])
         weights, bias = _fit_softmax(
-            data, targets, sample_weight, n_out, l2, max_iter, tol, initial
+            data, targets, sample_weight, n_out, l2, max_iter, tol, initial, memory
         )
         return cls(weights, bias, route_names=names, has_none=has_none, fingerprint=fingerprint)
 
@@ -273,31 +276,61 @@ def _fit_softmax(
     max_iter: int,
     tol: float,
     start: FloatArray | None = None,
+    memory: int = 10,
 ) -> tuple[FloatArray, FloatArray]:
-    """Weighted cross-entropy + ``0.5 * l2 * ||W||²``; matrix work in float32 (twice as fast
-    as float64 and as accurate on unit-norm embeddings), the optimiser's state in float64."""
+    """Weighted cross-entropy + ``0.5 * l2 * ||W||²`` (:func:`softmax_loss`), minimised by
+    L-BFGS keeping ``memory`` pairs."""
+    d = X.shape[1]
+    size = d * n_classes
+    initial = np.zeros(size + n_classes) if start is None else start
+    loss = softmax_loss(X, targets, sample_weight, n_classes, l2)
+    theta = _lbfgs(loss, initial, max_iter, tol, memory)
+    return theta[:size].reshape(d, n_classes), theta[size:]
+
+
+def softmax_loss(
+    X: npt.NDArray[np.float32],
+    targets: IntArray,
+    sample_weight: FloatArray,
+    n_classes: int,
+    l2: float,
+) -> Callable[[FloatArray], tuple[float, FloatArray]]:
+    """``theta -> (loss, gradient)`` of the weighted cross-entropy (weights summing to 1) +
+    ``0.5 * l2 * ||W||²``, ``theta`` = W (d x C, row-major) then the C biases.
+
+    Matrix work in float32 (twice as fast as float64 and as accurate on unit-norm embeddings),
+    the optimiser's state in float64. The rows carry a constant 1, so ``theta`` reshaped to
+    (d + 1, C) multiplies them in one product (the biases included) and one more gives the
+    whole gradient; the (n, C) logits live in one buffer reused by every call, worked on in
+    place (exponent, normalisation and row weights in one pass). At CLINC150 scale (18k rows,
+    151 classes) a call went from 31 to about 27 ms, the two products being 20 of them. The
+    function is meant for one optimiser at a time (the buffer is its state).
+    """
     n, d = X.shape
+    data = np.empty((n, d + 1), dtype=np.float32)
+    data[:, :d] = X
+    data[:, d] = 1.0
     rows = np.arange(n)
     size = d * n_classes
-    row_weight = sample_weight.astype(np.float32)
+    weight = np.asarray(sample_weight, dtype=np.float64)
+    row_weight = weight.astype(np.float32)
+    logits = np.empty((n, n_classes), dtype=np.float32)
 
     def loss_and_grad(theta: FloatArray) -> tuple[float, FloatArray]:
-        W = theta[:size].reshape(d, n_classes)
-        z = X @ W.astype(np.float32) + theta[size:].astype(np.float32)
+        z = np.matmul(data, theta.reshape(d + 1, n_classes).astype(np.float32), out=logits)
         z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        total = p.sum(axis=1)
-        loss = float(sample_weight @ (np.log(total) - z[rows, targets]).astype(np.float64))
-        p /= total[:, None]
-        p[rows, targets] -= 1.0
-        p *= row_weight[:, None]
-        grad_w = (X.T @ p).astype(np.float64) + l2 * W
+        picked = z[rows, targets]
+        np.exp(z, out=z)
+        total = z.sum(axis=1)
+        loss = float(weight @ (np.log(total) - picked).astype(np.float64))
+        z *= (row_weight / total)[:, None]  # softmax times the row weight, in one pass
+        z[rows, targets] -= row_weight
+        grad = (data.T @ z).astype(np.float64).ravel()
+        grad[:size] += l2 * theta[:size]
         loss += 0.5 * l2 * float(theta[:size] @ theta[:size])
-        return loss, np.concatenate([grad_w.ravel(), p.sum(axis=0, dtype=np.float64)])
+        return loss, grad
 
-    initial = np.zeros(size + n_classes) if start is None else start
-    theta = _lbfgs(loss_and_grad, initial, max_iter, tol)
-    return theta[:size].reshape(d, n_classes), theta[size:]
+    return loss_and_grad
 
 
 def _lbfgs(

@@ -60,7 +60,7 @@ from ._abstention import (
     route_thresholds,
 )
 from ._exceptions import ConfigurationError
-from ._head import LogisticHead, _lbfgs
+from ._head import LogisticHead, _lbfgs, softmax_loss
 
 __all__ = [
     "DEFAULT_REJECT_SHARE",
@@ -286,26 +286,9 @@ def self_train(
 def _softmax_loss(
     X: npt.NDArray[np.float32], labels: IntArray, n_routes: int, l2: float
 ) -> Callable[[FloatArray], tuple[float, FloatArray]]:
-    """Mean cross-entropy + ``0.5 * l2 * ||W||²`` and its gradient; matrix work in float32."""
-    n, d = X.shape
-    rows = np.arange(n)
-    size = d * n_routes
-
-    def loss_and_grad(theta: FloatArray) -> tuple[float, FloatArray]:
-        W = theta[:size].reshape(d, n_routes)
-        z = X @ W.astype(np.float32) + theta[size:].astype(np.float32)
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        total = p.sum(axis=1)
-        loss = float(np.mean(np.log(total) - z[rows, labels], dtype=np.float64))
-        p /= total[:, None]
-        p[rows, labels] -= 1.0
-        p *= np.float32(1.0 / n)
-        grad_w = (X.T @ p).astype(np.float64) + l2 * W
-        loss += 0.5 * l2 * float(theta[:size] @ theta[:size])
-        return loss, np.concatenate([grad_w.ravel(), p.sum(axis=0, dtype=np.float64)])
-
-    return loss_and_grad
+    """Mean cross-entropy + ``0.5 * l2 * ||W||²`` and its gradient (every row weighs 1/n)."""
+    n = X.shape[0]
+    return softmax_loss(X, labels, np.full(n, 1.0 / n), n_routes, l2)
 
 
 def _centroid_start(X: npt.NDArray[np.float32], labels: IntArray, n_routes: int) -> FloatArray:

@@ -44,7 +44,7 @@ class Counting:
             self.calls += 1
             return real(*args, **kwargs)
 
-        monkeypatch.setattr("semrouter._router.self_train", counted)
+        monkeypatch.setattr("semrouter._router_teach.self_train", counted)
 
 
 def test_trained_at_sync_and_stored_so_a_reopen_trains_nothing(
@@ -143,7 +143,7 @@ async def test_a_reader_takes_what_the_writer_learnt(tmp_path: Path) -> None:
 
 
 def test_closing_waits_for_a_background_learning_run() -> None:
-    from semrouter._router import _LEARN_INLINE
+    from semrouter._router_teach import _LEARN_INLINE
 
     per_route = _LEARN_INLINE // len(TOPICS) + 10  # big enough to learn in the background
     router = SemanticRouter(routes(per_route), encoder=FakeEncoder(), search="qdrant")
