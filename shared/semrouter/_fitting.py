@@ -5,7 +5,7 @@ utterances plus the training share of the labelled texts (``None`` labels train 
 class), and picks the threshold on a held-out share (``validation=``, or a split), scoring
 each route as the head's probability plus its nearest-neighbour similarity
 (:func:`blend_scores`). The held-out texts are scored out of fold (cross-fitting, see
-:func:`_train_head`) and then train the head kept as well: labelled queries teach the head
+:func:`._crossfit.train_head`) and then train the head kept as well: labelled queries teach the head
 more than their number suggests, since they resemble later queries more than route
 utterances do. The result is a
 :class:`Calibration`, saved in the router's config file and reloaded without refitting. It
@@ -30,10 +30,10 @@ from ._calibration import (
     blend_scores,
     fit_thresholds,
 )
+from ._crossfit import learnt_head, train_head
 from ._evaluation import (
     EvaluationReport,
     significantly_better,
-    stratified_folds,
     stratified_split,
 )
 from ._exceptions import ConfigurationError
@@ -55,9 +55,6 @@ __all__ = [
 #: Weights of the nearest-neighbour similarity beside the head's probability tried by fit(),
 #: in order of preference on ties.
 SIMILARITY_WEIGHTS = (1.0, 0.5, 2.0, 0.25, 0.0)  # 1 first: the default
-#: Cross-fitting needs this many held-out rows per fold; with fewer the held-out rows only
-#: choose the thresholds.
-MIN_ROWS_PER_FOLD = 10
 #: Hybrid routings fit() tries on the held-out texts (``_lexical.py``); one is kept only when it
 #: routes them significantly better than dense alone.
 Fusion = tuple[Literal["off", "dbsf", "rrf"], float]
@@ -68,16 +65,6 @@ FUSIONS: tuple[Fusion, ...] = (
     ("dbsf", 1.0),
     ("rrf", 1.0),
 )
-#: Where the heads' L-BFGS stops (largest gradient entry) and how many pairs it keeps. The
-#: first head only starts the others and the fold heads only score their fold: 1e-4 is
-#: enough for them; the head kept stops at 1e-5. With 30 pairs that is about 200 loss
-#: evaluations at CLINC150 scale (15k utterances + 3.1k labelled, 5 folds) where 1e-6 / 1e-5
-#: and 10 pairs took 447, for the same accuracy on texts fit() never saw
-#: (benchmarks/results/fit_speed.txt). The first head starts from the head learnt from the
-#: utterances when the router has one.
-FOLD_TOL = 1e-4
-FIT_TOL = 1e-5
-FIT_MEMORY = 30
 #: Called as ``progress(done, total)`` while texts are encoded.
 Progress = Callable[[int, int], None]
 
@@ -95,7 +82,7 @@ class FitSettings:
     l2: float = 1e-5
     seed: int = 0
     #: Cross-fitting: the held-out texts choose the thresholds through out-of-fold scores and
-    #: then train the final head too (:func:`_train_head`); below 2 they never train it.
+    #: then train the final head too (:func:`._crossfit.train_head`); below 2 they never train it.
     folds: int = 5
 
 
@@ -159,7 +146,7 @@ def fit_calibration(
     Scores and thresholds are on the router's one scale, [-1, 1]: the similarity itself, or
     ``(p + w * s) / (1 + w)`` with a head (see :class:`Calibration`). With
     ``settings.folds`` the held-out rows are scored out of fold and then train the final head
-    too (:func:`_train_head`).
+    too (:func:`._crossfit.train_head`).
 
     With ``heldout_lexical`` (each route's BM25 score of the held-out texts), the hybrid
     routings in ``fusions`` are tried too: the first is kept unless another routes the held-out
@@ -175,15 +162,18 @@ def fit_calibration(
     fitted_head = None
     probabilities = None
     if settings.head:
-        fitted_head, probabilities = _train_head(
+        fitted_head, probabilities = train_head(
             names,
             fingerprint,
             np.concatenate([utterance_vectors, train_vectors]).astype(np.float32),
             np.concatenate([utterance_labels, train_labels]).astype(np.int64),
             heldout_vectors,
             heldout_labels,
-            settings,
-            start,
+            l2=settings.l2,
+            none_weight=settings.none_weight,
+            folds=settings.folds,
+            seed=settings.seed,
+            start=start,
         )
 
     # With a head, how much the nearest-neighbour similarity counts is chosen on the held-out
@@ -257,80 +247,6 @@ def fused_choice(
     out = np.full_like(scores, -np.inf)
     out[rows, first] = scores[rows, first]
     return out
-
-
-def _train_head(
-    names: Sequence[str],
-    fingerprint: str,
-    X: npt.NDArray[np.float32],
-    y: npt.NDArray[np.int64],
-    held_X: npt.NDArray[np.float32],
-    held_y: npt.NDArray[np.int64],
-    settings: FitSettings,
-    start: LogisticHead | None = None,
-) -> tuple[LogisticHead, npt.NDArray[np.float32]]:
-    """The head, and its probabilities of the held-out rows, scored as if never seen.
-
-    Without cross-fitting the head learns from ``X`` only and scores the held-out rows.
-    With ``settings.folds`` (k) and enough held-out rows, the held-out rows are dealt into k
-    stratified folds; each fold is scored by a head trained on ``X`` and the other folds, and
-    the head kept learns from ``X`` and every held-out row. Thresholds chosen on the
-    out-of-fold scores thus describe heads that never saw the rows they are measured on,
-    while the labelled held-out texts still teach the final head (benchmarks/results/
-    crossfit.txt: on CLINC150 validation, +0.7 points with 100 utterances per route, +7.9
-    with 5, +1.2 with out-of-scope queries). The fold heads start from the first head
-    (trained on ``X``, itself from ``start`` when given: the head learnt from the
-    utterances) and the final one from the fold heads' mean, which needs fewer iterations
-    than starting from zero: the cost is about ``k / 2 + 2`` cold heads.
-    """
-    options: dict[str, Any] = {
-        "route_names": list(names),
-        "l2": settings.l2,
-        "none_weight": settings.none_weight,
-        "fingerprint": fingerprint,
-        "memory": FIT_MEMORY,
-    }
-    k = settings.folds
-    if k < 2 or len(held_y) < MIN_ROWS_PER_FOLD * k:
-        base = LogisticHead.fit(X, y, start=start, tol=FIT_TOL, **options)
-        return base, base.predict_proba(held_X)
-    base = LogisticHead.fit(X, y, start=start, tol=FOLD_TOL, **options)
-    keys = ["\x00none" if label < 0 else str(label) for label in held_y.tolist()]
-    fold = stratified_folds(keys, folds=k, seed=settings.seed)
-    probabilities = np.empty((len(held_y), len(names)), dtype=np.float32)
-    heads = []
-    for part in range(k):
-        inside = fold != part
-        head = LogisticHead.fit(
-            np.concatenate([X, held_X[inside]]),
-            np.concatenate([y, held_y[inside]]),
-            start=base,
-            tol=FOLD_TOL,
-            **options,
-        )
-        probabilities[~inside] = head.predict_proba(held_X[~inside])
-        heads.append(head)
-    final = LogisticHead.fit(
-        np.concatenate([X, held_X]),
-        np.concatenate([y, held_y]),
-        start=_mean_head(heads) or base,
-        tol=FIT_TOL,
-        **options,
-    )
-    return final, probabilities
-
-
-def _mean_head(heads: list[LogisticHead]) -> LogisticHead | None:
-    """The fold heads' mean weights: each saw all but a k-th of the final head's rows, so
-    their mean starts the final head near its optimum. ``None`` if their classes differ."""
-    if len({(head.route_names, head.has_none) for head in heads}) != 1:
-        return None
-    return LogisticHead(
-        np.mean([head.weights for head in heads], axis=0),
-        np.mean([head.bias for head in heads], axis=0),
-        route_names=heads[0].route_names,
-        has_none=heads[0].has_none,
-    )
 
 
 def _scale(
@@ -451,7 +367,7 @@ def fit_router(
         settings=settings,
         heldout_lexical=lexical,
         fusions=fusions,
-        start=_learnt_head(state, held_vectors.shape[1]),
+        start=learnt_head(state, held_vectors.shape[1]),
     )
     scores = _scale(probabilities, similarities, calibration.similarity_weight)
     if calibration.hybrid != "off" and lexical is not None:
@@ -465,16 +381,6 @@ def fit_router(
         top_routes=[names[i] for i in scores.argmax(axis=1)],
     )
     return report, calibration
-
-
-def _learnt_head(state: RouteSet, dimension: int) -> LogisticHead | None:
-    """The head learnt from these very utterances (``_selftrain.py``), if the router has
-    one (of ``dimension``): a start near the fitted head's optimum."""
-    learned = state.learned
-    if learned is None or learned.digest != state.digest:
-        return None
-    head = learned.training.head
-    return head if head.dimension == dimension else None
 
 
 def _fusions(state: RouteSet) -> Sequence[Fusion]:
