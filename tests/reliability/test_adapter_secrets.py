@@ -247,7 +247,7 @@ def test_llama_index_selector_and_retriever_never_show_the_key(
     retriever = SemRouterToolRetriever.from_defaults(
         [FunctionTool.from_defaults(get_weather)],
         encoder=SemRouterEmbedding(served_encoder),  # a BaseEmbedding, unwrapped to the encoder
-        apply_threshold=False,
+        # never abstains by default (the best top_k), as ObjectIndex
     )
     assert selector.select(CHOICES, "will it rain?").ind in {0, 1}
     assert [t.metadata.name for t in retriever.retrieve("rain in Paris?")] == ["get_weather"]
@@ -258,7 +258,7 @@ def test_llama_index_selector_and_retriever_never_show_the_key(
             f"{name} repr": repr(obj),
             f"{name} str": str(obj),
             f"{name} vars": repr(vars(obj)),
-            f"{name} router": repr(obj.router),
+            f"{name} index": repr(getattr(obj, "router", None) or getattr(obj, "index", None)),
             f"{name} pickle": _pickled(obj),
         }
     texts["selector prompts"] = repr(selector.get_prompts())

@@ -435,7 +435,7 @@ async def test_injected_async_client(openai_server: OpenAIServer) -> None:
         encoder = OpenAIEncoder(model=MODEL, dimension=DIM, async_client=client)
         assert (await encoder.aencode(["a"])).shape == (1, DIM)
         with pytest.raises(ConfigurationError, match="client="):
-            encoder.encode(["a"])  # no key of its own to build a sync client with
+            encoder.encode(["b"])  # not cached; no key of its own to build a sync client with
     finally:
         await client.close()
 
