@@ -53,7 +53,6 @@ from ._routestore import (
     new_generation,
     read_head,
     read_learned,
-    read_raw_head,
     read_route_set,
     restore_head,
     write_learned,
@@ -277,7 +276,7 @@ class RouteCollection:
             (base.revision if base is not None else 0) + 1,
             digest,
         )
-        previous = read_raw_head(store, tenant)
+        previous = stored.head if stored is not None else None  # the head ``base`` names
         learned = self.learned_for(digest) or (stored.learned if stored is not None else None)
         retire = []
         if base is not None and base.digest and base.digest != digest:
@@ -300,8 +299,6 @@ class RouteCollection:
                 retire=retire,
                 vectors=vectors,
             )
-        except _Lost:
-            raise
         except BaseException:
             if written:  # the head is new but the change did not finish: put the old one back
                 self._restore(previous)

@@ -102,6 +102,8 @@ class StoredRouteSet:
     learned: Learned | None = None  # stored inside the document before 0.2
     #: examples (already among ``routes``' utterances) and negatives
     feedback: Feedback = field(default_factory=Feedback)
+    #: the head point's payload as read (what :func:`restore_head` puts back)
+    head: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def revision(self) -> int:
@@ -168,7 +170,7 @@ def read_route_set(store: Store, tenant: str) -> StoredRouteSet | None:
             f"the route set stored in {store.target} cannot be read ({exc}); rewrite it with "
             "sync='replace'"
         ) from None
-    return StoredRouteSet(routes, calibration, identity, learned, feedback)
+    return StoredRouteSet(routes, calibration, identity, learned, feedback, payload)
 
 
 _PARSED: dict[str, Route] = {}  # route document entry (as JSON) -> validated Route
@@ -251,12 +253,6 @@ def restore_head(store: Store, tenant: str, payload: dict[str, Any] | None, dime
         return
     vector = np.asarray([_meta_vector(dimension)], dtype=np.float32)
     store.upsert([head], vector, [payload])
-
-
-def read_raw_head(store: Store, tenant: str) -> dict[str, Any] | None:
-    """The head point's whole payload, as :func:`restore_head` takes it."""
-    _, head = route_set_ids(tenant)
-    return store.read_payloads([head]).get(head)
 
 
 def delete_route_set(store: Store, tenant: str, digest: str | None) -> None:
