@@ -211,7 +211,14 @@ class ClientStore(Store):
         return self._lexical
 
     def delete(self, ids: Sequence[str]) -> None:
-        selector = self._models.PointIdsList(points=list(ids))
+        """Delete these points; ids that are not stored are no error. (An id list would do on a
+        server, but local mode before qdrant-client 1.13 raises ``KeyError`` on a missing id.)"""
+        if not ids:
+            return
+        models = self._models
+        selector = models.FilterSelector(
+            filter=models.Filter(must=[models.HasIdCondition(has_id=list(ids))])
+        )
         with self._calling():
             self._client.delete(self._collection, selector, wait=True)
 

@@ -67,6 +67,8 @@ def test_delete_and_payload_rewrite(store: Store) -> None:
     stored = payloads(4)
     store.upsert(ids(4), unit(4), stored)
     store.delete(ids(4)[:2])
+    store.delete([*ids(4)[:1], ids(5)[4]])  # ids no longer (or never) stored: no error
+    store.delete([])
     store.set_payloads(ids(4)[2:3], [{"route": "route", "utterance": "x", "metadata": {"k": 1}}])
     store.flush()
     scrolled = {pid: payload for pid, payload, _ in store.scroll(with_vectors=False)}
