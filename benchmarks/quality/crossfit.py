@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import semrouter._fitting as fitting
+import semrouter.training._fitting as fitting
 from semrouter import Route, SemanticRouter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,7 +37,7 @@ from compare import (
     split,
 )
 
-from semrouter._evaluation import stratified_split
+from semrouter.training._evaluation import stratified_split
 
 FOLDS = (0, 5)
 _fit_router = fitting.fit_router

@@ -29,7 +29,7 @@ from compare import (
 )
 
 from semrouter import Route, SemanticRouter
-from semrouter._evaluation import stratified_split
+from semrouter.training._evaluation import stratified_split
 
 
 def halves(rows: Rows) -> tuple[Rows, Rows]:

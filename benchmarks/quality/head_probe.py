@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from semrouter._calibration import LogisticHead, apply_thresholds, blend_scores, fit_thresholds
-from semrouter._evaluation import EvaluationReport
+from semrouter._head import LogisticHead
+from semrouter.training._evaluation import EvaluationReport
+from semrouter.training._thresholds import apply_thresholds, blend_scores, fit_thresholds
 
 Matrix = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]

@@ -51,17 +51,17 @@ import numpy as np
 import numpy.typing as npt
 
 from semrouter import Route, SemanticRouter
-from semrouter._abstention import (
+from semrouter._learned import FLOOR_RATIO
+from semrouter.training._abstention import (
     DEFAULT_CONFIDENCE,
     DEFAULT_REJECT_SHARE,
     DEFAULT_ROUTE_SHIFT,
-    FLOOR_RATIO,
     ROUTE_SHIFT_PRIOR,
     abstention_threshold,
     own_route_scores,
     route_thresholds,
 )
-from semrouter._selftrain import train_route_head
+from semrouter.training._selftrain import train_route_head
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import TableEncoder, embed_table, load_banking, load_clinc

@@ -1,7 +1,7 @@
 """Routing with no labelled data (issue 13): a head trained on the route utterances + an
 abstention threshold from their leave-one-out similarities, on CLINC150 and BANKING77.
 
-The rule (``semrouter._selftrain``): the route is the head's most probable one; the router
+The rule (``semrouter.training._selftrain``): the route is the head's most probable one; the router
 abstains when that route's similarity (mean of its best 2 cosine hits, the router's default
 aggregation) is under its cut: the ``reject_share`` quantile of the utterances' leave-one-out
 similarities to their own route, moved by ``shift`` times how far the route's own mean
@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from semrouter._selftrain import (
+from semrouter.training._selftrain import (
     DEFAULT_MAX_ITER,
     DEFAULT_REJECT_SHARE,
     DEFAULT_ROUTE_SHIFT,

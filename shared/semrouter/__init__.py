@@ -21,7 +21,6 @@ from ._conversation import (
     Turn,
     TurnWeight,
 )
-from ._evaluation import EvaluationReport
 from ._exceptions import (
     BackendError,
     BackendUnavailableError,
@@ -58,6 +57,7 @@ from .tools import EncodeCache, ToolIndex, ToolMatch, ToolOptions, ToolSpec
 
 if TYPE_CHECKING:
     from .encoders import LocalEncoder, MultilingualEncoder, OpenAIEncoder
+    from .training._evaluation import EvaluationReport
 
 __version__ = "0.1.0"
 
@@ -124,4 +124,8 @@ def __getattr__(name: str) -> Any:
         from . import encoders
 
         return getattr(encoders, name)
+    if name == "EvaluationReport":  # training, which serving never imports (semrouter.training)
+        from .training._evaluation import EvaluationReport
+
+        return EvaluationReport
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

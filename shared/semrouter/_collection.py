@@ -40,9 +40,10 @@ from ._exceptions import (
 )
 from ._feedback import Feedback
 from ._index import Abandoned, RouteIndex, SyncReport
+from ._learned import Learned
 from ._options import RouterOptions
 from ._routes import Route
-from ._routeset import Calibration, Learned, Snapshot, routes_digest
+from ._routeset import Calibration, Snapshot, routes_digest
 from ._routestore import (
     DOC_KEY,
     RouteSetId,

@@ -2,7 +2,7 @@
 
 :func:`gate` routes the same labelled texts with a baseline and a candidate router and compares
 them row by row with McNemar's test, the rule ``fit()`` uses to keep a change
-(:func:`~semrouter._evaluation.significantly_better`): the candidate is refused when the
+(:func:`~semrouter.training._evaluation.significantly_better`): the candidate is refused when the
 baseline is significantly better on the rows where they differ. The :class:`GateReport` says
 what got worse: per-route counts and the texts the candidate now gets wrong.
 """
@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ._evaluation import mcnemar_z, significantly_better
 from ._exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -141,6 +140,8 @@ def gate(
         >>> report = gate(old_router, new_router, texts, labels)  # doctest: +SKIP
         >>> report.passed, report.worse_routes  # doctest: +SKIP
     """
+    from .training._evaluation import mcnemar_z, significantly_better
+
     texts, labels = list(texts), list(labels)
     if len(texts) != len(labels) or not texts:
         raise ConfigurationError(

@@ -11,11 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ._aggregation import Aggregation
 from ._exceptions import ConfigurationError
 
 __all__ = ["Aggregation", "Hybrid", "RouterOptions", "SearchMode"]
 
-Aggregation = Literal["mean", "max"]
 SearchMode = Literal["auto", "exact", "qdrant"]
 Hybrid = Literal["off", "dbsf", "rrf"]
 

@@ -35,7 +35,7 @@ import numpy.typing as npt
 from . import _svg
 from ._exceptions import ConfigurationError
 from ._safe_files import read_text_file
-from ._selftrain import own_route_scores
+from .training._abstention import own_route_scores
 
 if TYPE_CHECKING:
     from ._router import SemanticRouter

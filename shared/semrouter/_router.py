@@ -29,6 +29,7 @@ from ._exceptions import (
     SemRouterError,
 )
 from ._index import RouteIndex, SyncReport
+from ._learned import Learned
 from ._options import Aggregation, Hybrid, RouterOptions, SearchMode
 from ._router_fit import Fitting, _calibration
 from ._router_query import Querying
@@ -36,7 +37,6 @@ from ._router_teach import Teaching
 from ._routes import Route, check_text, validate_routes
 from ._routeset import (
     Calibration,
-    Learned,
     RouteSet,
     Snapshot,
     build_route_set,

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
     from ._collection import RouteCollection, Version
     from ._decisions import DecisionLog
     from ._index import RouteIndex
+    from ._learned import Learned
     from ._options import RouterOptions
     from ._routes import Route, RouteMatch
-    from ._routeset import Calibration, Learned, RouteSet, Snapshot
+    from ._routeset import Calibration, RouteSet, Snapshot
     from ._routestore import RouteSetId
     from ._stores._location import QdrantLocation
     from .encoders import Encoder

@@ -1,20 +1,19 @@
-"""Fitting and evaluating the router on labelled texts (``_fitting.py`` does the work).
+"""Fitting and evaluating the router on labelled texts (``training/_fitting.py`` does the work,
+imported on the first call: a router that only serves never loads ``semrouter.training``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ._evaluation import EvaluationReport
 from ._exceptions import (
     ConfigurationError,
     IndexMismatchError,
     RouteNotFoundError,
 )
-from ._fitting import FitSettings, FitSource, Progress
 from ._router_base import RouterBase
 from ._router_query import _query_matrix
 from ._routes import Route
@@ -27,6 +26,10 @@ from ._routestore import (
 )
 from ._scorer import route_similarities
 from .encoders import Encoder, Vectors
+
+if TYPE_CHECKING:
+    from .training._evaluation import EvaluationReport
+    from .training._fitting import Progress
 
 __all__ = ["Fitting"]
 
@@ -110,7 +113,7 @@ class Fitting(RouterBase):
                 that is what happens).
             progress: called as ``progress(done, total)`` while texts are encoded.
         """
-        from ._fitting import fit_router
+        from .training._fitting import FitSettings, FitSource, fit_router
 
         if isinstance(folds, bool) or not isinstance(folds, int) or not 0 <= folds <= 20:
             raise ConfigurationError(f"folds must be an int from 0 to 20; got {folds!r}")
@@ -157,7 +160,7 @@ class Fitting(RouterBase):
 
         Warns when some texts are stored utterances: accuracy on them is inflated.
         """
-        from ._fitting import evaluate_router
+        from .training._fitting import evaluate_router
 
         return evaluate_router(
             self._state, self.route_many, self._check, texts, labels, progress=progress

@@ -1,9 +1,9 @@
 """Teaching the router: learning from its utterances, feedback, the decision log.
 
-Self-training (``_selftrain.py``) runs with each change (inline up to 2,000 utterances, else in
-one background thread) and is stored by digest; feedback (``_feedback.py``) is part of the
-stored route set; decisions are logged beside it (``_decisions.py``) and reviewed
-(``_review.py``).
+Self-training (``training/_selftrain.py``, imported on first use) runs with each change
+(inline up to 2,000 utterances, else in one background thread) and is stored by digest;
+feedback (``_feedback.py``) is part of the stored route set; decisions are logged beside it
+(``_decisions.py``) and reviewed (``_review.py``).
 """
 
 from __future__ import annotations
@@ -23,20 +23,15 @@ from ._exceptions import (
     RouteNotFoundError,
 )
 from ._feedback import Feedback
+from ._learned import Learned
 from ._review import Review, review
 from ._router_base import RouterBase
 from ._router_query import _query_matrix
 from ._routes import Route
-from ._routeset import (
-    Learned,
-    RouteSet,
-    Snapshot,
-    routes_digest,
-)
+from ._routeset import RouteSet, Snapshot, routes_digest
 from ._routestore import (
     read_route_set,
 )
-from ._selftrain import own_route_scores, self_train
 from .encoders import Vectors
 
 __all__ = ["Teaching"]
@@ -116,7 +111,9 @@ class Teaching(RouterBase):
     def _training(
         self, routes: Sequence[Route], snapshot: Snapshot, previous: Learned | None
     ) -> Learned:
-        """Learn from the utterances of one route set (``_selftrain.py``)."""
+        """Learn from the utterances of one route set (``training/_selftrain.py``)."""
+        from .training._selftrain import own_route_scores, self_train
+
         options = self._options
         names = tuple(route.name for route in routes)
         vectors = self._open_collection().index.vectors_of(snapshot)  # once for both

@@ -11,7 +11,7 @@ Threshold precedence, for each route (first that applies):
 1. the route's own ``Route.threshold``;
 2. the router's ``threshold`` option, when set (``-1`` never abstains);
 3. the threshold chosen by :meth:`~semrouter.SemanticRouter.fit` (while the fit is current);
-4. the threshold learnt from the utterances (``_selftrain.py``, ``_abstention.py``), at any
+4. the threshold learnt from the utterances (``_learned.py``, ``training/``), at any
    size, when the route set meets its assumption (see :meth:`Learned.credible`; always for an
    encoder that states no default threshold of its own), never under
    ``FLOOR_RATIO`` times the encoder's default threshold (where it states one);
@@ -31,12 +31,11 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ._abstention import FLOOR_RATIO
 from ._head import LogisticHead
+from ._learned import FLOOR_RATIO, Learned
 from ._lexical import LexicalIndex
 from ._options import RouterOptions
 from ._routes import Route
-from ._selftrain import SelfTraining
 
 if TYPE_CHECKING:
     from ._routestore import RouteSetId
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Calibration",
-    "Learned",
     "RouteSet",
     "Snapshot",
     "adopt_calibration",
@@ -242,42 +240,6 @@ def _fusion(options: RouterOptions, calibration: Calibration | None) -> tuple[st
     if calibration is not None and calibration.hybrid != "off":
         return calibration.hybrid, calibration.hybrid_weight
     return None
-
-
-@dataclass(frozen=True, eq=False)
-class Learned:
-    """What the router learnt from its own utterances for one route set (``_selftrain.py``):
-    a head that ranks the routes and an abstention threshold that adapts to the route set.
-    Stored with the route set, so a reopen or another process trains nothing."""
-
-    digest: str
-    training: SelfTraining
-    typical: float = 1.0  # the median leave-one-out similarity of an utterance to its route
-
-    def credible(self, default_threshold: float) -> bool:
-        """Whether the route set meets the adaptive threshold's assumption: a route's
-        utterances resemble each other (paraphrases) at least as much as the encoder's
-        default threshold asks of a match. Otherwise (keyword lists, unrelated examples, a
-        test encoder) the default threshold stays."""
-        return self.typical >= default_threshold
-
-    def current(self, digest: str, options: RouterOptions) -> bool:
-        """Whether it belongs to this route set and was measured with these options."""
-        training = self.training
-        return (
-            self.digest == digest
-            and training.aggregation == options.aggregation
-            and (training.top_k == options.top_k or options.aggregation == "max")
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"digest": self.digest, "typical": self.typical, **self.training.to_dict()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Learned:
-        rest = {k: v for k, v in data.items() if k not in ("digest", "typical")}
-        typical = float(data.get("typical", 1.0))
-        return cls(str(data.get("digest", "")), SelfTraining.from_dict(rest), typical)
 
 
 def adopt_calibration(calibration: Calibration, routes: Sequence[Route]) -> Calibration:

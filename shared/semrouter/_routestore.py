@@ -43,8 +43,9 @@ import numpy as np
 
 from ._exceptions import ConfigurationError
 from ._feedback import Feedback
+from ._learned import Learned
 from ._routes import Route
-from ._routeset import Calibration, Learned
+from ._routeset import Calibration
 from ._stores._base import NAMESPACE, Store, _meta_vector
 
 __all__ = [

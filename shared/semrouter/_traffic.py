@@ -1,8 +1,8 @@
 """Thresholds chosen from labelled replayed traffic, never worse than the current ones on it.
 
 :func:`calibrate_from_traffic` routes the traffic once with every route ranked and no threshold
-applied (``top_routes_vectors(..., apply_threshold=False)``), fits thresholds to it with
-:func:`~semrouter._calibration.fit_thresholds`, and replays the router's decision with the new
+applied (``top_routes_vectors(..., apply_threshold=False)``), fits thresholds to it
+(``training/_thresholds.py``), and replays the router's decision with the new
 thresholds. The router decides in one of two ways (``_scorer.decide``): the first ranked route
 that passes its threshold, or, when a head ranks the routes, the first ranked route if it
 passes. New thresholds are kept only if they route more texts right than the router does now
@@ -19,9 +19,9 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
-from ._calibration import fit_thresholds
-from ._evaluation import mcnemar_z
 from ._exceptions import ConfigurationError
+from .training._evaluation import mcnemar_z
+from .training._thresholds import fit_thresholds
 
 if TYPE_CHECKING:
     from ._router import SemanticRouter

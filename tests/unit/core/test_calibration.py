@@ -13,15 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semrouter._calibration import (
-    LogisticHead,
+from semrouter._exceptions import ConfigurationError, MissingDependencyError
+from semrouter._head import LogisticHead
+from semrouter.training._evaluation import EvaluationReport, stratified_folds, stratified_split
+from semrouter.training._thresholds import (
     ThresholdFit,
     apply_thresholds,
     blend_scores,
     fit_thresholds,
 )
-from semrouter._evaluation import EvaluationReport, stratified_folds, stratified_split
-from semrouter._exceptions import ConfigurationError, MissingDependencyError
 
 Floats = npt.NDArray[np.float32]
 

@@ -17,7 +17,7 @@ from semrouter import (
     SemanticRouter,
     StaleCalibrationWarning,
 )
-from semrouter._abstention import FLOOR_RATIO
+from semrouter._learned import FLOOR_RATIO
 from semrouter.cli import main
 
 TOPICS = {
@@ -196,7 +196,7 @@ def test_cli_fit_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_none_share_weighs_the_held_out_none_rows() -> None:
-    from semrouter._fitting import _share_weights
+    from semrouter.training._fitting import _share_weights
 
     labels = np.array([0, 0, 0, 1, 1, 1, -1, -1])
     weights = _share_weights(labels, 0.5)

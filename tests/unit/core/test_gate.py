@@ -17,8 +17,8 @@ from semrouter import (
     SemanticRouter,
     gate,
 )
-from semrouter._evaluation import mcnemar_z, significantly_better
 from semrouter.cli import main
+from semrouter.training._evaluation import mcnemar_z, significantly_better
 
 ROUTES = [
     Route("flights", ["book a flight to paris", "find me a plane ticket", "cheap flights"]),

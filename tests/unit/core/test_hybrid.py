@@ -217,7 +217,7 @@ def _heldout(lexical_helps: bool) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("helps", [True, False])
 def test_fit_turns_hybrid_on_only_where_it_routes_held_out_texts_better(helps: bool) -> None:
-    from semrouter._fitting import FitSettings, fit_calibration
+    from semrouter.training._fitting import FitSettings, fit_calibration
 
     data = _heldout(helps)
     names = ["a", "b", "c", "d"]

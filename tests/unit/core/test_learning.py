@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from semrouter import FakeEncoder, Route, SemanticRouter
-from semrouter import _selftrain as selftrain
+from semrouter.training import _selftrain as selftrain
 
 TOPICS = {
     "flights": "flight plane airport ticket boarding gate",
@@ -44,7 +44,7 @@ class Counting:
             self.calls += 1
             return real(*args, **kwargs)
 
-        monkeypatch.setattr("semrouter._router_teach.self_train", counted)
+        monkeypatch.setattr("semrouter.training._selftrain.self_train", counted)
 
 
 def test_trained_at_sync_and_stored_so_a_reopen_trains_nothing(
@@ -124,7 +124,7 @@ def test_each_route_gets_its_learnt_cut() -> None:
 def test_an_adaptive_threshold_only_where_utterances_resemble_each_other() -> None:
     vectors = np.eye(4, dtype=np.float32)[[0, 0, 1, 1]]
     trained = selftrain.self_train(vectors, [0, 0, 1, 1], ["a", "b"])
-    from semrouter._routeset import Learned
+    from semrouter._learned import Learned
 
     assert Learned("d", trained, typical=0.9).credible(0.3)
     assert not Learned("d", trained, typical=0.1).credible(0.3)  # unlike examples: default

@@ -20,7 +20,7 @@ from semrouter import (
     SemanticRouter,
     SemRouterError,
 )
-from semrouter._abstention import FLOOR_RATIO
+from semrouter._learned import FLOOR_RATIO
 from semrouter.encoders import Encoder
 from tests.unit.core.test_fit import make_data, make_router
 

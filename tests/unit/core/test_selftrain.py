@@ -10,12 +10,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from semrouter._abstention import DEFAULT_CONFIDENCE, tolerance_factor
-from semrouter._calibration import LogisticHead, apply_thresholds, fit_thresholds
 from semrouter._exceptions import ConfigurationError
-from semrouter._selftrain import (
+from semrouter._head import LogisticHead
+from semrouter._learned import SelfTraining
+from semrouter.training._abstention import DEFAULT_CONFIDENCE, tolerance_factor
+from semrouter.training._selftrain import (
     DEFAULT_REJECT_SHARE,
-    SelfTraining,
     abstention_threshold,
     decide,
     own_route_scores,
@@ -23,6 +23,7 @@ from semrouter._selftrain import (
     self_train,
     train_route_head,
 )
+from semrouter.training._thresholds import apply_thresholds, fit_thresholds
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]

@@ -23,24 +23,24 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._calibration import (
-    LogisticHead,
-    ThresholdFit,
-    apply_thresholds,
-    blend_scores,
-    fit_thresholds,
-)
+from .._exceptions import ConfigurationError
+from .._head import LogisticHead
+from .._lexical import fuse
+from .._routes import RouteMatch
+from .._routeset import Calibration, RouteSet
+from ..encoders import Encoder, Vectors
 from ._crossfit import learnt_head, train_head
 from ._evaluation import (
     EvaluationReport,
     significantly_better,
     stratified_split,
 )
-from ._exceptions import ConfigurationError
-from ._lexical import fuse
-from ._routes import RouteMatch
-from ._routeset import Calibration, RouteSet
-from .encoders import Encoder, Vectors
+from ._thresholds import (
+    ThresholdFit,
+    apply_thresholds,
+    blend_scores,
+    fit_thresholds,
+)
 
 __all__ = [
     "Calibration",

@@ -2,7 +2,7 @@
 
 :func:`fit_thresholds` finds per-route score thresholds that maximise accuracy (in-scope and
 "no route" together) or macro F1, starting from the best single global threshold;
-:func:`blend_scores` combines the learned head (``_head.py``) with nearest-neighbour scores.
+:func:`blend_scores` combines the learned head (``semrouter._head``) with nearest-neighbour scores.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
-from ._exceptions import ConfigurationError
-from ._head import LogisticHead
+from .._exceptions import ConfigurationError
 
-__all__ = ["LogisticHead", "ThresholdFit", "apply_thresholds", "blend_scores", "fit_thresholds"]
+__all__ = ["ThresholdFit", "apply_thresholds", "blend_scores", "fit_thresholds"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -1,7 +1,9 @@
 """Routing well with no labelled data: a head trained on the route utterances, and abstention.
 
-Pure NumPy building blocks for the default (unfitted) router; the scorer calls them at sync
-time and persists the result with the route set. Nothing here touches Qdrant or the router.
+Pure NumPy building blocks for the default (unfitted) router; the router runs
+:func:`self_train` when its routes change and stores the :class:`~semrouter._learned.SelfTraining`
+it returns with the route set (serving reads it there, ``_learned.py``). Nothing here touches
+Qdrant or the router.
 
 The rule (:func:`decide`):
 
@@ -41,31 +43,30 @@ few routes change; the result then depends on that history, so a caller that wan
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
+from .._aggregation import Aggregation
+from .._exceptions import ConfigurationError
+from .._head import LogisticHead
+from .._learned import SelfTraining
 from ._abstention import (
     DEFAULT_CONFIDENCE,
     DEFAULT_REJECT_SHARE,
     DEFAULT_ROUTE_SHIFT,
     ROUTE_SHIFT_PRIOR,
-    Aggregation,
     abstention_threshold,
     check_rows,
     own_route_scores,
     route_thresholds,
 )
-from ._exceptions import ConfigurationError
-from ._head import LogisticHead, _lbfgs, softmax_loss
+from ._head import lbfgs, softmax_loss
 
 __all__ = [
     "DEFAULT_REJECT_SHARE",
     "DEFAULT_ROUTE_SHIFT",
-    "SelfTraining",
     "abstention_threshold",
     "decide",
     "own_route_scores",
@@ -76,7 +77,6 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-_FORMAT = "semrouter.self_training/1"
 
 #: L2 weight and iteration cap of the head: 1e-5 as for fit(). Started from the scaled
 #: nearest-centroid classifier (``CENTROID_SCALE``), 30 L-BFGS iterations match the validation
@@ -125,7 +125,7 @@ def train_route_head(
         start = _warm_start(previous, route_names, d)
     else:
         start = _centroid_start(data, labels, n_routes)
-    theta = _lbfgs(_softmax_loss(data, labels, n_routes, l2), start, max_iter, 1e-6)
+    theta = lbfgs(_softmax_loss(data, labels, n_routes, l2), start, max_iter, 1e-6)
     return LogisticHead(
         theta[: d * n_routes].reshape(d, n_routes),
         theta[d * n_routes :],
@@ -159,75 +159,6 @@ def decide(
     score = np.nan_to_num(sim[np.arange(p.shape[0]), best], nan=-1.0)
     cut = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (p.shape[1],))
     return np.where(score >= cut[best], best, -1).astype(np.int64), score
-
-
-@dataclass(frozen=True)
-class SelfTraining:
-    """What the router learns from its own utterances; persisted with the route set.
-
-    Attributes:
-        head: the route head.
-        threshold: the adaptive abstention cut on the similarity scale, or ``None`` (no route
-            has two utterances: keep the encoder's default).
-        reject_share: the quantile it was taken at.
-        top_k: the aggregation's hits per route the threshold was measured with.
-        aggregation: ``"mean"`` or ``"max"``; a router with other settings must recompute.
-        route_thresholds: one cut per route of the head (:func:`route_thresholds`), or
-            ``None`` (payloads written before they existed: ``threshold`` for every route).
-    """
-
-    head: LogisticHead
-    threshold: float | None
-    reject_share: float
-    top_k: int
-    aggregation: Aggregation
-    route_thresholds: tuple[float, ...] | None = None
-
-    def thresholds_by_route(self) -> dict[str, float]:
-        """The adaptive cut of each route by name (empty without a threshold)."""
-        if self.threshold is None:
-            return {}
-        cuts = self.route_thresholds or (self.threshold,) * len(self.head.route_names)
-        return dict(zip(self.head.route_names, cuts, strict=True))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe mapping (the head's weights as base64 float32)."""
-        return {
-            "format": _FORMAT,
-            "head": self.head.to_dict(),
-            "threshold": self.threshold,
-            "reject_share": self.reject_share,
-            "top_k": self.top_k,
-            "aggregation": self.aggregation,
-            "route_thresholds": None
-            if self.route_thresholds is None
-            else list(self.route_thresholds),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SelfTraining:
-        """Rebuild from :meth:`to_dict`'s output."""
-        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
-            raise ConfigurationError(f"not a self-training payload (expected {_FORMAT!r})")
-        try:
-            threshold = data["threshold"]
-            aggregation = data["aggregation"]
-            if aggregation not in ("mean", "max"):
-                raise ValueError(f"unknown aggregation {aggregation!r}")
-            head = LogisticHead.from_dict(data["head"])
-            cuts = data.get("route_thresholds")
-            if cuts is not None and len(cuts) != len(head.route_names):
-                raise ValueError(f"{len(cuts)} route thresholds for {len(head.route_names)} routes")
-            return cls(
-                head=head,
-                threshold=None if threshold is None else float(threshold),
-                reject_share=float(data["reject_share"]),
-                top_k=int(data["top_k"]),
-                aggregation=aggregation,
-                route_thresholds=None if cuts is None else tuple(float(c) for c in cuts),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigurationError(f"invalid self-training payload: {exc}") from exc
 
 
 def self_train(

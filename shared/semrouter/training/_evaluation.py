@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
-from ._exceptions import ConfigurationError, missing_dependency
+from .._exceptions import ConfigurationError, missing_dependency
 
 __all__ = [
     "Confusion",

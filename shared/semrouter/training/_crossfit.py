@@ -1,4 +1,4 @@
-"""Cross-fitting the head for :func:`~semrouter._fitting.fit_calibration`: fold heads that
+"""Cross-fitting the head for :func:`~semrouter.training._fitting.fit_calibration`: fold heads that
 score the held-out rows as if never seen, and the head kept, trained on every row.
 
 Pure NumPy on :class:`~semrouter._head.LogisticHead`; how far each head is trained (and where
@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._head import LogisticHead
+from .._routeset import RouteSet
 from ._evaluation import stratified_folds
-from ._head import LogisticHead
-from ._routeset import RouteSet
+from ._head import fit_head
 
 __all__ = ["FIT_MEMORY", "FIT_TOL", "FOLD_TOL", "MIN_ROWS_PER_FOLD", "learnt_head", "train_head"]
 
@@ -71,16 +72,16 @@ def train_head(
     }
     k = folds
     if k < 2 or len(held_y) < MIN_ROWS_PER_FOLD * k:
-        base = LogisticHead.fit(X, y, start=start, tol=FIT_TOL, **options)
+        base = fit_head(X, y, start=start, tol=FIT_TOL, **options)
         return base, base.predict_proba(held_X)
-    base = LogisticHead.fit(X, y, start=start, tol=FOLD_TOL, **options)
+    base = fit_head(X, y, start=start, tol=FOLD_TOL, **options)
     keys = ["\x00none" if label < 0 else str(label) for label in held_y.tolist()]
     fold = stratified_folds(keys, folds=k, seed=seed)
     probabilities = np.empty((len(held_y), len(names)), dtype=np.float32)
     heads = []
     for part in range(k):
         inside = fold != part
-        head = LogisticHead.fit(
+        head = fit_head(
             np.concatenate([X, held_X[inside]]),
             np.concatenate([y, held_y[inside]]),
             start=base,
@@ -89,7 +90,7 @@ def train_head(
         )
         probabilities[~inside] = head.predict_proba(held_X[~inside])
         heads.append(head)
-    final = LogisticHead.fit(
+    final = fit_head(
         np.concatenate([X, held_X]),
         np.concatenate([y, held_y]),
         start=mean_head(heads) or base,

@@ -1,7 +1,7 @@
 """Abstention without labels: cuts on the similarity scale from the route utterances alone.
 
-Pure NumPy; :mod:`._selftrain` runs these at sync time and ``_routeset.build_route_set``
-applies the result (with :data:`FLOOR_RATIO`). The rule:
+Pure NumPy; :mod:`._selftrain` runs these when the routes change and
+``_routeset.build_route_set`` applies the result (with ``_learned.FLOOR_RATIO``). The rule:
 
 1. each utterance's *leave-one-out* similarity to its own route (:func:`own_route_scores`):
    what it would score as a query;
@@ -25,18 +25,17 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from ._exceptions import ConfigurationError
+from .._aggregation import AGGREGATIONS, Aggregation, aggregate, hits_counted
+from .._exceptions import ConfigurationError
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
     "DEFAULT_REJECT_SHARE",
     "DEFAULT_ROUTE_SHIFT",
-    "FLOOR_RATIO",
     "ROUTE_SHIFT_FROM",
     "ROUTE_SHIFT_PRIOR",
     "abstention_threshold",
@@ -48,7 +47,6 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-Aggregation = Literal["mean", "max"]
 
 #: Share of utterance-like queries the adaptive threshold may turn away, and how far each
 #: route's cut follows its own utterances (:func:`route_thresholds`), chosen together on
@@ -57,13 +55,11 @@ DEFAULT_REJECT_SHARE = 0.025
 DEFAULT_ROUTE_SHIFT = 0.75
 #: A route's cut follows its own utterances from this many leave-one-out scores.
 ROUTE_SHIFT_FROM = 3
-#: How sure the cut is to turn away at most ``reject_share`` (:func:`tolerance_factor`), the
-#: scores at which a route's cut follows half of ``DEFAULT_ROUTE_SHIFT``, and the floor as a
-#: share of the encoder's default threshold: chosen on small route sets (validation splits,
-#: benchmarks/results/small_sets.txt).
+#: How sure the cut is to turn away at most ``reject_share`` (:func:`tolerance_factor`) and
+#: the scores at which a route's cut follows half of ``DEFAULT_ROUTE_SHIFT``: chosen on small
+#: route sets (validation splits, benchmarks/results/small_sets.txt), as the floor was.
 DEFAULT_CONFIDENCE = 0.95
 ROUTE_SHIFT_PRIOR = 5.0
-FLOOR_RATIO = 0.85
 
 
 def own_route_scores(
@@ -86,8 +82,8 @@ def own_route_scores(
     data, labels = check_rows(vectors, route_of_row, n_routes)
     if top_k < 1:
         raise ConfigurationError("top_k must be at least 1")
-    if aggregation not in ("mean", "max"):
-        raise ConfigurationError("aggregation must be 'mean' or 'max'")
+    if aggregation not in AGGREGATIONS:
+        raise ConfigurationError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
     out = np.full(labels.shape[0], np.nan)
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(n_routes + 1))
@@ -97,9 +93,9 @@ def own_route_scores(
             continue
         block = data[rows] @ data[rows].T
         np.fill_diagonal(block, -np.inf)
-        k = 1 if aggregation == "max" else min(top_k, rows.size - 1)
+        k = min(hits_counted(aggregation, top_k), rows.size - 1)
         best = np.partition(block, rows.size - k, axis=1)[:, rows.size - k :]
-        out[rows] = best.astype(np.float64).mean(axis=1)
+        out[rows] = aggregate(best, aggregation)
     return out
 
 
