@@ -11,8 +11,7 @@ out-of-scope AUROC of the winning route's score.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -21,40 +20,10 @@ import numpy as np
 from semrouter import Route, SemanticRouter
 from semrouter.encoders import Encoder, LocalEncoder
 
-
-class CachedEncoder(Encoder):
-    """LocalEncoder with an on-disk cache, so repeated runs skip re-embedding the corpora."""
-
-    def __init__(self, inner: Encoder, cache: Path) -> None:
-        self.inner, self.cache = inner, cache
-        self.model_id, self.dimension = inner.model_id, inner.dimension
-        self.default_threshold = inner.default_threshold
-        self.batch_size = 100_000
-        cache.mkdir(parents=True, exist_ok=True)
-
-    def encode_batch(self, texts: list[str]) -> np.ndarray:
-        key = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:24]
-        file = self.cache / f"{key}.npy"
-        if file.exists():
-            return np.load(file)
-        vectors = self.inner.encode(texts)
-        np.save(file, vectors)
-        return vectors
-
-
-def load_clinc(root: Path) -> dict[str, list[tuple[str, str]]]:
-    data = json.loads((root / "clinc150" / "data_full.json").read_text())
-    return {split: [(t, i) for t, i in rows] for split, rows in data.items()}
-
-
-def load_banking(root: Path) -> dict[str, list[tuple[str, str]]]:
-    out = {}
-    for split in ("train", "valid", "test"):
-        folder = root / "banking77" / split
-        texts = (folder / "seq.in").read_text().splitlines()
-        labels = (folder / "label").read_text().splitlines()
-        out[split] = list(zip(texts, labels))
-    return out
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "quality"))
+from benchtools import CachedEncoder
+from compare import load_banking, load_clinc
 
 
 def routes_from(rows: list[tuple[str, str]], per_route: int | None, seed: int) -> list[Route]:

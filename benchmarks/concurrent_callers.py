@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchtools import machine, pct, write_report
 from users_run import BenchEncoder, Corpus
 
 from semrouter import SemanticRouter
@@ -84,11 +85,6 @@ def async_load(router: SemanticRouter, texts: Any, callers: int, each: int) -> t
     return latencies, asyncio.run(main())
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -107,7 +103,7 @@ def main() -> None:
     texts = itertools.cycle(corpus.test)
     for _ in range(20):
         router.route(next(texts))
-    load_before = os.getloadavg()
+    load_before = os.getloadavg()[0]
 
     lone, batch_rate = [], []
     waits = [None, *(float(w) for w in args.waits.split(","))]
@@ -136,9 +132,7 @@ def main() -> None:
     lone_p50 = statistics.median(lone)
     batch_tps = statistics.median(batch_rate)
     lines = [
-        f"{args.callers} concurrent callers  ({time.strftime('%Y-%m-%d %H:%M:%S')}; "
-        f"{os.cpu_count()} cpus, load avg {load_before[0]:.2f} before, "
-        f"{os.getloadavg()[0]:.2f} after)",
+        f"{args.callers} concurrent callers  ({machine(load_before)})",
         f"router of {router.index_size} CLINC150 utterances, real LocalEncoder (query cache off), "
         f"{args.rounds} rounds of {args.callers} x {args.each} requests per configuration",
         f"lone request: route() p50 {lone_p50 * 1e3:.2f} ms, p99 {pct(lone, 0.99) * 1e3:.2f} ms "
@@ -160,10 +154,7 @@ def main() -> None:
             f"{kind:<8} {('off' if wait is None else f'{wait:g}'):>11} {rate:>10.0f} "
             f"{share:>8.2f} {p50 * 1e3:>6.1f} ms {p99 * 1e3:>6.1f} ms {slow:>10.1f}  {verdict}"
         )
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    write_report("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchtools import machine, write_report
+
 SETTINGS = {
     "threads=2, spinning (default)": {"threads": 2, "spinning": True},
     "threads=2, no spinning": {"threads": 2, "spinning": False},
@@ -30,7 +31,6 @@ SETTINGS = {
 
 
 def child(data: Path, options: dict) -> None:
-    sys.path.insert(0, str(HERE))
     from users_run import BenchEncoder, Corpus, batch, floor, interleaved
 
     from semrouter import SemanticRouter
@@ -91,8 +91,7 @@ def main() -> None:
         return statistics.median(values)
 
     lines = [
-        f"LocalEncoder thread settings  ({time.strftime('%Y-%m-%d %H:%M:%S')}; "
-        f"{os.cpu_count()} cpus, load avg {load:.2f} before, {os.getloadavg()[0]:.2f} after)",
+        f"LocalEncoder thread settings  ({machine(load)})",
         f"router of 10k CLINC150 utterances; medians of 200 queries, median of {args.rounds} "
         "rounds; 'beyond' = route() p50 - encode() p50, interleaved; floor = free encoder",
         "",
@@ -107,10 +106,7 @@ def main() -> None:
             f"{rte:>7.2f} ms {rte - enc:>6.3f} ms {free:>5.3f} ms "
             f"{med(rows, 'encode_tps'):>13.0f}"
         )
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    write_report("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

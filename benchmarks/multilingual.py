@@ -18,11 +18,11 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
 import statistics
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -33,28 +33,11 @@ import numpy as np
 from semrouter import Route, SemanticRouter
 from semrouter.encoders import Encoder, LocalEncoder, MultilingualEncoder
 
-HERE = Path(__file__).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchtools import CachedEncoder
+
+HERE = Path(__file__).resolve().parent
 SET = HERE / "data" / "multilingual.jsonl"
-
-
-class CachedEncoder(Encoder):
-    """Wraps an encoder with an on-disk cache (accuracy runs only, never the speed runs)."""
-
-    def __init__(self, inner: Encoder, cache: Path) -> None:
-        self.inner, self.cache = inner, cache
-        self.model_id, self.dimension = inner.model_id, inner.dimension
-        self.default_threshold = inner.default_threshold
-        self.batch_size = 1_000_000
-        cache.mkdir(parents=True, exist_ok=True)
-
-    def encode_batch(self, texts: list[str]) -> np.ndarray:
-        key = hashlib.sha256(("\x1e".join([self.model_id, *texts])).encode()).hexdigest()[:24]
-        file = self.cache / f"{key}.npy"
-        if file.exists():
-            return np.load(file)
-        vectors = self.inner.encode(texts)
-        np.save(file, vectors)
-        return vectors
 
 
 def best_scores(router: SemanticRouter, vectors: np.ndarray) -> list[tuple[str | None, float]]:
@@ -142,23 +125,19 @@ def multilingual_set(encoders: dict[str, Encoder], out: list[str]) -> dict[str, 
             ) / len(ins)
             res["per_language"] = per_lang
             result[f"{enc_name} / {kind}"] = res
-    out.append("")
     header = "encoder / routes".ljust(44) + "".join(lang.rjust(7) for lang in langs) + "    all"
-    out.append("Test in-scope top-1 accuracy (no threshold):")
-    out.append(header)
-    for key, res in result.items():
-        cells = "".join(
-            f"{100 * res['per_language'][lang]['in_scope_top1']:6.1f}%" for lang in langs
-        )
-        out.append(key.ljust(44) + cells + f" {100 * res['test_in_scope_top1']:5.1f}%")
-    out.append("")
-    out.append("Test overall accuracy incl. out-of-scope, at the encoder's default threshold:")
-    out.append(header)
-    for key, res in result.items():
-        cells = "".join(
-            f"{100 * res['per_language'][lang]['overall_default']:6.1f}%" for lang in langs
-        )
-        out.append(key.ljust(44) + cells + f" {100 * res['test_overall_default']:5.1f}%")
+    for title, cell, whole in (
+        ("Test in-scope top-1 accuracy (no threshold):", "in_scope_top1", "test_in_scope_top1"),
+        (
+            "Test overall accuracy incl. out-of-scope, at the encoder's default threshold:",
+            "overall_default",
+            "test_overall_default",
+        ),
+    ):
+        out.extend(["", title, header])
+        for key, res in result.items():
+            cells = "".join(f"{100 * res['per_language'][lang][cell]:6.1f}%" for lang in langs)
+            out.append(key.ljust(44) + cells + f" {100 * res[whole]:5.1f}%")
     out.append("")
     for key, res in result.items():
         out.append(

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchtools import machine, pct, write_report
 from users_run import BenchEncoder, Corpus
 
 from semrouter import SemanticRouter
@@ -91,7 +92,7 @@ def main() -> None:
         runs[label] = {"router": router, "encoder": encoder, "times": [], "hit": []}
 
     utterances = next(iter(runs.values()))["router"].index_size
-    load_before = os.getloadavg()
+    load_before = os.getloadavg()[0]
     for start in range(0, len(stream), args.chunk):
         chunk = stream[start : start + args.chunk]
         for run in runs.values():
@@ -104,9 +105,7 @@ def main() -> None:
                 run["hit"].append(encoder.cache_info().hits > hits)
 
     lines = [
-        f"query cache on a Zipf stream  ({time.strftime('%Y-%m-%d %H:%M:%S')}; "
-        f"{os.cpu_count()} cpus, load avg {load_before[0]:.2f} before, "
-        f"{os.getloadavg()[0]:.2f} after)",
+        f"query cache on a Zipf stream  ({machine(load_before)})",
         f"{len(stream)} route() calls over {len(corpus.test)} CLINC150 test texts, Zipf s="
         f"{args.zipf} ({len(set(stream))} distinct), router of {utterances} CLINC150 "
         "utterances, real LocalEncoder, one caller; cache empty at the start",
@@ -124,7 +123,7 @@ def main() -> None:
         base = base or (rate, p50)
         lines.append(
             f"{label:<22} {rate:>10.0f} {p50 * 1e3:>6.2f} ms "
-            f"{sorted(times)[int(0.9 * len(times))] * 1e3:>6.2f} ms "
+            f"{pct(times, 0.9) * 1e3:>6.2f} ms "
             f"{len(hits) / len(times):>8.1%} "
             + (f"{statistics.median(hits) * 1e3:>6.3f} ms " if hits else f"{'-':>9} ")
             + f"{statistics.median(misses) * 1e3:>6.2f} ms"
@@ -132,10 +131,7 @@ def main() -> None:
         )
         run["router"].close()
     lines.append(cache_cost())
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    write_report("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

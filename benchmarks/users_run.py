@@ -33,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "quality"))
+from benchtools import time_pairs
 from compare import embed_table, load_clinc
 
 from semrouter import Route, SemanticRouter
@@ -113,14 +115,7 @@ def interleaved(router: SemanticRouter, encoder: BenchEncoder, queries: list[str
     for q in queries[:10]:
         encoder.encode([q])
         router.route(q)
-    enc, rte = [], []
-    for q in queries:
-        start = time.perf_counter()
-        encoder.encode([q])
-        mid = time.perf_counter()
-        router.route(q)
-        rte.append(time.perf_counter() - mid)
-        enc.append(mid - start)
+    enc, rte = time_pairs(queries, lambda q: encoder.encode([q]), router.route)
     encoder.live = False
     return {"encode": median_ms(enc), "route": median_ms(rte)}
 
@@ -128,28 +123,14 @@ def interleaved(router: SemanticRouter, encoder: BenchEncoder, queries: list[str
 def floor(router: SemanticRouter, encoder: BenchEncoder, queries: list[str]) -> dict:
     """The same with the free encoder: table look-up, then route()."""
     encoder.live = False
-    enc, rte = [], []
-    for q in queries:
-        start = time.perf_counter()
-        encoder.encode([q])
-        mid = time.perf_counter()
-        router.route(q)
-        rte.append(time.perf_counter() - mid)
-        enc.append(mid - start)
+    enc, rte = time_pairs(queries, lambda q: encoder.encode([q]), router.route)
     return {"encode": median_ms(enc), "route": median_ms(rte)}
 
 
 def batch(router: SemanticRouter, encoder: BenchEncoder, queries: list[str]) -> dict:
     """encode(queries) and route_many(queries), best of 2, interleaved."""
     encoder.live = True
-    enc, rte = [], []
-    for _ in range(2):
-        start = time.perf_counter()
-        encoder.encode(queries)
-        mid = time.perf_counter()
-        router.route_many(queries)
-        rte.append(time.perf_counter() - mid)
-        enc.append(mid - start)
+    enc, rte = time_pairs([queries] * 2, encoder.encode, router.route_many)
     encoder.live = False
     return {"encode_tps": len(queries) / min(enc), "route_many_tps": len(queries) / min(rte)}
 
