@@ -10,6 +10,13 @@ from semrouter import FakeEncoder, Route
 
 
 @pytest.fixture
+def no_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own OpenAI settings must not leak into (or be spent by) a test."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
 def fake_encoder() -> FakeEncoder:
     """A fresh deterministic encoder that counts what it encodes."""
     return FakeEncoder(dimension=64)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from semrouter import FakeEncoder, IndexMismatchError, Route, SemanticRouter
+from tests.support.threads import in_threads
 
 URL = os.environ.get("QDRANT_URL")
 KEY = os.environ.get("QDRANT_API_KEY")
@@ -32,34 +33,6 @@ def collection() -> Iterator[str]:
     QdrantClient(url=URL, api_key=KEY).delete_collection(name)
 
 
-@pytest.mark.parametrize("search", ["exact", "qdrant"])
-async def test_route_sync_and_async_on_a_server(collection: str, search: str) -> None:
-    router = SemanticRouter(
-        ROUTES,
-        encoder=FakeEncoder(),
-        url=URL,
-        api_key=KEY,
-        collection=collection,
-        search=search,  # type: ignore[arg-type]
-    )
-    assert router.route("book a flight to paris").name == "flights"
-    assert (await router.aroute("will it rain tomorrow")).name == "weather"
-    router.close()
-
-
-def test_reopen_encodes_nothing_and_refuses_another_encoder(collection: str) -> None:
-    SemanticRouter(
-        ROUTES, encoder=FakeEncoder(), url=URL, api_key=KEY, collection=collection
-    ).close()
-    encoder = FakeEncoder()
-    again = SemanticRouter(ROUTES, encoder=encoder, url=URL, api_key=KEY, collection=collection)
-    assert encoder.encoded_texts == 0 and again.last_sync.kept == 4
-    again.close()
-    with pytest.raises(IndexMismatchError):
-        SemanticRouter(ROUTES, encoder=FakeEncoder(32), url=URL, api_key=KEY, collection=collection)
-
-
-# -- deployment: replicas sharing one collection on the server -----------------------------------
 def _open(collection: str, routes: list[Route] | None = None, **options: object) -> SemanticRouter:
     return SemanticRouter(
         routes,
@@ -71,6 +44,25 @@ def _open(collection: str, routes: list[Route] | None = None, **options: object)
     )
 
 
+@pytest.mark.parametrize("search", ["exact", "qdrant"])
+async def test_route_sync_and_async_on_a_server(collection: str, search: str) -> None:
+    router = _open(collection, ROUTES, search=search)
+    assert router.route("book a flight to paris").name == "flights"
+    assert (await router.aroute("will it rain tomorrow")).name == "weather"
+    router.close()
+
+
+def test_reopen_encodes_nothing_and_refuses_another_encoder(collection: str) -> None:
+    _open(collection, ROUTES).close()
+    encoder = FakeEncoder()
+    again = SemanticRouter(ROUTES, encoder=encoder, url=URL, api_key=KEY, collection=collection)
+    assert encoder.encoded_texts == 0 and again.last_sync.kept == 4
+    again.close()
+    with pytest.raises(IndexMismatchError):
+        SemanticRouter(ROUTES, encoder=FakeEncoder(32), url=URL, api_key=KEY, collection=collection)
+
+
+# -- deployment: replicas sharing one collection on the server -----------------------------------
 def test_replicas_merge_follow_and_never_delete_each_other(collection: str) -> None:
     extra = Route("music", ["play some jazz", "next song please"])
     with _open(collection, ROUTES) as first, _open(collection, [extra]) as second:
@@ -110,15 +102,7 @@ async def test_hybrid_on_a_server_scores_like_in_process(collection: str) -> Non
     queries = [f"C{i} failure on device D{(i + 5) % 12}0" for i in range(12)]
     answers = []
     for search in ("exact", "qdrant"):
-        router = SemanticRouter(
-            routes,
-            encoder=FakeEncoder(),
-            url=URL,
-            api_key=KEY,
-            collection=collection,
-            search=search,  # type: ignore[arg-type]
-            hybrid="dbsf",
-        )
+        router = _open(collection, routes, search=search, hybrid="dbsf")
         answers.append([[m.name for m in ms] for ms in router.top_routes_many(queries, 3)])
         answers.append([(await router.atop_routes(q, 3))[0].name for q in queries])
         router.close()
@@ -145,26 +129,15 @@ def test_a_tenants_qdrant_search_is_not_crowded_out(collection: str) -> None:
 
 def test_concurrent_writers_on_a_server_lose_nothing(collection: str) -> None:
     """Replicas writing at once: the conditional update of the head keeps every change."""
-    import threading
-
     options = {"encoder": FakeEncoder(), "url": URL, "api_key": KEY, "collection": collection}
     SemanticRouter(ROUTES, **options).close()  # type: ignore[arg-type]
-    errors: list[BaseException] = []
 
     def write(me: int) -> None:
         with SemanticRouter.open(**options) as router:  # type: ignore[arg-type]
             for i in range(15):
-                try:
-                    router.add(Route(f"r{me}-{i}", [f"utterance {me} {i}"]))
-                except BaseException as exc:  # pragma: no cover - reported below
-                    errors.append(exc)
+                router.add(Route(f"r{me}-{i}", [f"utterance {me} {i}"]))
 
-    threads = [threading.Thread(target=write, args=(w,)) for w in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert in_threads(write, 3) == []
     with SemanticRouter.open(**options) as router:  # type: ignore[arg-type]
         assert len(router.routes) == 2 + 45 and router.revision == 1 + 45
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 from qdrant_client import QdrantClient
 
 from semrouter import FakeEncoder, Route, SemanticRouter
+from tests.support.loopback import tcp_server
 
 #: Queries paired with the route they must reach with :data:`ROUTES` and a ``FakeEncoder``.
 EXPECTED = {
@@ -82,28 +82,10 @@ def refusing_url() -> str:
 @pytest.fixture
 def hanging_url() -> Iterator[str]:
     """A loopback URL that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    server.settimeout(0.1)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            held.append(conn)  # keep it open, read nothing, answer nothing
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
+    held: list[socket.socket] = []  # kept open: read nothing, answer nothing
     try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+        with tcp_server(held.append, backlog=64) as port:
+            yield f"http://127.0.0.1:{port}"
     finally:
-        stop.set()
-        thread.join(timeout=2)
         for conn in held:
             conn.close()
-        server.close()

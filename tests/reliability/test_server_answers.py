@@ -30,6 +30,7 @@ from semrouter import (
 )
 from semrouter._exceptions import BackendError
 from semrouter._stores._location import QdrantLocation
+from tests.support.loopback import tcp_server
 
 KEY = "qdrant-secret-key-0123456789abcdef"
 ROUTES = [Route("greet", ["hello there"]), Route("bye", ["goodbye now"])]
@@ -131,10 +132,6 @@ def test_non_json_200_answer_is_a_backend_error(body: bytes) -> None:
 @pytest.fixture
 def dripping_url() -> Iterator[str]:
     """A server that answers one byte every 0.2 s (for at most 12 s)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    server.settimeout(0.1)
     stop = threading.Event()
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 300\r\n\r\n"
     answer += b" " * 300
@@ -154,22 +151,14 @@ def dripping_url() -> Iterator[str]:
                     return
                 time.sleep(0.2)
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+    def start_drip(conn: socket.socket) -> None:
+        threading.Thread(target=drip, args=(conn,), daemon=True).start()
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+        with tcp_server(start_drip) as port:
+            yield f"http://127.0.0.1:{port}"
     finally:
         stop.set()
-        thread.join(timeout=2)
-        server.close()
 
 
 def test_dripping_server_is_cut_off_at_the_timeout(dripping_url: str) -> None:
@@ -223,30 +212,14 @@ def test_requests_after_a_timeout_still_work() -> None:
 @pytest.fixture
 def listener() -> Iterator[tuple[int, list[int]]]:
     """A TCP port that accepts (and counts) connections, then closes them."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    server.settimeout(0.1)
     seen: list[int] = []
-    stop = threading.Event()
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            seen.append(1)
-            conn.close()
+    def count(conn: socket.socket) -> None:
+        seen.append(1)
+        conn.close()
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1], seen
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        server.close()
+    with tcp_server(count) as port:
+        yield port, seen
 
 
 def test_prefer_grpc_dials_the_urls_port_and_names_it(listener: tuple[int, list[int]]) -> None:

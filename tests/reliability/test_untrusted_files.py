@@ -11,7 +11,6 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,52 +18,21 @@ import pytest
 
 from semrouter import ConfigurationError, FakeEncoder, SemanticRouter
 from semrouter.cli import main
+from tests.support.openai_server import OpenAIServer
 
 KEY = "sk-test-environment-key-0123456789"
 ROUTES = [{"name": "greet", "utterances": ["hello there"]}, {"name": "bye", "utterances": ["bye"]}]
 
 
-class _Embeddings(BaseHTTPRequestHandler):
-    """An OpenAI-compatible ``/v1/embeddings`` that records the keys it was sent."""
-
-    seen: list[str]
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.seen.append(self.headers.get("Authorization", ""))  # type: ignore[attr-defined]
-        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [
-            {"object": "embedding", "index": i, "embedding": [float(len(t) % 5 + 1)] + [0.5] * 7}
-            for i, t in enumerate(texts)
-        ]
-        answer = json.dumps(
-            {"object": "list", "data": data, "model": body["model"], "usage": {}}
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def embeddings_server() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Embeddings)
-    server.seen = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def embeddings_server() -> Iterator[OpenAIServer]:
+    """An OpenAI-compatible ``/v1/embeddings`` on 127.0.0.1 that records the keys it is sent."""
+    with OpenAIServer(dimension=8) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
-def _base_url(server: ThreadingHTTPServer) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}/v1"
+def _keys_seen(server: OpenAIServer) -> list[str | None]:
+    return [request.authorization for request in server.requests]
 
 
 def _write(folder: Path, data: dict[str, Any], name: str = "router.json") -> Path:
@@ -82,36 +50,36 @@ def _openai_file(folder: Path, base_url: str) -> Path:
 
 
 def test_file_named_base_url_never_receives_the_environment_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embeddings_server: ThreadingHTTPServer
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embeddings_server: OpenAIServer
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    path = _openai_file(tmp_path, _base_url(embeddings_server))
+    path = _openai_file(tmp_path, embeddings_server.url)
     with pytest.raises(ConfigurationError, match="trusted=True") as caught:
         SemanticRouter.load(path)
-    assert embeddings_server.seen == []  # type: ignore[attr-defined]
+    assert _keys_seen(embeddings_server) == []
     assert KEY not in str(caught.value)
 
 
 def test_cli_does_not_send_the_environment_key_to_a_file_named_server(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    embeddings_server: ThreadingHTTPServer,
+    embeddings_server: OpenAIServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    path = _openai_file(tmp_path, _base_url(embeddings_server))
+    path = _openai_file(tmp_path, embeddings_server.url)
     assert main(["route", str(path), "hello"]) == 2
     assert "trusted" in capsys.readouterr().err
-    assert embeddings_server.seen == []  # type: ignore[attr-defined]
+    assert _keys_seen(embeddings_server) == []
 
 
 def test_trusted_file_or_chosen_base_url_gets_the_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embeddings_server: ThreadingHTTPServer
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embeddings_server: OpenAIServer
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    base_url = _base_url(embeddings_server)
+    base_url = embeddings_server.url
     path = _openai_file(tmp_path, base_url)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with SemanticRouter.load(path, trusted=True) as router:
@@ -120,8 +88,8 @@ def test_trusted_file_or_chosen_base_url_gets_the_key(
     monkeypatch.setenv("OPENAI_BASE_URL", base_url + "/")
     with SemanticRouter.load(path) as router:
         assert len(router) == 2
-    assert embeddings_server.seen  # type: ignore[attr-defined]
-    assert set(embeddings_server.seen) == {f"Bearer {KEY}"}  # type: ignore[attr-defined]
+    assert _keys_seen(embeddings_server)
+    assert set(_keys_seen(embeddings_server)) == {f"Bearer {KEY}"}
 
 
 def test_caller_encoder_override_needs_no_opt_in(

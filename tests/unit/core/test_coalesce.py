@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from semrouter import ConfigurationError, EncoderError, FakeEncoder, Route, SemanticRouter
+from tests.support.threads import in_threads
 
 
 class Recording(FakeEncoder):
@@ -90,21 +91,7 @@ def test_big_calls_bypass_the_worker() -> None:
 def test_every_waiting_caller_gets_the_encoders_error() -> None:
     encoder = Recording(delay=0.01, fail=True)
     encoder.coalesce_ms = 5
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(6)
-
-    def call(i: int) -> None:
-        barrier.wait()
-        try:
-            encoder.encode([f"q{i}"])
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = in_threads(lambda i: encoder.encode([f"q{i}"]), 6)
     assert len(errors) == 6 and all(isinstance(e, RuntimeError) for e in errors)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -26,52 +27,46 @@ from tests.support.openai_server import OpenAIServer, embedding_for
 CANARY = "sk-canary-7f3e9b1d2c4a6e8f0b1d3c5a7e9f1b3d"
 MODEL = "test-embedding"  # unknown to the table, so tests pass dimension=
 DIM = 32
-# Read at import, before the autouse fixture below clears the environment of each test.
+# Read at import, before the no_openai_env fixture (every test here) clears the environment.
 REAL_KEY = os.environ.get("OPENAI_API_KEY")
 
 
-@pytest.fixture(autouse=True)
-def _no_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The developer's own OpenAI settings must not leak into (or be spent by) unit tests.
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_openai_env")
+
+
+def _encoder(server: OpenAIServer, **options: Any) -> OpenAIEncoder:
+    """An encoder pointed at ``server`` (the test model, its width and key unless given)."""
+    options.setdefault("model", MODEL)
+    options.setdefault("dimension", None if "dimensions" in options else DIM)
+    options.setdefault("api_key", OPENAI_TEST_KEY)
+    options.setdefault("base_url", server.url)
+    return OpenAIEncoder(**options)
 
 
 @pytest.fixture
 def make(openai_server: OpenAIServer) -> Iterator[Any]:
     """Build encoders pointed at the fixture server; closes them afterwards."""
-    built: list[OpenAIEncoder] = []
+    with contextlib.ExitStack() as stack:
 
-    def build(**options: Any) -> OpenAIEncoder:
-        options.setdefault("model", MODEL)
-        options.setdefault("dimension", None if "dimensions" in options else DIM)
-        options.setdefault("api_key", OPENAI_TEST_KEY)
-        options.setdefault("base_url", openai_server.url)
-        encoder = OpenAIEncoder(**options)
-        built.append(encoder)
-        return encoder
+        def build(**options: Any) -> OpenAIEncoder:
+            encoder = _encoder(openai_server, **options)
+            stack.callback(encoder.close)
+            return encoder
 
-    yield build
-    for encoder in built:
-        encoder.close()
+        yield build
 
 
 @pytest.fixture
 async def amake(openai_server: OpenAIServer) -> AsyncIterator[Any]:
-    built: list[OpenAIEncoder] = []
+    """:func:`make` for async tests: the encoders are closed with ``aclose()``."""
+    async with contextlib.AsyncExitStack() as stack:
 
-    def build(**options: Any) -> OpenAIEncoder:
-        options.setdefault("model", MODEL)
-        options.setdefault("dimension", DIM)
-        options.setdefault("api_key", OPENAI_TEST_KEY)
-        options.setdefault("base_url", openai_server.url)
-        encoder = OpenAIEncoder(**options)
-        built.append(encoder)
-        return encoder
+        def build(**options: Any) -> OpenAIEncoder:
+            encoder = _encoder(openai_server, **options)
+            stack.push_async_callback(encoder.aclose)
+            return encoder
 
-    yield build
-    for encoder in built:
-        await encoder.aclose()
+        yield build
 
 
 def expected(texts: list[str], width: int = DIM, model: str = MODEL) -> npt.NDArray[np.float32]:
@@ -271,20 +266,26 @@ def test_transient_failures_are_retried(
     assert len(openai_server.embedding_requests) == 3
 
 
-def test_rate_limit_after_retries(make: Any, openai_server: OpenAIServer) -> None:
-    openai_server.fail(429, times=10)
-    with pytest.raises(EncoderError, match="rate limited \\(HTTP 429\\) after 2 retries") as info:
-        make(max_retries=2).encode(["hello"])
-    assert isinstance(info.value.__cause__, openai.RateLimitError)
-    assert len(openai_server.embedding_requests) == 3
-
-
-def test_server_error_after_retries(make: Any, openai_server: OpenAIServer) -> None:
-    openai_server.fail(500, times=10)
-    with pytest.raises(EncoderError, match="HTTP 500") as info:
-        make(max_retries=1).encode(["hello"])
-    assert isinstance(info.value.__cause__, openai.InternalServerError)
-    assert len(openai_server.embedding_requests) == 2
+@pytest.mark.parametrize(
+    ("status", "retries", "message", "cause"),
+    [
+        (429, 2, "rate limited \\(HTTP 429\\) after 2 retries", openai.RateLimitError),
+        (500, 1, "HTTP 500", openai.InternalServerError),
+    ],
+)
+def test_failure_after_retries(
+    make: Any,
+    openai_server: OpenAIServer,
+    status: int,
+    retries: int,
+    message: str,
+    cause: type[Exception],
+) -> None:
+    openai_server.fail(status, times=10)
+    with pytest.raises(EncoderError, match=message) as info:
+        make(max_retries=retries).encode(["hello"])
+    assert isinstance(info.value.__cause__, cause)
+    assert len(openai_server.embedding_requests) == retries + 1
 
 
 def test_bad_request_is_not_retried(make: Any, openai_server: OpenAIServer) -> None:

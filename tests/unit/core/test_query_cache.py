@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import pickle
-import threading
 
 import numpy as np
 import pytest
 
 from semrouter import ConfigurationError, Route, SemanticRouter
 from semrouter.encoders import CacheInfo, Encoder, FakeEncoder
+from tests.support.threads import in_threads
 
 
 def cached(size: int = 8, dimension: int = 16) -> FakeEncoder:
@@ -130,25 +130,16 @@ def test_threads_share_one_cache_safely() -> None:
     encoder = cached(size=20)
     pool = [f"request {i}" for i in range(40)]
     expected = dict(zip(pool, FakeEncoder(dimension=16).encode(pool)))
-    errors: list[BaseException] = []
 
     def hammer(seed: int) -> None:
         rng = np.random.default_rng(seed)
-        try:
-            for _ in range(300):
-                texts = [pool[int(i)] for i in rng.integers(0, len(pool), rng.integers(1, 4))]
-                got = encoder.encode(texts)
-                for text, row in zip(texts, got):
-                    assert np.array_equal(row, expected[text])
-        except BaseException as exc:  # surfaced in the main thread below
-            errors.append(exc)
+        for _ in range(300):
+            texts = [pool[int(i)] for i in rng.integers(0, len(pool), rng.integers(1, 4))]
+            got = encoder.encode(texts)
+            for text, row in zip(texts, got):
+                assert np.array_equal(row, expected[text])
 
-    threads = [threading.Thread(target=hammer, args=(seed,)) for seed in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert in_threads(hammer, 8) == []
     info = encoder.cache_info()
     assert info.size <= 20 and info.hits > 0 and info.hits + info.misses >= 8 * 300
 

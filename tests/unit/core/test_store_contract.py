@@ -76,25 +76,25 @@ def test_delete_and_payload_rewrite(store: Store) -> None:
     assert scrolled[ids(4)[2]]["metadata"] == {"k": 1}
 
 
-def test_search_finds_the_nearest_point_first(store: Store) -> None:
+def searchable(store: Store, count: int, seed: int) -> np.ndarray:
+    """Fill a new ``store`` with ``count`` points, ready to search; their vectors."""
     store.create(META, DIM)
-    vectors = unit(20, seed=1)
-    stored = payloads(20)
-    store.upsert(ids(20), vectors, stored)
+    vectors = unit(count, seed=seed)
+    store.upsert(ids(count), vectors, payloads(count))
     store.flush()
     store.prepare_search()
+    return vectors
+
+
+def test_search_finds_the_nearest_point_first(store: Store) -> None:
+    vectors = searchable(store, 20, seed=1)
     hits = store.search(vectors[[3, 7]], 5)
     assert [h[0][0] for h in hits] == [ids(20)[3], ids(20)[7]]
     assert hits[0][0][1] == pytest.approx(1.0, abs=1e-4)
 
 
 async def test_async_search_agrees(store: Store) -> None:
-    store.create(META, DIM)
-    vectors = unit(6, seed=2)
-    stored = payloads(6)
-    store.upsert(ids(6), vectors, stored)
-    store.flush()
-    store.prepare_search()
+    vectors = searchable(store, 6, seed=2)
     assert (await store.asearch(vectors[:1], 3))[0][0][0] == ids(6)[0]
 
 

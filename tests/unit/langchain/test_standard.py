@@ -26,12 +26,8 @@ class TestSemRouterEmbeddingsStandard(EmbeddingsUnitTests):
         return {"encoder": FakeEncoder(dimension=64)}
 
 
-class TestSemRouterEmbeddingsLocalStandard(EmbeddingsUnitTests):
+class TestSemRouterEmbeddingsLocalStandard(TestSemRouterEmbeddingsStandard):
     """The default: the shared offline model."""
-
-    @property
-    def embeddings_class(self) -> type[SemRouterEmbeddings]:
-        return SemRouterEmbeddings
 
     @property
     def embedding_model_params(self) -> dict[str, object]:

@@ -38,13 +38,8 @@ class CountingEmbedding(BaseEmbedding):
         self.async_calls += 1
         return self._vector(query)
 
-    def _get_text_embedding(self, text: str) -> list[float]:
-        self.sync_calls += 1
-        return self._vector(text)
-
-    async def _aget_text_embedding(self, text: str) -> list[float]:
-        self.async_calls += 1
-        return self._vector(text)
+    _get_text_embedding = _get_query_embedding
+    _aget_text_embedding = _aget_query_embedding
 
 
 def test_semrouter_embedding_wraps_an_encoder(fake_encoder: FakeEncoder) -> None:
