@@ -32,26 +32,29 @@ def aggregate(
     aggregation: Aggregation,
     counts: npt.NDArray[np.int64] | None = None,
 ) -> FloatArray:
-    """Each row's route similarity from its best hits (m, k): their ``"mean"`` or ``"max"``.
+    """The route similarity of each (query, route) pair from its best hits: their ``"mean"``
+    or their ``"max"``.
 
     Args:
-        hits: one row per (query, route) pair, up to :func:`hits_counted` similarities each.
+        hits: (k, m): row ``j`` holds the ``j``-th best hit of each of ``m`` pairs (rows, not
+            columns: each rule is then ``k`` whole-vector steps, 3x faster at routing's sizes),
+            ``k`` up to :func:`hits_counted`.
         aggregation: the rule.
-        counts: how many leading columns of each row are hits (routes with fewer utterances
-            than ``top_k``); ``None``: every column.
+        counts: how many leading rows of each pair are hits (a route with fewer utterances
+            than ``top_k``); ``None``: all ``k``.
 
     Example:
-        >>> aggregate([[0.9, 0.5], [0.8, 0.0]], "mean", np.array([2, 1])).tolist()
+        >>> aggregate([[0.9, 0.8], [0.5, 0.0]], "mean", np.array([2, 1])).tolist()
         [0.7, 0.8]
     """
     values = np.asarray(hits, dtype=np.float64)
-    used = None if counts is None else np.arange(values.shape[1]) < counts[:, None]
+    used = None if counts is None else np.arange(values.shape[0])[:, None] < counts
     if aggregation == "max":
         picked = values if used is None else np.where(used, values, -np.inf)
-        return np.asarray(picked.max(axis=1), dtype=np.float64)
+        return np.asarray(picked.max(axis=0), dtype=np.float64)
     if aggregation == "mean":
         if counts is None or used is None:
-            return np.asarray(values.mean(axis=1), dtype=np.float64)
-        total = np.where(used, values, 0.0).sum(axis=1)
+            return np.asarray(values.mean(axis=0), dtype=np.float64)
+        total = np.where(used, values, 0.0).sum(axis=0)
         return np.asarray(total / np.maximum(counts, 1), dtype=np.float64)
     raise ConfigurationError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ._aggregation import Aggregation
 from ._exceptions import ConfigurationError
 from ._options import RouterOptions
 from ._routes import Route, validate_routes
@@ -71,7 +72,7 @@ class RouterConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     # Before options were saved whole, three of them were top-level keys: still read.
     threshold: float | None = None
-    aggregation: Literal["mean", "max"] | None = None
+    aggregation: Aggregation | None = None
     top_k: int | None = None
     calibration: dict[str, Any] | None = None
 

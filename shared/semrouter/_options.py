@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ._aggregation import Aggregation
 from ._exceptions import ConfigurationError
 
-__all__ = ["Aggregation", "Hybrid", "RouterOptions", "SearchMode"]
+__all__ = ["Hybrid", "RouterOptions", "SearchMode"]
 
 SearchMode = Literal["auto", "exact", "qdrant"]
 Hybrid = Literal["off", "dbsf", "rrf"]

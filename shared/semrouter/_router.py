@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
+from ._aggregation import Aggregation
 from ._collection import RouteCollection, Version
 from ._decisions import DecisionLog
 from ._exceptions import (
@@ -30,7 +31,7 @@ from ._exceptions import (
 )
 from ._index import RouteIndex, SyncReport
 from ._learned import Learned
-from ._options import Aggregation, Hybrid, RouterOptions, SearchMode
+from ._options import Hybrid, RouterOptions, SearchMode
 from ._router_fit import Fitting, _calibration
 from ._router_query import Querying
 from ._router_teach import Teaching

@@ -7,7 +7,8 @@ of route scores, then the decisions (:class:`~semrouter.RouteMatch` lists).
 1. **Aggregate** (:func:`route_similarities`): a route's similarity is its best hit (``"max"``)
    or the mean of its best ``top_k`` hits (``"mean"``; hits of the route that fell outside the
    candidates count at the lowest candidate score, an upper bound, unless the search saw every
-   utterance). Routes with no hit among the candidates have no similarity (NaN).
+   utterance), by :func:`~semrouter._aggregation.aggregate`, the rule self-training measures
+   its thresholds with. Routes with no hit among the candidates have no similarity (NaN).
 2. **Calibrate** (:func:`route_scores`): after ``fit()``, ``(p + w * s) / (1 + w)`` with the
    head's probability ``p`` and the similarity ``s`` (0 where missing); otherwise ``s``. Both lie
    in [-1, 1]: one scale for fitted and unfitted routers and for hand-set thresholds.
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._aggregation import aggregate, hits_counted
 from ._lexical import fuse
 from ._routes import RouteMatch
 from ._routeset import RouteSet
@@ -64,27 +66,32 @@ def route_similarities(state: RouteSet, found: Candidates) -> tuple[FloatArray, 
     # Hits are best first within each query: written in reverse, the best hit of a key wins.
     nearest[keys[::-1]] = rows[::-1]
     options = state.options
-    if options.aggregation == "max" or options.top_k == 1:
+    k = hits_counted(options.aggregation, options.top_k)
+    if k == 1:  # one hit counted: the best one (hits are best first)
         sims[keys[::-1]] = scores[::-1]
         return sims.reshape(n, n_routes), nearest.reshape(n, n_routes)
     order = np.argsort(keys, kind="stable")  # stable: each key's hits stay best first
     by_key, by_score = keys[order], scores[order]
     starts = np.flatnonzero(np.r_[True, by_key[1:] != by_key[:-1]])
     counts = np.diff(np.r_[starts, len(by_key)])
-    rank = np.arange(len(by_key)) - np.repeat(starts, counts)
-    keep = rank < options.top_k
     group_keys = by_key[starts]
-    sums = np.bincount(np.repeat(np.arange(len(starts)), counts)[keep], by_score[keep])
-    taken = np.minimum(counts, options.top_k)
-    needed = np.minimum(state.snapshot.route_sizes[group_keys % n_routes], options.top_k)
+    # Each (query, route) group's best k hits, one column each; the route's hits beyond the
+    # candidates count at the floor: 0 after an exhaustive search, else the lowest candidate
+    # score of the group's query (an upper bound of what is missing).
+    needed = np.minimum(state.snapshot.route_sizes[group_keys % n_routes], k)
     if found.exhaustive:
         floor = np.zeros(len(starts))
-    else:  # the lowest candidate score of the group's query: an upper bound of what is missing
-        last = valid.sum(axis=1) - 1
-        lowest = found.scores[np.arange(n), np.maximum(last, 0)].astype(np.float64)
+    else:
+        lowest_at = np.maximum(valid.sum(axis=1) - 1, 0)
+        lowest = found.scores[np.arange(n), lowest_at].astype(np.float64)
         floor = lowest[group_keys // n_routes]
-    missing = np.maximum(needed - taken, 0)
-    sims[group_keys] = (sums + floor * missing) / np.maximum(needed, 1)
+    hits = np.empty((k, len(starts)))
+    hits[0] = by_score[starts]  # every group has its best hit
+    last = len(by_score) - 1
+    for j in range(1, k):  # the j-th best hit of every group that has one, else the floor
+        hits[j] = np.where(counts > j, by_score[np.minimum(starts + j, last)], floor)
+    short = needed < k  # routes with fewer utterances than k
+    sims[group_keys] = aggregate(hits, options.aggregation, needed if short.any() else None)
     return sims.reshape(n, n_routes), nearest.reshape(n, n_routes)
 
 
@@ -126,13 +133,14 @@ def _fill_first_choice(
     if matrix is None or not len(missing):
         return similarities
     filled: FloatArray = np.array(similarities, dtype=np.float64)
-    top_k = 1 if state.options.aggregation == "max" else state.options.top_k
+    aggregation = state.options.aggregation
+    k = hits_counted(aggregation, state.options.top_k)
     for row in missing.tolist():
         route = int(first[row])
         sims = matrix[state.snapshot.row_route == route] @ vectors[row]
         if len(sims):
-            best = np.sort(sims)[::-1][:top_k]
-            filled[row, route] = float(best.mean())
+            best = np.sort(sims)[::-1][:k, None]
+            filled[row, route] = float(aggregate(best, aggregation)[0])
     return filled
 
 

@@ -95,7 +95,7 @@ def own_route_scores(
         np.fill_diagonal(block, -np.inf)
         k = min(hits_counted(aggregation, top_k), rows.size - 1)
         best = np.partition(block, rows.size - k, axis=1)[:, rows.size - k :]
-        out[rows] = aggregate(best, aggregation)
+        out[rows] = aggregate(best.T, aggregation)
     return out
 
 
