@@ -1,4 +1,9 @@
-"""The plumbing of SemRouterBranch: parsing its branches, batch book-keeping, stream totals."""
+"""The plumbing of SemRouterBranch: parsing its branches, batch book-keeping, stream totals.
+
+Also the rules of a router this package builds itself, for every component: its encoder
+(:func:`default_encoder`), its routes (:func:`own_routes`) and never changing a router the user
+gave (:func:`check_given_router`).
+"""
 
 from __future__ import annotations
 

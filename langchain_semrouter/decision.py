@@ -6,7 +6,7 @@ import asyncio
 import json
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic import ConfigDict, Field, PrivateAttr
@@ -18,10 +18,10 @@ from semrouter import (
     MissingDependencyError,
     QueryTypeError,
     Route,
-    RouteMatch,
     SemanticRouter,
 )
 
+from ._branching import default_encoder
 from ._conversation import conversation_turns
 from ._text import routed_text
 
@@ -174,51 +174,38 @@ class SemRouterDecisionModel(BaseDecisionModel):
             if isinstance(self.router, SemanticRouter):
                 self.encoder = self.router.encoder
             else:
-                from semrouter import LocalEncoder
-
-                self.encoder = LocalEncoder.shared()
+                self.encoder = default_encoder()
         if not isinstance(self.encoder, Encoder):
             raise ConfigurationError("encoder must be a semrouter Encoder")
         return self.encoder
 
     # -- answering -------------------------------------------------------------------------------
     def _classify(self, state: State, questions: dict[str, Question]) -> ClassifierResponse:
-        text = _state_text(state)
-        turns = _state_turns(state) if self.conversation else None
+        text, turns = _state_text(state), _state_turns(state) if self.conversation else None
         answers: dict[str, Any] = {}
-        for qid, question in questions.items():
-            labels = self._labels(question)
-            router = self._own_router(labels)
+        for qid, question, labels, router in self._questions(questions):
             if router is None:
                 router = self._built_router(labels)
-            limit = max(len(router), 1)
-            matches: list[RouteMatch]
-            if turns is not None:
-                conversation = ConversationRouter.shared(router)
-                matches = conversation.top_routes(turns, limit, apply_threshold=False)
-            else:
-                matches = router.top_routes(text, limit, apply_threshold=False)
-            answers[qid] = self._answer(question, labels, {m.name or "": m.score for m in matches})
+            answers[qid] = self._answer(question, labels, _scores(router, text, turns))
         return ClassifierResponse(model=self.model, answers=answers)
 
     async def _aclassify(self, state: State, questions: dict[str, Question]) -> ClassifierResponse:
-        text = _state_text(state)
-        turns = _state_turns(state) if self.conversation else None
+        text, turns = _state_text(state), _state_turns(state) if self.conversation else None
         answers: dict[str, Any] = {}
-        for qid, question in questions.items():
-            labels = self._labels(question)
-            router = self._own_router(labels)
+        for qid, question, labels, router in self._questions(questions):
             if router is None:
                 router = await asyncio.to_thread(self._built_router, labels)
-            limit = max(len(router), 1)
-            matches: list[RouteMatch]
-            if turns is not None:
-                conversation = ConversationRouter.shared(router)
-                matches = await conversation.atop_routes(turns, limit, apply_threshold=False)
-            else:
-                matches = await router.atop_routes(text, limit, apply_threshold=False)
-            answers[qid] = self._answer(question, labels, {m.name or "": m.score for m in matches})
+            scores = await _ascores(router, text, turns)
+            answers[qid] = self._answer(question, labels, scores)
         return ClassifierResponse(model=self.model, answers=answers)
+
+    def _questions(
+        self, questions: dict[str, Question]
+    ) -> Iterator[tuple[str, Question, Mapping[str, Any], SemanticRouter | None]]:
+        """Each question with its labels and the given router when it holds them all."""
+        for qid, question in questions.items():
+            labels = self._labels(question)
+            yield qid, question, labels, self._own_router(labels)
 
     def _answer(self, question: Question, labels: Mapping[str, Any], scores: _Scores) -> Any:
         # A label whose utterances were not among the nearest candidates scores -1 (farthest).
@@ -241,6 +228,30 @@ class SemRouterDecisionModel(BaseDecisionModel):
         return ChoiceAnswer(
             type="choice", choice=best, probabilities=probabilities, confidence=confidence
         )
+
+
+def _scores(router: SemanticRouter, text: str, turns: list[tuple[str, str]] | None) -> _Scores:
+    """Every route's score for the message (or, with ``turns``, the conversation)."""
+    limit = max(len(router), 1)
+    if turns is not None:
+        conversation = ConversationRouter.shared(router)
+        matches = conversation.top_routes(turns, limit, apply_threshold=False)
+    else:
+        matches = router.top_routes(text, limit, apply_threshold=False)
+    return {m.name or "": m.score for m in matches}
+
+
+async def _ascores(
+    router: SemanticRouter, text: str, turns: list[tuple[str, str]] | None
+) -> _Scores:
+    """Asynchronous :func:`_scores`."""
+    limit = max(len(router), 1)
+    if turns is not None:
+        conversation = ConversationRouter.shared(router)
+        matches = await conversation.atop_routes(turns, limit, apply_threshold=False)
+    else:
+        matches = await router.atop_routes(text, limit, apply_threshold=False)
+    return {m.name or "": m.score for m in matches}
 
 
 def _utterances(label: str, criteria: Any) -> list[str]:

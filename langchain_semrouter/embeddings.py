@@ -9,6 +9,8 @@ from langchain_core.embeddings import Embeddings
 
 from semrouter import ConfigurationError, Encoder
 
+from ._branching import default_encoder
+
 __all__ = ["LangChainEncoder", "SemRouterEmbeddings"]
 
 
@@ -92,9 +94,7 @@ class SemRouterEmbeddings(Embeddings):
 
     def __init__(self, encoder: Encoder | None = None) -> None:
         if encoder is None:
-            from semrouter import LocalEncoder
-
-            encoder = LocalEncoder.shared()
+            encoder = default_encoder()
         if not isinstance(encoder, Encoder):
             raise ConfigurationError("encoder must be a semrouter Encoder")
         self.encoder = encoder

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
-from semrouter import ConfigurationError, Encoder, Route, SemanticRouter
+from semrouter import ConfigurationError, Encoder, QdrantLocation, Route, SemanticRouter
 
 from .embeddings import as_encoder
+
+#: The keywords of :class:`semrouter.QdrantLocation` (path, url, api_key, client...).
+LOCATION_KEYWORDS = frozenset(QdrantLocation.model_fields)
 
 __all__ = [
     "build_router",
     "check_thresholds",
     "check_utterances",
     "default_encoder",
+    "qdrant_location",
     "route_for",
     "shorten",
 ]
@@ -27,11 +30,7 @@ def build_router(
     *,
     encoder: Encoder | BaseEmbedding | None,
     threshold: float | None,
-    path: str | Path | None,
-    url: str | None,
-    api_key: str | None,
-    client: Any,
-    aclient: Any,
+    location: QdrantLocation,
     collection: str,
     options: Mapping[str, Any],
 ) -> SemanticRouter:
@@ -49,14 +48,24 @@ def build_router(
         routes,
         encoder=as_encoder(encoder) if encoder is not None else default_encoder(),
         threshold=threshold,
-        path=path,
-        url=url,
-        api_key=api_key,
-        client=client,
-        aclient=aclient,
+        location=location,
         collection=collection,
         **settings,
     )
+
+
+def qdrant_location(
+    location: QdrantLocation | None, options: dict[str, Any], **keywords: Any
+) -> QdrantLocation:
+    """``location``, or the one that ``QdrantLocation``'s keywords name (``path``, ``url``,
+    ``client``...), given as ``keywords`` or among a router's ``options`` (removed from them)."""
+    keywords |= {key: options.pop(key) for key in list(options) if key in LOCATION_KEYWORDS}
+    given = {key: value for key, value in keywords.items() if value is not None}
+    if location is None:
+        return QdrantLocation(**given)
+    if given:
+        raise ConfigurationError(f"give location= or {'/'.join(given)}=, not both")
+    return location
 
 
 def default_encoder() -> Encoder:

@@ -35,7 +35,9 @@ class SemRouterEmbedding(BaseEmbedding):
 
     def __init__(self, encoder: Encoder | None = None, **kwargs: Any) -> None:
         if encoder is None:
-            from semrouter.encoders import LocalEncoder
+            from semrouter import LocalEncoder
+
+            from ._utils import default_encoder  # not at the top: _utils imports this module
 
             # LlamaIndex rebuilds components from to_dict()/pickle with their fields only: the
             # encoder is not serialised, so a named other model must not become MiniLM silently
@@ -46,7 +48,7 @@ class SemRouterEmbedding(BaseEmbedding):
                     f"this SemRouterEmbedding wrapped {named!r}, which is not serialised: "
                     "pass encoder= to rebuild it"
                 )
-            encoder = LocalEncoder.shared()
+            encoder = default_encoder()
         if not isinstance(encoder, Encoder):
             raise ConfigurationError("encoder must be a semrouter.Encoder")
         kwargs.setdefault("model_name", encoder.model_id)

@@ -22,12 +22,20 @@ from semrouter import (
     ConfigurationError,
     Encoder,
     NoRouteMatchedError,
+    QdrantLocation,
     Route,
     RouteMatch,
     SemanticRouter,
 )
 
-from ._utils import build_router, check_thresholds, check_utterances, route_for, shorten
+from ._utils import (
+    build_router,
+    check_thresholds,
+    check_utterances,
+    qdrant_location,
+    route_for,
+    shorten,
+)
 
 __all__ = ["MAX_CHOICE_SETS", "SemRouterSelector", "choice_key", "choice_of"]
 
@@ -137,6 +145,7 @@ class SemRouterSelector(BaseSelector):
         api_key: str | None = None,
         client: Any = None,
         aclient: Any = None,
+        location: QdrantLocation | None = None,
         collection: str = "llama-index-selector",
         **router_options: Any,
     ) -> SemRouterSelector:
@@ -160,6 +169,8 @@ class SemRouterSelector(BaseSelector):
             api_key: the server's API key.
             client: a ready ``QdrantClient``.
             aclient: a ready ``AsyncQdrantClient`` beside ``client``.
+            location: a :class:`semrouter.QdrantLocation` instead of ``path``, ``url``,
+                ``api_key``, ``client`` and ``aclient`` (and ``prefer_grpc``, ``timeout``).
             collection: the Qdrant collection.
             **router_options: further :class:`semrouter.SemanticRouter` options.
         """
@@ -173,15 +184,20 @@ class SemRouterSelector(BaseSelector):
             if wrapped
             else None
         )
-        router = build_router(
-            planned.routes if planned else (),
-            encoder=encoder,
-            threshold=threshold,
+        where = qdrant_location(
+            location,
+            router_options,
             path=path,
             url=url,
             api_key=api_key,
             client=client,
             aclient=aclient,
+        )
+        router = build_router(
+            planned.routes if planned else (),
+            encoder=encoder,
+            threshold=threshold,
+            location=where,
             collection=collection,
             options=router_options,
         )
@@ -200,7 +216,7 @@ class SemRouterSelector(BaseSelector):
         if planned is not None:
             selector._sets[_signature(wrapped)] = planned
         selector._owns_router = True
-        if client is None and aclient is None:
+        if where.client is None and where.aclient is None:
             selector._rebuild = {
                 "choices": list(choices) if choices else None,
                 "utterances": utterances,
@@ -210,9 +226,7 @@ class SemRouterSelector(BaseSelector):
                 "include_descriptions": include_descriptions,
                 "encoder": router.encoder,
                 "threshold": threshold,
-                "path": path,
-                "url": url,
-                "api_key": api_key,
+                "location": where,
                 "collection": collection,
                 **router_options,
             }

@@ -13,7 +13,14 @@ from qdrant_client import QdrantClient
 
 from llama_index_semrouter import SemRouterEmbedding, SemRouterSelector
 from llama_index_semrouter.selectors import choice_of
-from semrouter import ConfigurationError, Encoder, FakeEncoder, NoRouteMatchedError, SemanticRouter
+from semrouter import (
+    ConfigurationError,
+    Encoder,
+    FakeEncoder,
+    NoRouteMatchedError,
+    QdrantLocation,
+    SemanticRouter,
+)
 
 from .conftest import LoopGuardEncoder
 
@@ -227,3 +234,31 @@ def test_declared_choices_reuse_persisted_vectors(tmp_path: Path) -> None:
     assert selector.select(CHOICES, "book a flight ticket").ind == 0
     assert second.encoded_texts == 1  # only the query
     selector.close()
+
+
+def test_from_defaults_takes_a_location(tmp_path: Path) -> None:
+    where = QdrantLocation(path=tmp_path / "sel")
+    with_location = SemRouterSelector.from_defaults(CHOICES, encoder=FakeEncoder(), location=where)
+    assert with_location.router.location == where
+    with_location.close()
+    encoder = FakeEncoder()
+    with_path = SemRouterSelector.from_defaults(CHOICES, encoder=encoder, path=tmp_path / "sel")
+    assert with_path.router.location == where and encoder.encoded_texts == 0  # the same folder
+    with_path.close()
+
+
+def test_location_keywords_among_router_options_go_into_the_location() -> None:
+    selector = SemRouterSelector.from_defaults(
+        CHOICES, encoder=FakeEncoder(), client=QdrantClient(":memory:"), timeout=2.5
+    )
+    assert selector.router.location.timeout == 2.5
+    assert selector.router.location.client is not None
+    selector.close()
+
+
+def test_location_and_location_keywords_are_refused_together(tmp_path: Path) -> None:
+    where = QdrantLocation(path=tmp_path / "sel")
+    with pytest.raises(ConfigurationError, match="location= or path="):
+        SemRouterSelector.from_defaults(CHOICES, location=where, path=tmp_path / "other")
+    with pytest.raises(ConfigurationError, match="location= or timeout="):
+        SemRouterSelector.from_defaults(CHOICES, location=where, timeout=1.0)
