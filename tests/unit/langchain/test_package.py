@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 
 import pytest
 
 import langchain_semrouter
+from tests.support.processes import run_python
 
 _DECISIONS = "langchain_core.decisions"
 
@@ -26,43 +25,39 @@ def test_all_names_are_exported() -> None:
     assert sorted(langchain_semrouter.__all__) == langchain_semrouter.__all__
 
 
-def _run(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-
-
-def test_missing_langchain_core_names_the_extra() -> None:
-    result = _run(
-        "import sys; sys.modules['langchain_core'] = None\n"
-        "try:\n    import langchain_semrouter\n"
-        "except ImportError as exc:\n"
-        "    from semrouter import MissingDependencyError\n"
-        "    assert isinstance(exc, MissingDependencyError), type(exc)\n"
-        "    print(exc)\n"
-    )
-    assert result.returncode == 0, result.stderr
-    assert "pip install 'semrouter[langchain]'" in result.stdout
-
-
-def test_missing_langchain_only_affects_the_middleware() -> None:
-    result = _run(
-        "import sys; sys.modules['langchain'] = None\n"
-        "import langchain_semrouter as m\n"
-        "m.SemRouterBranch\n"
-        "try:\n    m.SemRouterToolSelectorMiddleware\n"
-        "except ImportError as exc:\n    print(exc)\n"
+@pytest.mark.parametrize(
+    ("missing", "works", "fails"),
+    [
+        ("langchain_core", "", "import langchain_semrouter"),
+        # without langchain (the agents package) only the middleware is missing
+        (
+            "langchain",
+            "import langchain_semrouter as m; m.SemRouterBranch",
+            "m.SemRouterToolSelectorMiddleware",
+        ),
+    ],
+)
+def test_a_missing_dependency_names_the_extra(missing: str, works: str, fails: str) -> None:
+    result = run_python(
+        f"import sys; sys.modules[{missing!r}] = None\n"
+        "from semrouter import MissingDependencyError\n"
+        f"{works}\n"
+        f"try:\n    {fails}\n"
+        "except MissingDependencyError as exc:\n    print(exc)\n"
+        "else:\n    sys.exit('no error')\n"
     )
     assert result.returncode == 0, result.stderr
     assert "pip install 'semrouter[langchain]'" in result.stdout
 
 
 def test_importing_does_not_import_langchain_agents() -> None:
-    result = _run("import sys, langchain_semrouter; print('langchain.agents' in sys.modules)")
+    result = run_python("import sys, langchain_semrouter; print('langchain.agents' in sys.modules)")
     assert result.stdout.strip() == "False"
 
 
 def test_old_langchain_core_keeps_the_branch_and_explains_the_decision_model() -> None:
     # langchain-core 1.0-1.7 (allowed by the pin) has no langchain_core.decisions.
-    result = _run(
+    result = run_python(
         "import sys; sys.modules['langchain_core.decisions'] = None\n"
         "import langchain_semrouter as m\n"
         "from semrouter import FakeEncoder, Route\n"
@@ -81,8 +76,8 @@ def test_importing_imports_no_more_than_runnable_branch() -> None:
     # The decision model pulled in the LangSmith client (~0.5 s); RunnableBranch does not.
     code = "import sys, {}\nprint({{m for m in {} if m in sys.modules}})"
     watched = "('langchain_core.decisions', 'langsmith.run_helpers', 'langsmith.client')"
-    ours = _run(code.format("langchain_semrouter", watched))
-    theirs = _run(code.format("langchain_core.runnables.branch", watched))
+    ours = run_python(code.format("langchain_semrouter", watched))
+    theirs = run_python(code.format("langchain_core.runnables.branch", watched))
     assert ours.returncode == 0 and theirs.returncode == 0, ours.stderr + theirs.stderr
     assert "langchain_core.decisions" not in ours.stdout
     assert eval(ours.stdout) <= eval(theirs.stdout)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import llama_index_semrouter
+from tests.support.processes import run_python
 
 
 def test_exports_match_all() -> None:
@@ -20,7 +18,7 @@ def test_public_classes_have_class_name() -> None:
 
 
 def test_missing_llama_index_names_the_install_command() -> None:
-    code = (
+    out = run_python(
         "import sys\n"
         "sys.modules['llama_index'] = None\n"
         "sys.modules['llama_index.core'] = None\n"
@@ -31,11 +29,10 @@ def test_missing_llama_index_names_the_install_command() -> None:
         "    assert isinstance(exc, ImportError)\n"
         "    print(exc)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.returncode == 0, out.stderr
     assert "pip install 'semrouter[llama-index]'" in out.stdout
 
 
 def test_semrouter_does_not_import_llama_index() -> None:
-    code = "import sys, semrouter; print('llama_index' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    out = run_python("import sys, semrouter; print('llama_index' in sys.modules)")
+    assert out.stdout.strip() == "False", out.stderr
