@@ -46,7 +46,8 @@ from ._gate import GateExample, GateReport, GateRoute, gate
 from ._importers import ImportResult, import_qdrant_collection, import_router
 from ._index import SyncReport
 from ._options import RouterOptions
-from ._router import SemanticRouter, StaleCalibrationWarning
+from ._router import SemanticRouter
+from ._router_version import StaleCalibrationWarning
 from ._routes import Route, RouteMatch
 from ._routeset import Calibration
 from ._routestore import RouteSetId

@@ -1,23 +1,24 @@
 """What the parts of :class:`~semrouter.SemanticRouter` share: its state, declared once.
 
 The router is one class assembled from parts, each in a module a newcomer can read alone:
-``_router.py`` (opening, the route set's changes and life cycle, options, files),
-``_router_query.py`` (routing), ``_router_teach.py`` (learning from the utterances, feedback,
-the decision log) and ``_router_fit.py`` (fitting and evaluation). :class:`RouterBase` names
-the attributes they all read and the methods one part calls on another.
+``_router.py`` (building and closing it, files), ``_router_query.py`` (routing),
+``_router_edit.py`` (changing routes and options), ``_router_version.py`` (opening, publishing
+and following the stored route set), ``_router_teach.py`` (learning from the utterances,
+feedback, the decision log) and ``_router_fit.py`` (fitting and evaluation). :class:`RouterBase`
+names the attributes they all read and the methods one part calls on another.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from ._collection import RouteCollection, Version
     from ._decisions import DecisionLog
-    from ._index import RouteIndex
+    from ._index import RouteIndex, SyncReport
     from ._learned import Learned
     from ._options import RouterOptions
     from ._routes import Route, RouteMatch
@@ -26,7 +27,10 @@ if TYPE_CHECKING:
     from ._stores._location import QdrantLocation
     from .encoders import Encoder
 
-__all__ = ["RouterBase"]
+__all__ = ["UNSET", "RouterBase"]
+
+#: A keyword not given (``None`` may be a value).
+UNSET: Any = object()
 
 
 class RouterBase:
@@ -44,8 +48,11 @@ class RouterBase:
     _learning: threading.Thread | None
     _log: DecisionLog | None
     _warned_stale: bool
+    _refresh_interval: float | None
+    _next_refresh: float
+    last_sync: SyncReport
 
-    if TYPE_CHECKING:  # implemented in _router.py and _router_teach.py
+    if TYPE_CHECKING:  # implemented by the parts
 
         def _open_collection(self) -> RouteCollection: ...
         def _open_index(self) -> RouteIndex: ...
@@ -62,6 +69,8 @@ class RouterBase:
             identity: RouteSetId | None = ...,
         ) -> None: ...
         def _refresh_due(self) -> bool: ...
+        def _schedule_refresh(self) -> None: ...
+        def _pick_up_learned(self, collection: RouteCollection) -> bool: ...
         def refresh(self) -> bool: ...
         async def arefresh(self) -> bool: ...
         @property
