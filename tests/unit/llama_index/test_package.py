@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import llama_index_semrouter
-from tests.support.processes import run_python
+from tests.support.processes import missing_dependency_error, run_python
 
 
 def test_exports_match_all() -> None:
@@ -18,19 +18,10 @@ def test_public_classes_have_class_name() -> None:
 
 
 def test_missing_llama_index_names_the_install_command() -> None:
-    out = run_python(
-        "import sys\n"
-        "sys.modules['llama_index'] = None\n"
-        "sys.modules['llama_index.core'] = None\n"
-        "from semrouter import MissingDependencyError\n"
-        "try:\n"
-        "    import llama_index_semrouter\n"
-        "except MissingDependencyError as exc:\n"
-        "    assert isinstance(exc, ImportError)\n"
-        "    print(exc)\n"
+    error = missing_dependency_error(
+        "import llama_index_semrouter", hidden=["llama_index", "llama_index.core"]
     )
-    assert out.returncode == 0, out.stderr
-    assert "pip install 'semrouter[llama-index]'" in out.stdout
+    assert "pip install 'semrouter[llama-index]'" in error
 
 
 def test_semrouter_does_not_import_llama_index() -> None:
