@@ -44,16 +44,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from semrouter.training._selftrain import (
-    DEFAULT_MAX_ITER,
+from semrouter.training._abstention import (
     DEFAULT_REJECT_SHARE,
     DEFAULT_ROUTE_SHIFT,
     abstention_threshold,
-    decide,
     own_route_scores,
     route_thresholds,
-    train_route_head,
 )
+from semrouter.training._selftrain import DEFAULT_MAX_ITER, decide, train_route_head
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import routes_from

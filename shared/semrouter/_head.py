@@ -71,40 +71,13 @@ class LogisticHead:
         return int(self.weights.shape[0])
 
     @classmethod
-    def fit(
-        cls,
-        X: npt.ArrayLike,
-        y: npt.ArrayLike,
-        *,
-        n_classes: int | None = None,
-        route_names: Sequence[str] | None = None,
-        l2: float = 1e-5,
-        class_weight: Literal["balanced"] | Mapping[int, float] | None = None,
-        none_weight: float = 1.0,
-        max_iter: int = 300,
-        tol: float = 1e-6,
-        fingerprint: str | None = None,
-        start: LogisticHead | None = None,
-        memory: int = 10,
-    ) -> LogisticHead:
-        """Fit a head on embeddings ``X`` (n, d) and labels ``y`` (n,) in ``[0, C)`` or -1
-        (:func:`semrouter.training._head.fit_head`, which documents the arguments)."""
+    def fit(cls, X: npt.ArrayLike, y: npt.ArrayLike, **options: Any) -> LogisticHead:
+        """Fit a head on embeddings ``X`` (n, d) and labels ``y`` (n,) in ``[0, C)`` or -1;
+        ``options`` are :func:`semrouter.training._head.fit_head`'s (``route_names``, ``l2``,
+        ``class_weight``, ``start`` ...), which documents them. Imports training on use."""
         from .training._head import fit_head
 
-        return fit_head(
-            X,
-            y,
-            n_classes=n_classes,
-            route_names=route_names,
-            l2=l2,
-            class_weight=class_weight,
-            none_weight=none_weight,
-            max_iter=max_iter,
-            tol=tol,
-            fingerprint=fingerprint,
-            start=start,
-            memory=memory,
-        )
+        return fit_head(X, y, **options)
 
     def logits(self, X: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Raw class scores ``X @ W + b``, divided by the temperature; (n, C[+1])."""

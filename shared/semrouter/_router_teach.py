@@ -112,7 +112,8 @@ class Teaching(RouterBase):
         self, routes: Sequence[Route], snapshot: Snapshot, previous: Learned | None
     ) -> Learned:
         """Learn from the utterances of one route set (``training/_selftrain.py``)."""
-        from .training._selftrain import own_route_scores, self_train
+        from .training._abstention import own_route_scores
+        from .training._selftrain import self_train
 
         options = self._options
         names = tuple(route.name for route in routes)

@@ -64,16 +64,7 @@ from ._abstention import (
 )
 from ._head import lbfgs, softmax_loss
 
-__all__ = [
-    "DEFAULT_REJECT_SHARE",
-    "DEFAULT_ROUTE_SHIFT",
-    "abstention_threshold",
-    "decide",
-    "own_route_scores",
-    "route_thresholds",
-    "self_train",
-    "train_route_head",
-]
+__all__ = ["DEFAULT_L2", "DEFAULT_MAX_ITER", "decide", "self_train", "train_route_head"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -13,16 +13,15 @@ import pytest
 from semrouter._exceptions import ConfigurationError
 from semrouter._head import LogisticHead
 from semrouter._learned import SelfTraining
-from semrouter.training._abstention import DEFAULT_CONFIDENCE, tolerance_factor
-from semrouter.training._selftrain import (
+from semrouter.training._abstention import (
+    DEFAULT_CONFIDENCE,
     DEFAULT_REJECT_SHARE,
     abstention_threshold,
-    decide,
     own_route_scores,
     route_thresholds,
-    self_train,
-    train_route_head,
+    tolerance_factor,
 )
+from semrouter.training._selftrain import decide, self_train, train_route_head
 from semrouter.training._thresholds import apply_thresholds, fit_thresholds
 
 Floats = npt.NDArray[np.float32]

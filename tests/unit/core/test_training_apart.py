@@ -19,6 +19,12 @@ TOPICS = {
     "weather": ["rain", "sunny", "forecast", "storm", "snow", "wind"],
     "food": ["pizza", "recipe", "pasta", "dinner", "bread", "cheese"],
 }
+START = (
+    "import sys\n"
+    "from semrouter import Route, SemanticRouter\n"
+    "from semrouter.encoders import FakeEncoder\n"
+)
+TWO_ROUTES = "[Route('a', ['hello there', 'hi friend']), Route('b', ['goodbye now', 'see you'])]"
 LOADED = (
     "loaded = sorted(m for m in sys.modules if m.startswith('semrouter.training')); "
     "print('training modules:', loaded); sys.exit(1 if loaded else 0)"
@@ -38,12 +44,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_import_and_routing_load_no_training_module() -> None:
     code = (
-        "import sys, semrouter\n"
-        "from semrouter import Route, SemanticRouter\n"
-        "from semrouter.encoders import FakeEncoder\n"
-        "router = SemanticRouter([Route('a', ['hello there', 'hi friend']),\n"
-        "                         Route('b', ['goodbye now', 'see you'])],\n"
-        "                        encoder=FakeEncoder(), learn=False)\n"
+        START + f"router = SemanticRouter({TWO_ROUTES}, encoder=FakeEncoder(), learn=False)\n"
         "assert router.route('hello friend').name == 'a'\n"
         "router.route_many(['see you', 'hi']); router.top_routes('hello', 2)\n"
         "router.add(Route('c', ['pizza please'])); router.route('pizza')\n" + LOADED
@@ -61,10 +62,7 @@ def test_a_reader_applies_the_stored_head_and_fit_without_training(tmp_path: Pat
         writer.fit(texts, labels)
         assert writer.calibration is not None and writer.calibration.head is not None
     code = (
-        "import sys\n"
-        "from semrouter import SemanticRouter\n"
-        "from semrouter.encoders import FakeEncoder\n"
-        f"router = SemanticRouter.open(path={str(path)!r}, encoder=FakeEncoder())\n"
+        START + f"router = SemanticRouter.open(path={str(path)!r}, encoder=FakeEncoder())\n"
         "state = router._state\n"
         "assert state.head is not None and state.learned is not None, state\n"
         "assert router.route('jazz guitar').name == 'music'\n"
@@ -77,11 +75,7 @@ def test_a_reader_applies_the_stored_head_and_fit_without_training(tmp_path: Pat
 def test_learning_imports_training_when_it_runs() -> None:
     # The guard above is not vacuous: the learn path does load the package (lazily).
     code = (
-        "import sys\n"
-        "from semrouter import Route, SemanticRouter\n"
-        "from semrouter.encoders import FakeEncoder\n"
-        "SemanticRouter([Route('a', ['hello there', 'hi friend']),\n"
-        "                Route('b', ['goodbye now', 'see you'])], encoder=FakeEncoder())\n"
+        START + f"SemanticRouter({TWO_ROUTES}, encoder=FakeEncoder())\n"
         "sys.exit(0 if 'semrouter.training._selftrain' in sys.modules else 1)"
     )
     result = _run(code)
