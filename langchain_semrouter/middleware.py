@@ -55,6 +55,14 @@ class SemRouterToolSelectorMiddleware(AgentMiddleware):
         enforce: a tool the model calls that it was not offered in that model call is not
             run: the model gets a tool message saying so (some models call tools they know
             from earlier turns). Default ``False``: such a call runs, as without middleware.
+        learn_from_calls: learn from the agent's own tool calls: each tool the model called
+            and that ran without error becomes, at the next model call, an example of that
+            tool with the user's request and its vector (nothing is encoded again), stored
+            with the tools (every worker on the same ``path=``/``url=``/``client=`` learns
+            it). See :meth:`SemRouterToolSelector.record_calls`.
+        index_fields: for the new index: where its tool set is stored (``location=``, or
+            ``path=``/``url=``/``api_key=``/``client=`` ...), ``collection=``,
+            ``refresh_interval=`` (see :class:`~semrouter.ToolIndex`).
 
     Example:
         >>> from langchain.agents import create_agent  # doctest: +SKIP
@@ -79,6 +87,8 @@ class SemRouterToolSelectorMiddleware(AgentMiddleware):
         conversation: bool = True,
         enforce: bool = False,
         options: ToolOptions | None = None,
+        learn_from_calls: bool = False,
+        **index_fields: Any,
     ) -> None:
         super().__init__()
         if selector is None:
@@ -91,9 +101,13 @@ class SemRouterToolSelectorMiddleware(AgentMiddleware):
                 min_score=min_score,
                 conversation=conversation,
                 options=options,
+                learn_from_calls=learn_from_calls,
+                **index_fields,
             )
-        elif index is not None or encoder is not None or options is not None:
+        elif index is not None or encoder is not None or options is not None or index_fields:
             raise ConfigurationError("give either selector= or the selector's options")
+        elif learn_from_calls:
+            selector.learn_from_calls = True
         self.selector = selector
         self.enforce = enforce
 
@@ -117,16 +131,26 @@ class SemRouterToolSelectorMiddleware(AgentMiddleware):
     def always_include(self, value: Sequence[str] | None) -> None:
         self.selector.always_include = list(value or [])
 
+    @property
+    def learn_from_calls(self) -> bool:
+        """The selector's ``learn_from_calls``; setting it changes the next selections."""
+        return self.selector.learn_from_calls
+
+    @learn_from_calls.setter
+    def learn_from_calls(self, value: bool) -> None:
+        self.selector.learn_from_calls = bool(value)
+
     @classmethod
     def from_tools(
         cls, tools: Sequence[Any], *, enforce: bool = False, **options: Any
     ) -> SemRouterToolSelectorMiddleware:
         """A middleware whose tools are indexed up front; see
-        :meth:`SemRouterToolSelector.from_tools` for the options."""
+        :meth:`SemRouterToolSelector.from_tools` for the options (``learn_from_calls=``,
+        ``path=`` ... included)."""
         return cls(selector=SemRouterToolSelector.from_tools(tools, **options), enforce=enforce)
 
     def close(self) -> None:
-        """Kept for the 0.1 API (nothing to release)."""
+        """Close the selector's index if the selector built it."""
         self.selector.close()
 
     # -- model calls --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ Needs ``langchain_core`` only (the ``create_agent`` middleware lives in ``middle
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from semrouter import (
     ToolSpec,
 )
 
+from ._calls import CallLearner
 from ._conversation import conversation_turns
 from ._text import routed_text
 
@@ -83,6 +85,14 @@ class SemRouterToolSelector:
             tool well ("and tomorrow?") is ranked together with the user's previous turn;
             ``False``: the last human message alone.
         options: the new index's :class:`~semrouter.ToolOptions`.
+        learn_from_calls: learn from the agent's own tool calls: given a message list or
+            agent state, each tool called (and run without error) since the last human
+            message becomes an example of that tool, with the request's vector (nothing is
+            encoded again). Examples are stored with the tools, so every selector on the
+            same ``path=``/``url=``/``client=`` learns them; see :meth:`record_calls`.
+        index_fields: for the new index: where its tool set is stored (``location=``, or
+            ``path=``/``url=``/``api_key=``/``client=`` ...), ``collection=``,
+            ``refresh_interval=`` (see :class:`~semrouter.ToolIndex`).
 
     Example:
         >>> from semrouter import FakeEncoder
@@ -114,21 +124,29 @@ class SemRouterToolSelector:
         min_score: float | None = None,
         conversation: bool = True,
         options: ToolOptions | None = None,
+        learn_from_calls: bool = False,
+        **index_fields: Any,
     ) -> None:
         if isinstance(index, SemanticRouter):
             raise ConfigurationError(
                 "SemRouterToolSelector ranks tools with a semrouter.ToolIndex, not a "
                 "SemanticRouter: leave it out (or pass index=ToolIndex(...)) and give encoder="
             )
-        if index is not None and (encoder is not None or options is not None):
+        if index is not None and (encoder is not None or options is not None or index_fields):
             raise ConfigurationError(
-                "give encoder=/options= only when the selector builds the index"
+                "give encoder=, options= and the index's keywords only when the selector "
+                "builds the index, not with index="
             )
         if max_tools is not None and max_tools < 0:
             raise ConfigurationError("max_tools must be >= 0")
+        self._owns_index = index is None
         self.tool_index = (
-            index if index is not None else ToolIndex(encoder=encoder, options=options)
+            index
+            if index is not None
+            else ToolIndex(encoder=encoder, options=options, **index_fields)
         )
+        self.learn_from_calls = learn_from_calls
+        self._calls = CallLearner(self.tool_index)
         self.max_tools = max_tools
         self.always_include = list(always_include or [])
         self.examples = {name: list(items) for name, items in (examples or {}).items()}
@@ -150,24 +168,34 @@ class SemRouterToolSelector:
         min_score: float | None = None,
         conversation: bool = True,
         options: ToolOptions | None = None,
-        **option_fields: Any,
+        learn_from_calls: bool = False,
+        **index_fields: Any,
     ) -> SemRouterToolSelector:
-        """A selector whose tools are indexed up front (``option_fields``: the fields of
-        :class:`~semrouter.ToolOptions`, e.g. ``lexical_weight=0``)."""
-        index = ToolIndex(encoder=encoder, options=options, **option_fields)
+        """A selector whose tools are indexed up front (``index_fields``: the fields of
+        :class:`~semrouter.ToolOptions`, e.g. ``lexical_weight=0``, and where the tool set is
+        stored, e.g. ``path="./tools_db"``: see :class:`~semrouter.ToolIndex`)."""
         selector = cls(
-            index,
             max_tools=max_tools,
             always_include=always_include,
             examples=examples,
             min_score=min_score,
             conversation=conversation,
+            encoder=encoder,
+            options=options,
+            learn_from_calls=learn_from_calls,
+            **index_fields,
         )
-        selector.index(tools)
+        try:
+            selector.index(tools)
+        except BaseException:
+            selector.close()
+            raise
         return selector
 
     def close(self) -> None:
-        """Nothing to release (kept for the 0.1 API: the index lives in the process)."""
+        """Close the index if this selector built it (an index passed in is its owner's)."""
+        if self._owns_index:
+            self.tool_index.close()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SemRouterToolSelector:
         # A copy shares the index (its vectors are the process's), with options of its own.
@@ -176,6 +204,8 @@ class SemRouterToolSelector:
         clone.always_include = list(self.always_include)
         clone.examples = {name: list(items) for name, items in self.examples.items()}
         clone._specs = dict(self._specs)
+        clone._calls = self._calls.copy()
+        clone._owns_index = False  # the original closes the shared index
         clone._lock = threading.Lock()
         memo[id(self)] = clone
         return clone
@@ -302,16 +332,23 @@ class SemRouterToolSelector:
         return self.tool_index.encoder.default_threshold
 
     def record_call(self, query: Any, tool_name: str) -> bool:
-        """Keep ``query``'s text as an example of ``tool_name`` (the seam for learning from
-        the agent's own tool calls): the request's vector comes from the index's request
-        cache, so a request that was ranked is not encoded again. Returns whether the
-        example was new; see :meth:`semrouter.ToolIndex.observe`."""
+        """Keep ``query``'s text as an example of ``tool_name`` (stored with the tools): the
+        request's vector comes from the index's request cache, so a request that was ranked
+        is not encoded again. Returns whether the example was new; see
+        :meth:`semrouter.ToolIndex.observe`."""
         text = self._text(query)
         if text is None:
             return False
-        texts, vectors = self.tool_index.encode_request(text)
-        vector = vectors[0] if texts == [text] else None  # a split request: encoded whole
-        return self.tool_index.observe(tool_name, text, vector)
+        if tool_name not in self.tool_index:
+            raise ConfigurationError(f"no tool named {tool_name!r} is indexed")
+        return self._calls.record(text, [tool_name]) > 0
+
+    def record_calls(self, messages: Any) -> int:
+        """Learn from the tool calls in a message list or agent state: each tool called since
+        the last human message, whose call a tool message answered without an error, gets
+        that message as an example. What ``learn_from_calls=True`` does on every selection.
+        Returns how many examples were new."""
+        return self._calls.record_turn(messages)
 
     # -- selection ------------------------------------------------------------------------------
     def _keep(self, prepared: _Prepared, ranked: list[ToolMatch]) -> list[Any]:
@@ -337,6 +374,8 @@ class SemRouterToolSelector:
         prepared = self._prepare(tools)
         if not prepared.candidates or self._text(query) is None:
             return list(tools)
+        if self.learn_from_calls and self._calls.pending(query):
+            self._calls.learn(query)
         return self._keep(prepared, self._rank(query, prepared.names, self.max_tools))
 
     async def aselect(self, query: Any, tools: Sequence[Any]) -> list[Any]:
@@ -344,6 +383,8 @@ class SemRouterToolSelector:
         prepared = await self._aprepare(tools)
         if not prepared.candidates or self._text(query) is None:
             return list(tools)
+        if self.learn_from_calls and self._calls.pending(query):
+            await asyncio.to_thread(self._calls.learn, query)  # a stored change: off the loop
         return self._keep(prepared, await self._arank(query, prepared.names, self.max_tools))
 
     def as_runnable(self, tools: Sequence[Any]) -> Runnable[Any, list[Any]]:

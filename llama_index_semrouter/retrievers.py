@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +18,15 @@ from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, TextNo
 from llama_index.core.storage.storage_context import DEFAULT_PERSIST_DIR
 from llama_index.core.tools.types import BaseTool
 
-from semrouter import ConfigurationError, Encoder, ToolIndex, ToolMatch, ToolOptions, ToolSpec
+from semrouter import (
+    ConfigurationError,
+    Encoder,
+    SemRouterError,
+    ToolIndex,
+    ToolMatch,
+    ToolOptions,
+    ToolSpec,
+)
 
 from ._conversation import chat_turns
 from ._utils import check_thresholds, check_utterances
@@ -26,6 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SemRouterToolRetriever", "tool_node_id", "tool_spec"]
 
+logger = logging.getLogger("semrouter")
+#: Messages a learning retriever remembers the offered tools of (to tell which led to a call).
+_OFFERS_KEPT = 256
 #: Namespace of the node ids: ``uuid5(_NAMESPACE, tool name)`` is the same in every process.
 _NAMESPACE = uuid.UUID("6f1c3f0e-7b0a-5d5e-9a43-2f3d1c0b9e51")
 
@@ -64,7 +78,10 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
     message of several sentences: one call for it and its sentences).
 
     A query that is exactly a tool's name returns that tool with no embedding call: workflow
-    agents look a tool up that way before calling it.
+    agents (``FunctionAgent``, ``ReActAgent``) look a tool up that way before calling it. With
+    ``learn_from_calls=True`` that lookup is the call the retriever learns from: the latest
+    message for which it offered the tool becomes an example of the tool, with the message's
+    vector (nothing is encoded again), stored with the tools.
 
     Args:
         tools: the tools to choose from; names must be distinct.
@@ -80,6 +97,12 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
             that matches no tool well is ranked with the user's previous message.
         node_postprocessors: LlamaIndex postprocessors applied to the retrieved nodes.
         options: the new index's :class:`~semrouter.ToolOptions`.
+        learn_from_calls: learn from the agent's tool calls (see above and
+            :meth:`record_call`); every retriever on the same ``path=``/``url=``/``client=``
+            shares what is learnt.
+        index_fields: for the new index: where its tool set is stored (``location=``, or
+            ``path=``/``url=``/``api_key=``/``client=`` ...), ``collection=``,
+            ``refresh_interval=`` (see :class:`~semrouter.ToolIndex`).
 
     Example:
         >>> from llama_index.core.tools import FunctionTool
@@ -112,21 +135,32 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
         node_postprocessors: list[BaseNodePostprocessor] | None = None,
         memory: BaseMemory | None = None,
         options: ToolOptions | None = None,
+        learn_from_calls: bool = False,
+        **index_fields: Any,
     ) -> None:
         if index is not None and not isinstance(index, ToolIndex):
             raise ConfigurationError(
                 "index must be a semrouter.ToolIndex (tools are no longer routes of a "
                 "SemanticRouter); leave it out and pass encoder= instead"
             )
-        if index is not None and (encoder is not None or options is not None):
+        if "router" in index_fields:
             raise ConfigurationError(
-                "give encoder=/options= only when the retriever builds the index"
+                "router= is gone: tools are ranked by a semrouter.ToolIndex (index=), stored "
+                "where path=/url=/client= say"
+            )
+        if index is not None and (encoder is not None or options is not None or index_fields):
+            raise ConfigurationError(
+                "give encoder=, options= and the index's keywords only when the retriever "
+                "builds the index, not with index="
             )
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise ConfigurationError("top_k must be an integer of at least 1")
+        self._owns_index = index is None
         if index is None:
             index = ToolIndex(
-                encoder=as_encoder(encoder) if encoder is not None else None, options=options
+                encoder=as_encoder(encoder) if encoder is not None else None,
+                options=options,
+                **index_fields,
             )
         self._utterances = check_utterances(utterances)
         self.include_descriptions = include_descriptions
@@ -138,20 +172,26 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
             min_score=min_score,
             thresholds=check_thresholds(thresholds),
             memory=memory,
+            learn_from_calls=learn_from_calls,
         )
         super().__init__(retriever, mapping, node_postprocessors=node_postprocessors)
         self._nodes = retriever
-        self.set_tools(tools)
+        try:
+            self.set_tools(tools)
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def from_defaults(cls, tools: Sequence[BaseTool], **kwargs: Any) -> SemRouterToolRetriever:
-        """A tool retriever with an index of its own (the keywords of the class)."""
-        for stale in ("path", "url", "api_key", "client", "aclient", "collection", "router"):
-            if stale in kwargs:
-                raise ConfigurationError(
-                    f"{stale}= is gone: tool vectors are kept per process by "
-                    "semrouter.EncodeCache (each text encoded once), not in a Qdrant collection"
-                )
+        """A tool retriever with an index of its own (the keywords of the class, and where
+        the tool set is stored: ``path=``, ``url=``, ``client=`` ... or ``location=``).
+
+        Example:
+            >>> retriever = SemRouterToolRetriever.from_defaults(  # doctest: +SKIP
+            ...     tools, path="./tools_db", learn_from_calls=True
+            ... )
+        """
         return cls(tools, **kwargs)
 
     @classmethod
@@ -172,6 +212,21 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
     def top_k(self) -> int:
         """At most this many tools per message."""
         return self._nodes.top_k
+
+    @property
+    def learn_from_calls(self) -> bool:
+        """Whether a tool lookup by name (the agent calling it) is learnt from."""
+        return self._nodes.learn_from_calls
+
+    @learn_from_calls.setter
+    def learn_from_calls(self, value: bool) -> None:
+        self._nodes.learn_from_calls = bool(value)
+
+    def record_call(self, message: str, tool_name: str) -> bool:
+        """Keep ``message`` as an example of ``tool_name`` (stored with the tools), with its
+        vector from the index's request cache when it was ranked. Returns whether the
+        example was new; see :meth:`semrouter.ToolIndex.observe`."""
+        return self._nodes.index.observe(tool_name, message)
 
     def set_tools(self, tools: Sequence[BaseTool]) -> bool:
         """Replace the tools; only texts never seen are encoded. Returns whether the index
@@ -199,7 +254,9 @@ class SemRouterToolRetriever(ObjectRetriever[BaseTool]):
         return self._nodes.index.rank(message, limit, tools=self._nodes.mapping.names)
 
     def close(self) -> None:
-        """Kept for the 0.1 API (nothing to release)."""
+        """Close the index if this retriever built it (an index passed in is its owner's)."""
+        if self._owns_index:
+            self._nodes.index.close()
 
 
 def _describe(name: str, description: str) -> str:
@@ -254,7 +311,10 @@ class _ToolNodeMapping(BaseObjectNodeMapping[BaseTool]):
         persist_dir: str = DEFAULT_PERSIST_DIR,
         obj_node_mapping_fname: str = DEFAULT_PERSIST_FNAME,
     ) -> None:
-        raise NotImplementedError("the tool index lives in the process; build it from the tools")
+        raise NotImplementedError(
+            "the tools are stored in the tool index's Qdrant collection (path=, url=, "
+            "client=); build the retriever from the tools on the same location"
+        )
 
 
 class _ToolNodeRetriever(BaseRetriever):
@@ -269,6 +329,7 @@ class _ToolNodeRetriever(BaseRetriever):
         min_score: float | None,
         thresholds: dict[str, float],
         memory: BaseMemory | None = None,
+        learn_from_calls: bool = False,
     ) -> None:
         super().__init__()
         self.index = index
@@ -277,6 +338,8 @@ class _ToolNodeRetriever(BaseRetriever):
         self.min_score = min_score
         self.thresholds = thresholds
         self.memory = memory
+        self.learn_from_calls = learn_from_calls
+        self._offers: OrderedDict[str, frozenset[str]] = OrderedDict()
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         text = query_bundle.query_str.strip()
@@ -284,6 +347,8 @@ class _ToolNodeRetriever(BaseRetriever):
             return []
         named = self._by_name(text)
         if named is not None:
+            if self.learn_from_calls:
+                self._learn(text)
             return named
         names = self.mapping.names
         matches = self.index.rank(text, self.top_k, tools=names)
@@ -291,7 +356,7 @@ class _ToolNodeRetriever(BaseRetriever):
             context = self._context(chat_turns(self.memory.get(), query_bundle.query_str), matches)
             if context is not None:
                 matches = self.index.rank(context, self.top_k, tools=names)
-        return self._nodes(matches)
+        return self._offer(text, self._nodes(matches))
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         text = query_bundle.query_str.strip()
@@ -299,6 +364,8 @@ class _ToolNodeRetriever(BaseRetriever):
             return []
         named = self._by_name(text)
         if named is not None:
+            if self.learn_from_calls:
+                await asyncio.to_thread(self._learn, text)  # a stored change: off the loop
             return named
         names = self.mapping.names
         matches = await self.index.arank(text, self.top_k, tools=names)
@@ -307,7 +374,31 @@ class _ToolNodeRetriever(BaseRetriever):
             context = self._context(turns, matches)
             if context is not None:
                 matches = await self.index.arank(context, self.top_k, tools=names)
-        return self._nodes(matches)
+        return self._offer(text, self._nodes(matches))
+
+    # -- learning from calls -------------------------------------------------------------------
+    def _offer(self, text: str, nodes: list[NodeWithScore]) -> list[NodeWithScore]:
+        """Remember which tools ``text`` was offered (when learning), newest last."""
+        if self.learn_from_calls and nodes:
+            self._offers[text] = frozenset(str(n.node.metadata.get("tool_name")) for n in nodes)
+            self._offers.move_to_end(text)
+            while len(self._offers) > _OFFERS_KEPT:
+                self._offers.popitem(last=False)
+        return nodes
+
+    def _learn(self, name: str) -> None:
+        """The agent looked tool ``name`` up to call it: the latest message it was offered
+        for becomes its example (once). Never fails the agent's call."""
+        message = next(
+            (m for m, offered in reversed(self._offers.items()) if name in offered), None
+        )
+        if message is None:
+            return
+        self._offers[message] = self._offers[message] - {name}
+        try:
+            self.index.observe(name, message)
+        except SemRouterError as exc:
+            logger.warning("could not learn from the agent's call of %r: %s", name, exc)
 
     def _context(self, turns: list[tuple[str, str]], matches: list[ToolMatch]) -> str | None:
         """The previous user message and this one, when this one is a follow-up that matches

@@ -14,6 +14,7 @@ from ._index import ToolIndex
 from ._options import ToolMatch, ToolOptions
 from ._scoring import request_parts
 from ._spec import ToolSpec, name_words
+from ._store import location_from
 
 __all__ = [
     "EncodeCache",
@@ -21,6 +22,7 @@ __all__ = [
     "ToolMatch",
     "ToolOptions",
     "ToolSpec",
+    "location_from",
     "name_words",
     "request_parts",
 ]

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._exceptions import ConfigurationError
+from .._feedback import MAX_EXAMPLES
 
 __all__ = ["ToolMatch", "ToolOptions"]
 
@@ -33,8 +34,9 @@ class ToolOptions(BaseModel):
         example_weight: weight of the best example request.
         lexical_weight: weight of the BM25 side in the fusion; 0 ranks by meaning alone.
         split_requests: rank each sentence of a long request, keeping each tool's best.
-        max_examples: examples kept per tool by :meth:`~semrouter.ToolIndex.observe` (the
-            oldest go first); examples given in a tool's spec are always kept.
+        max_examples: examples learnt from calls kept per tool by
+            :meth:`~semrouter.ToolIndex.observe` (the oldest go first; at most 50, what a
+            stored route set keeps); examples given in a tool's spec are always kept.
 
     Example:
         >>> ToolOptions(lexical_weight=0.0).split_requests
@@ -48,7 +50,7 @@ class ToolOptions(BaseModel):
     example_weight: float = Field(default=1.0, ge=0.0, le=10.0, allow_inf_nan=False)
     lexical_weight: float = Field(default=0.2, ge=0.0, le=10.0, allow_inf_nan=False)
     split_requests: bool = True
-    max_examples: int = Field(default=20, ge=0, le=10_000)
+    max_examples: int = Field(default=20, ge=0, le=MAX_EXAMPLES)
 
     @classmethod
     def build(cls, options: ToolOptions | None = None, **changes: Any) -> ToolOptions:

@@ -171,8 +171,10 @@ def test_bad_tools(fake_encoder: FakeEncoder) -> None:
         make(fake_encoder, tools=[TOOLS[0], TOOLS[0]])
     with pytest.raises(ConfigurationError, match="top_k"):
         make(fake_encoder, top_k=0)
-    with pytest.raises(ConfigurationError, match="EncodeCache"):
-        SemRouterToolRetriever.from_defaults(TOOLS, encoder=fake_encoder, path="/tmp/x")
+    with pytest.raises(ConfigurationError, match="router= is gone"):
+        SemRouterToolRetriever.from_defaults(TOOLS, encoder=fake_encoder, router=object())
+    with pytest.raises(ConfigurationError, match="only when the retriever builds"):
+        make(fake_encoder, path="/nowhere")  # the index is given: it says where it lives
     with pytest.raises(ConfigurationError, match="LlamaIndex tools"):
         make(fake_encoder, tools=["not a tool"])  # type: ignore[list-item]
 
