@@ -35,7 +35,7 @@ class SemRouterEmbedding(BaseEmbedding):
 
     def __init__(self, encoder: Encoder | None = None, **kwargs: Any) -> None:
         if encoder is None:
-            from semrouter import LocalEncoder
+            from semrouter.encoders import LocalEncoder
 
             from ._utils import default_encoder  # not at the top: _utils imports this module
 

@@ -110,21 +110,27 @@ def _traced_errors(collector: RunCollectorCallbackHandler) -> str:
 # -- the embeddings adapters, built with a key and never called --------------------------------
 
 
+def _every_view(
+    obj: object, views: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> dict[str, str]:
+    """Every way ``obj`` shows itself: repr, str, the ``views`` given, its pickle, the logs."""
+    texts = {"repr": repr(obj), "str": str(obj), **views, "pickle": _pickled(obj)}
+    texts["logs"] = _logged(caplog) or "(none)"
+    return texts
+
+
 def test_langchain_embeddings_never_show_the_key(
     offline_encoder: OpenAIEncoder, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     embeddings = SemRouterEmbeddings(encoder=offline_encoder)
-    texts = {
-        "repr": repr(embeddings),
-        "str": str(embeddings),
+    views = {
         "vars": repr(vars(embeddings)),
         "encoder vars": repr(vars(offline_encoder)),
         "dumpd": json.dumps(dumpd(embeddings)),
         "dumps": dumps(embeddings, pretty=True),
-        "pickle": _pickled(embeddings),
     }
-    texts["logs"] = _logged(caplog) or "(none)"
+    texts = _every_view(embeddings, views, caplog)
     assert "127.0.0.1" in texts["repr"]  # the encoder is shown, only its key is not
     assert _leaks(texts) == []
 
@@ -134,18 +140,16 @@ def test_llama_index_embedding_never_shows_the_key(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     embedding = SemRouterEmbedding(encoder=offline_encoder)
-    texts = {
-        "repr": repr(embedding),
-        "str": str(embedding),
+    views = {
         "to_dict": json.dumps(embedding.to_dict()),
         "to_json": embedding.to_json(),
         "model_dump": repr(embedding.model_dump()),
         "model_dump_json": embedding.model_dump_json(),
         "private": repr(embedding.__pydantic_private__),
         "langchain dumpd": json.dumps(dumpd(embedding)),
-        "pickle": _pickled(embedding),  # the SDK module inside makes LlamaIndex drop the encoder
     }
-    texts["logs"] = _logged(caplog) or "(none)"
+    # (pickled, the SDK module inside makes LlamaIndex drop the encoder)
+    texts = _every_view(embedding, views, caplog)
     assert embedding.to_dict()["class_name"] == "SemRouterEmbedding"
     assert _leaks(texts) == []
 
