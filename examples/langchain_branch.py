@@ -20,6 +20,32 @@ from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langchain_semrouter import SemRouterBranch
 from semrouter import LocalEncoder, Route, SemanticRouter
 
+ROUTES = [
+    Route(
+        "langchain",
+        [
+            "how do I use LangChain",
+            "what is a runnable in LangChain",
+            "how to build a chain with LCEL",
+            "LangChain agents, tools and prompts",
+        ],
+    ),
+    Route(
+        "anthropic",
+        [
+            "what is Anthropic",
+            "how do I call Claude",
+            "tell me about Anthropic's models",
+            "which Claude model should I use",
+        ],
+    ),
+]
+QUESTIONS = [
+    "How do I compose two chains with LangChain expression language?",
+    "Can Claude read PDFs?",
+    "What is the boiling point of water?",
+]
+
 
 def chain(persona: str, answer: str):  # type: ignore[no-untyped-def]
     prompt = ChatPromptTemplate.from_messages(
@@ -30,30 +56,7 @@ def chain(persona: str, answer: str):  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    router = SemanticRouter(
-        [
-            Route(
-                "langchain",
-                [
-                    "how do I use LangChain",
-                    "what is a runnable in LangChain",
-                    "how to build a chain with LCEL",
-                    "LangChain agents, tools and prompts",
-                ],
-            ),
-            Route(
-                "anthropic",
-                [
-                    "what is Anthropic",
-                    "how do I call Claude",
-                    "tell me about Anthropic's models",
-                    "which Claude model should I use",
-                ],
-            ),
-        ],
-        encoder=LocalEncoder(),
-        aggregation="max",
-    )
+    router = SemanticRouter(ROUTES, encoder=LocalEncoder(), aggregation="max")
     branch = SemRouterBranch(
         ("langchain", chain("a LangChain expert", "Use the | operator to compose runnables.")),
         ("anthropic", chain("an Anthropic expert", "Claude reads PDFs through the Files API.")),
@@ -62,13 +65,8 @@ def main() -> None:
         route_on="question",
     )
 
-    questions = [
-        "How do I compose two chains with LangChain expression language?",
-        "Can Claude read PDFs?",
-        "What is the boiling point of water?",
-    ]
     print("invoke (the child run's tag and metadata say which route and why):")
-    for question in questions:
+    for question in QUESTIONS:
         runs = RunCollectorCallbackHandler()
         start = time.perf_counter()
         answer = branch.invoke({"question": question}, {"callbacks": [runs]})
@@ -82,11 +80,11 @@ def main() -> None:
         )
 
     print("\nbatch (one routing call for the whole batch):")
-    for answer in branch.batch([{"question": q} for q in questions]):
+    for answer in branch.batch([{"question": q} for q in QUESTIONS]):
         print(f"  {answer!r}")
 
     print("\nstream (the chosen branch's chunks, as they come):")
-    print("  " + " | ".join(branch.stream({"question": questions[1]})))
+    print("  " + " | ".join(branch.stream({"question": QUESTIONS[1]})))
 
     print("\ngraph:")
     print(branch.get_graph().draw_mermaid())

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from semrouter import FakeEncoder, Route
+from tests.support.examples import load_example
 
 
 @pytest.fixture
@@ -32,26 +33,6 @@ def local_encoder() -> Iterator[object]:
 
 @pytest.fixture
 def seed_routes() -> list[Route]:
-    """The Qdrant docs' seed example: politics and chitchat, five utterances each."""
-    return [
-        Route(
-            "politics",
-            [
-                "isn't politics the best thing ever",
-                "why don't you tell me about your political opinions",
-                "don't you just love the president",
-                "they're going to destroy this country!",
-                "they will save the country!",
-            ],
-        ),
-        Route(
-            "chitchat",
-            [
-                "how's the weather today?",
-                "how are things going?",
-                "lovely weather today",
-                "the weather is horrendous",
-                "let's go to the chippy",
-            ],
-        ),
-    ]
+    """The Qdrant docs' seed example, as examples/demo.py has it: politics and chitchat."""
+    demo = load_example("demo")
+    return [demo.politics, demo.chitchat]

@@ -15,7 +15,8 @@ import pytest
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda
 
 from langchain_semrouter import SemRouterBranch
-from semrouter import Encoder, Route, SemanticRouter
+from semrouter import Encoder, SemanticRouter
+from tests.support.examples import load_example
 
 from ._helpers import collector, fake_chain, shape
 
@@ -114,31 +115,9 @@ async def test_abatch_parity(pair: Any) -> None:
 
 
 # -- the seed example, end to end with the real local encoder ---------------------------------
-SEED_ROUTES = [
-    Route(
-        "langchain",
-        [
-            "how do I use LangChain",
-            "what is a runnable in LangChain",
-            "how to build a chain with LCEL",
-            "LangChain agents, tools and prompts",
-        ],
-    ),
-    Route(
-        "anthropic",
-        [
-            "what is Anthropic",
-            "how do I call Claude",
-            "tell me about Anthropic's models",
-            "which Claude model should I use",
-        ],
-    ),
-]
-SEED_QUESTIONS = {
-    "How do I compose two chains with LangChain expression language?": "langchain",
-    "Can Claude read PDFs?": "anthropic",
-    "What is the boiling point of water?": "default",
-}
+SEED = load_example("langchain_branch")
+SEED_ROUTES = SEED.ROUTES
+SEED_QUESTIONS = dict(zip(SEED.QUESTIONS, ["langchain", "anthropic", "default"], strict=True))
 
 
 @pytest.mark.slow
