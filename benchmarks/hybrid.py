@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent / "quality"))
-from compare import TableEncoder, embed_table, load_banking, load_clinc, routes_from
+from compare import TableEncoder, corpora, embed_table, routes_from
 
 from semrouter import Route, SemanticRouter
 
@@ -265,14 +265,7 @@ def main() -> None:
     lex_routes, lex_val, lex_test = load_lexical()
     lex_texts = [t for _, u in lex_routes for t in u] + [t for t, _ in lex_val + lex_test]
     lex_encoder = TableEncoder(embed_table("lexical", lex_texts, args.cache))
-    clinc = load_clinc(args.data)
-    clinc_encoder = TableEncoder(
-        embed_table("clinc150", [t for rows in clinc.values() for t, _ in rows], args.cache)
-    )
-    banking = load_banking(args.data)
-    banking_encoder = TableEncoder(
-        embed_table("banking77", [t for rows in banking.values() for t, _ in rows], args.cache)
-    )
+    (clinc, clinc_encoder), (banking, banking_encoder) = corpora(args.data, args.cache)
     clinc_routes = routes_from(clinc["train"], None, 0)
     results = [
         run_corpus("lexical set", lex_routes, lex_encoder, lex_val, lex_test),

@@ -52,6 +52,9 @@ from semrouter import EvaluationReport, Route, SemanticRouter
 from semrouter.encoders import Encoder
 
 ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
+CACHE = Path("/tmp/semrouter-bench")
+RESULTS = ROOT / "benchmarks" / "results"
 Rows = list[tuple[str, str | None]]
 
 
@@ -76,6 +79,32 @@ def load_banking(root: Path) -> dict[str, Rows]:
         labels = (folder / "label").read_text().splitlines()
         out[split] = list(zip(texts, labels))
     return out
+
+
+def data_parser(
+    doc: str | None, *, cache: Path = CACHE, results: bool = True
+) -> argparse.ArgumentParser:
+    """A parser with ``--data`` (the data sets), ``--cache`` (embeddings) and, with
+    ``results``, ``--out`` (the results folder); described by ``doc``'s first line."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--cache", type=Path, default=cache)
+    if results:
+        parser.add_argument("--out", type=Path, default=RESULTS)
+    return parser
+
+
+def corpora(data: Path, cache: Path) -> list[tuple[dict[str, Rows], TableEncoder]]:
+    """CLINC150 and BANKING77: the splits of each, with a TableEncoder of all their texts."""
+    loaded = {"clinc150": load_clinc(data), "banking77": load_banking(data)}
+    return [
+        (splits, TableEncoder(text_table(name, splits, cache))) for name, splits in loaded.items()
+    ]
+
+
+def text_table(name: str, splits: dict[str, Rows], cache: Path) -> dict[str, np.ndarray]:
+    """:func:`embed_table` of every text in a corpus's ``splits``."""
+    return embed_table(name, [text for rows in splits.values() for text, _ in rows], cache)
 
 
 def embed_table(name: str, texts: list[str], cache: Path) -> dict[str, np.ndarray]:
@@ -169,6 +198,14 @@ def sample(rows: Rows, limit: int | None, seed: int = 0) -> Rows:
 
 def split(rows: Rows) -> tuple[list[str], list[str | None]]:
     return [t for t, _ in rows], [label for _, label in rows]
+
+
+def halves(rows: Rows, seed: int = 0) -> tuple[Rows, Rows]:
+    """``rows`` cut in two stratified halves (None-labelled rows stratified as one label)."""
+    from semrouter.training._evaluation import stratified_split
+
+    a, b = stratified_split([label or "\x00none" for _, label in rows], test_size=0.5, seed=seed)
+    return [rows[i] for i in a], [rows[i] for i in b]
 
 
 # -- the systems ---------------------------------------------------------------------------------
@@ -534,9 +571,7 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/semrouter-bench"))
+    parser = data_parser(__doc__, results=False)
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the 5-per-route sample")
     parser.add_argument("--quick", action="store_true", help="smoke run on small samples")
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
@@ -546,16 +581,10 @@ def main() -> None:
     import semantic_router
 
     started = time.perf_counter()
-    out = args.out or (None if args.quick else ROOT / "benchmarks" / "results")
+    out = args.out or (None if args.quick else RESULTS)
     limit = 300 if args.quick else None
     seeds = 1 if args.quick else args.seeds
-    clinc, banking = load_clinc(args.data), load_banking(args.data)
-    clinc_enc = TableEncoder(
-        embed_table("clinc150", [t for rows in clinc.values() for t, _ in rows], args.cache)
-    )
-    bank_enc = TableEncoder(
-        embed_table("banking77", [t for rows in banking.values() for t, _ in rows], args.cache)
-    )
+    (clinc, clinc_enc), (banking, bank_enc) = corpora(args.data, args.cache)
     c_test, c_oos_test = sample(clinc["test"], limit), sample(clinc["oos_test"], limit)
     c_val, c_oos_val = sample(clinc["val"], limit), clinc["oos_val"]
     oos_train = clinc["oos_train"]
@@ -565,15 +594,9 @@ def main() -> None:
         "semantic_router_version": semantic_router.__version__,
         "quick": args.quick,
     }
+    in_scope = {"test": c_test, "val": c_val, "fit_texts": oos_train, "holdout": False}
     results["clinc_full"] = run_setting(
-        "CLINC150 all train",
-        full,
-        clinc_enc,
-        test=c_test,
-        val=c_val,
-        fit_texts=oos_train,
-        holdout=False,
-        oos=False,
+        "CLINC150 all train", full, clinc_enc, **in_scope, oos=False
     )
     results["clinc_5"] = merge_seeds(
         [
@@ -581,10 +604,7 @@ def main() -> None:
                 f"CLINC150 5/route seed {seed}",
                 routes_from(clinc["train"], 5, seed),
                 clinc_enc,
-                test=c_test,
-                val=c_val,
-                fit_texts=oos_train,
-                holdout=False,
+                **in_scope,
                 oos=False,
             )
             for seed in range(seeds)

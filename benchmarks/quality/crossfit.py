@@ -13,7 +13,6 @@ head on them too. Embeddings come from compare.py's cache (``--cache``).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -26,18 +25,16 @@ from semrouter import Route, SemanticRouter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import (
-    ROOT,
+    RESULTS,
     Rows,
     TableEncoder,
-    embed_table,
-    load_banking,
-    load_clinc,
+    corpora,
+    data_parser,
+    halves,
     quiet_evaluate,
     routes_from,
     split,
 )
-
-from semrouter.training._evaluation import stratified_split
 
 FOLDS = (0, 5)
 _fit_router = fitting.fit_router
@@ -50,11 +47,6 @@ def with_folds(folds: int) -> None:
         return _fit_router(*args, settings=dataclasses.replace(settings, folds=folds), **kwargs)
 
     fitting.fit_router = patched  # type: ignore[assignment]
-
-
-def halves(rows: Rows, seed: int = 0) -> tuple[Rows, Rows]:
-    a, b = stratified_split([label or "\x00none" for _, label in rows], test_size=0.5, seed=seed)
-    return [rows[i] for i in a], [rows[i] for i in b]
 
 
 LINES: list[str] = []
@@ -95,19 +87,11 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/semrouter-bench"))
+    parser = data_parser(__doc__, results=False)
     parser.add_argument("--only", default="", help="comma list: full,five,oos,banking")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
-    clinc, banking = load_clinc(args.data), load_banking(args.data)
-    c_enc = TableEncoder(
-        embed_table("clinc150", [t for r in clinc.values() for t, _ in r], args.cache)
-    )
-    b_enc = TableEncoder(
-        embed_table("banking77", [t for r in banking.values() for t, _ in r], args.cache)
-    )
+    (clinc, c_enc), (banking, b_enc) = corpora(args.data, args.cache)
     a, b = halves(clinc["val"])
     oa, ob = halves(clinc["oos_val"])
     full = routes_from(clinc["train"], None, 0)
@@ -139,7 +123,7 @@ def main() -> None:
             "then trains the final head",
             "",
         ]
-        out = ROOT / "benchmarks" / "results" / "crossfit.txt"
+        out = RESULTS / "crossfit.txt"
         out.write_text("\n".join(header + LINES) + "\n")
         print(f"wrote {out}")
 

@@ -17,24 +17,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare import (
-    ROOT,
-    Rows,
-    TableEncoder,
-    embed_table,
-    load_banking,
-    load_clinc,
-    routes_from,
-    split,
-)
+from compare import CACHE, DATA, Rows, TableEncoder, corpora, halves, routes_from, split
 
 from semrouter import Route, SemanticRouter
-from semrouter.training._evaluation import stratified_split
-
-
-def halves(rows: Rows) -> tuple[Rows, Rows]:
-    a, b = stratified_split([label or "\x00none" for _, label in rows], test_size=0.5, seed=0)
-    return [rows[i] for i in a], [rows[i] for i in b]
 
 
 def measure(router: SemanticRouter, rows: Rows) -> dict[str, float]:
@@ -113,13 +98,7 @@ def run(
 
 
 def main() -> None:
-    data = ROOT.parent / "shared" / "data"
-    cache = Path("/tmp/semrouter-bench")
-    clinc, banking = load_clinc(data), load_banking(data)
-    c_enc = TableEncoder(embed_table("clinc150", [t for r in clinc.values() for t, _ in r], cache))
-    b_enc = TableEncoder(
-        embed_table("banking77", [t for r in banking.values() for t, _ in r], cache)
-    )
+    (clinc, c_enc), (banking, b_enc) = corpora(DATA, CACHE)
     variants: list[tuple[str, dict[str, Any]]] = [
         ("unfitted (val-chosen nothing, threshold -1)", {"mode": "none"}),
         ("default fit (none_weight 5, l2 1e-5)", {}),

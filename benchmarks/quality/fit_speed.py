@@ -51,12 +51,11 @@ def measure(data: Path, cache: Path, repeat: int, tree: str | None) -> dict[str,
     from semrouter import Route, SemanticRouter
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from compare import TableEncoder, embed_table, load_banking, load_clinc, routes_from, split
+    from compare import TableEncoder, load_banking, load_clinc, routes_from, split, text_table
 
     log(f"semrouter from {semrouter.__file__}")
     clinc, banking = load_clinc(data), load_banking(data)
-    c_table = embed_table("clinc150", [t for r in clinc.values() for t, _ in r], cache)
-    b_table = embed_table("banking77", [t for r in banking.values() for t, _ in r], cache)
+    c_table, b_table = text_table("clinc150", clinc, cache), text_table("banking77", banking, cache)
     out: dict[str, Any] = {"package": semrouter.__file__}
 
     def quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:

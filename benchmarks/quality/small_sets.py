@@ -37,7 +37,6 @@ Run under the bench lock (about 3 minutes on 2 shared cores with cached vectors)
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
@@ -64,9 +63,8 @@ from semrouter.training._abstention import (
 from semrouter.training._selftrain import train_route_head
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import TableEncoder, embed_table, load_banking, load_clinc
+from compare import TableEncoder, data_parser, load_banking, load_clinc, text_table
 
-ROOT = Path(__file__).resolve().parents[2]
 Matrix = npt.NDArray[np.float32]
 KINDS = ("clinc-random", "clinc-near", "banking77")
 SETS = 60  # per kind and phase
@@ -241,7 +239,7 @@ def large_sets(data: Path, cache: Path, rules: dict[str, Rule]) -> dict[str, Any
     corpora = read_corpora(data)
     out: dict[str, Any] = {}
     for name, splits in corpora.items():
-        table = embed_table(name, [t for rows in splits.values() for t, _ in rows], cache)
+        table = text_table(name, splits, cache)
         labels = sorted({lab for _, lab in splits["train"] if lab is not None})
         index = {lab: i for i, lab in enumerate(labels)}
         val = "val" if name == "clinc150" else "valid"
@@ -399,19 +397,14 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/semrouter-bench"))
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser = data_parser(__doc__)
     parser.add_argument("--validation-only", action="store_true")
     args = parser.parse_args()
     started = time.perf_counter()
     clinc, banking = load_clinc(args.data), load_banking(args.data)
     tables = {
-        "clinc": embed_table("clinc150", [t for r in clinc.values() for t, _ in r], args.cache),
-        "banking": embed_table(
-            "banking77", [t for r in banking.values() for t, _ in r], args.cache
-        ),
+        "clinc": text_table("clinc150", clinc, args.cache),
+        "banking": text_table("banking77", banking, args.cache),
     }
     source = {
         "clinc-random": ("clinc", clinc["train"], clinc["val"], clinc["test"]),

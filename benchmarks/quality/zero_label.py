@@ -30,7 +30,6 @@ as .npz under ``--cache``. Run under the bench lock:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import statistics
@@ -54,9 +53,8 @@ from semrouter.training._abstention import (
 from semrouter.training._selftrain import DEFAULT_MAX_ITER, decide, train_route_head
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import routes_from
+from compare import data_parser, routes_from
 
-ROOT = Path(__file__).resolve().parents[2]
 Matrix = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
 Split = tuple[Matrix, Labels]
@@ -407,10 +405,7 @@ def render(results: dict[str, Any]) -> str:
 
 def main() -> None:
     global CHOSEN
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/semrouter-zero-label"))
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser = data_parser(__doc__, cache=Path("/tmp/semrouter-zero-label"))
     args = parser.parse_args()
     started = time.perf_counter()
     corpora = read_corpora(args.data)
