@@ -8,6 +8,7 @@ Imported by the scripts in ``benchmarks/`` (``sys.path`` gets this folder first)
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -21,6 +22,15 @@ import numpy as np
 from semrouter import Encoder
 
 T = TypeVar("T")
+
+
+def data_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A parser with ``--data`` (the data sets, ``../shared/data``) and ``--out`` (the report
+    file), described by ``doc``'s first line."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--out", type=Path)
+    return parser
 
 
 def time_pairs(

@@ -22,7 +22,6 @@ The report gives that bound beside the p99.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import os
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchtools import machine, pct, write_report
+from benchtools import data_parser, machine, pct, write_report
 from users_run import BenchEncoder, Corpus
 
 from semrouter import SemanticRouter
@@ -86,13 +85,11 @@ def async_load(router: SemanticRouter, texts: Any, callers: int, each: int) -> t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser = data_parser(__doc__)
     parser.add_argument("--callers", type=int, default=32)
     parser.add_argument("--each", type=int, default=16, help="requests per caller per round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--waits", default="1,2", help="coalesce_ms values to try (1,2)")
-    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     corpus = Corpus(args.data)

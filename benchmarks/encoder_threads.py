@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchtools import machine, write_report
+from benchtools import data_parser, machine, write_report
 
 SETTINGS = {
     "threads=2, spinning (default)": {"threads": 2, "spinning": True},
@@ -65,10 +65,8 @@ def run(data: Path, options: dict, busy: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser = data_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

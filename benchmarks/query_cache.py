@@ -16,7 +16,6 @@ hits and of misses (a miss pays a look-up and an insert beside the model).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchtools import machine, pct, write_report
+from benchtools import data_parser, machine, pct, write_report
 from users_run import BenchEncoder, Corpus
 
 from semrouter import SemanticRouter
@@ -68,12 +67,10 @@ def zipf_stream(texts: list[str], count: int, exponent: float, seed: int = 0) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser = data_parser(__doc__)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--zipf", type=float, default=1.0, help="Zipf exponent s (1.0)")
     parser.add_argument("--chunk", type=int, default=200)
-    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     corpus = Corpus(args.data)
