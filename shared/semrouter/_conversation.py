@@ -12,24 +12,30 @@ Routing the last message alone fails on follow-ups ("book a flight to Paris" -> 
      its best score is ``clear_margin`` above that route's threshold and ``switch_gap`` above
      its own score for the context's route; or it is long (``long_words`` words or more: long
      turns are rarely elliptical) and passes its threshold;
-   - an unclear turn (short, elliptical, below threshold) that still scores at least the
-     context route's threshold minus ``join_margin`` for that route joins the context:
+   - an unclear turn joins the context only when it looks like a follow-up, not a
+     self-contained off-topic request: it scores at least the context route's threshold minus
+     ``join_margin`` for that route, or it carries a follow-up cue (:func:`follow_up_cue`: it
+     opens with "and", "what about", a preposition..., or refers back with "it", "that",
+     "one"...) and scores at least that threshold minus ``cue_margin``. It then joins:
      ``context = (scores + decay * context) / (1 + decay)``;
-   - any other turn (out of scope) is routed alone and leaves the context as it was.
+   - any other turn is routed alone, as the last message alone would be, and leaves the
+     context as it was: an off-topic question ("who painted the Mona Lisa?") after a flight
+     booking scores far below the flights threshold and has no cue, so it abstains.
 
 4. The best context score is compared with that route's threshold, as ``route()`` does.
 
 The defaults were chosen on the validation half of ``benchmarks/data/conversations.jsonl``
-with the local encoder (``benchmarks/conversation.py``; ``benchmarks/results/conversation.txt``,
-which also shows the setting its rule picks for the router's adaptive threshold: fewer
-follow-ups, more out-of-scope turns kept out; the defaults keep working when a router keeps
-its encoder's threshold, as small route sets do).
-The margins are in score units: retune them for another encoder or a fitted router. The rule is
-deterministic and asks no LLM.
+with the local encoder and the router's default (learnt) thresholds, as the settings that keep
+every out-of-scope turn the last message alone keeps out and topic switches within 2 points
+of it, with the most follow-ups (``benchmarks/conversation.py``;
+``benchmarks/results/conversation.txt``). The margins are in score units: retune them for
+another encoder or a fitted router. The cues are English words: in other languages only the
+score rules apply. The rule is deterministic and asks no LLM.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from collections import OrderedDict
@@ -41,6 +47,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._exceptions import ConfigurationError, InvalidQueryError, QueryTypeError, SemRouterError
+from ._language import word_set
 from ._routes import RouteMatch
 
 if TYPE_CHECKING:
@@ -53,6 +60,7 @@ __all__ = [
     "ConversationRouter",
     "Turn",
     "TurnWeight",
+    "follow_up_cue",
     "user_text",
 ]
 
@@ -74,8 +82,12 @@ class ConversationOptions(BaseModel):
             decide alone.
         switch_gap: how far that best score must also beat the turn's score for the
             context's route (a follow-up scores close to both).
-        join_margin: an unclear turn joins the context only when it scores at least the
-            context route's threshold minus this for that route; otherwise it is routed alone.
+        join_margin: an unclear turn joins the context when it scores at least the context
+            route's threshold minus this for that route; otherwise it is routed alone (unless
+            ``cue_margin`` lets it in).
+        cue_margin: an unclear turn with a follow-up cue (:func:`follow_up_cue`) joins the
+            context when it scores at least the context route's threshold minus this (the
+            larger of the two margins applies to it).
         long_words: a turn of at least this many words (split on white space) that passes its
             threshold decides alone; 0 turns the rule off. Text without spaces (Chinese,
             Japanese) counts as one word, so only the score rules apply to it.
@@ -83,11 +95,12 @@ class ConversationOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    window: int = Field(default=2, ge=1, le=64)
-    decay: float = Field(default=0.5, ge=0.0, le=10.0)
-    clear_margin: float = Field(default=0.05, ge=-2.0, le=2.0)
-    switch_gap: float = Field(default=0.12, ge=-2.0, le=2.0)
-    join_margin: float = Field(default=2.0, ge=-2.0, le=2.0)
+    window: int = Field(default=3, ge=1, le=64)
+    decay: float = Field(default=1.0, ge=0.0, le=10.0)
+    clear_margin: float = Field(default=0.1, ge=-2.0, le=2.0)
+    switch_gap: float = Field(default=0.08, ge=-2.0, le=2.0)
+    join_margin: float = Field(default=0.0, ge=-2.0, le=2.0)
+    cue_margin: float = Field(default=0.2, ge=-2.0, le=2.0)
     long_words: int = Field(default=8, ge=0, le=1000)
 
 
@@ -342,7 +355,8 @@ class ConversationRouter:
         rows = [_score_row(match, names) for match in matches]
         thresholds = np.array([self._router.threshold_for(n) for n in names], dtype=np.float64)
         words = [len(text.split()) for _, text in picked]
-        context, weights = fold(rows, thresholds, self._options, words)
+        cues = [follow_up_cue(text) for _, text in picked]
+        context, weights = fold(rows, thresholds, self._options, words, cues)
         last_index, last_text = picked[-1]
         last = matches[-1]
         counted = tuple(
@@ -401,10 +415,12 @@ def fold(
     thresholds: npt.NDArray[np.float64],
     options: ConversationOptions,
     words: Sequence[int] | None = None,
+    cues: Sequence[bool] | None = None,
 ) -> tuple[npt.NDArray[np.float64] | None, dict[int, float]]:
     """Fold per-turn route scores (oldest first) into the last turn's context scores.
 
-    ``words`` holds each turn's word count (for ``long_words``; ``None``: no turn is long).
+    ``words`` holds each turn's word count (for ``long_words``; ``None``: no turn is long);
+    ``cues`` whether each turn has a follow-up cue (for ``cue_margin``; ``None``: none has).
 
     Returns the context scores (``None`` when the last turn stands alone) and each counted
     turn's weight by position; the weights sum to 1.
@@ -427,13 +443,55 @@ def fold(
         ) or (long and row[best] >= thresholds[best])
         if clear:
             context, weights = row.copy(), {position: 1.0}
-        elif row[current] >= thresholds[current] - options.join_margin:
+        elif row[current] >= thresholds[current] - _join_margin(options, cues, position):
             context = (row + options.decay * context) * share
             weights = {i: w * options.decay * share for i, w in weights.items()}
             weights[position] = share
         elif position == len(rows) - 1:
             return None, {position: 1.0}
     return context, weights
+
+
+def _join_margin(options: ConversationOptions, cues: Sequence[bool] | None, position: int) -> float:
+    """How far below the context route's threshold an unclear turn may score and still join."""
+    if cues is not None and cues[position]:
+        return max(options.join_margin, options.cue_margin)
+    return options.join_margin
+
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+#: Words that open an elliptical turn: a conjunction or discourse marker ("and the cheapest
+#: one?", "actually make it two"), a preposition or determiner before a fragment ("for two
+#: adults", "with breakfast included", "the one on Tuesday", "which gate?").
+_OPENERS = word_set(
+    "and or but also plus actually ok okay so then no yes yeah sure instead only just maybe for "
+    "with without from to at on in into under over around near by before after until between "
+    "during via somewhere something anything the which"
+)
+#: Two-word openers that ask about a variant of what was said before.
+_OPENER_PAIRS = frozenset({("what", "about"), ("how", "about"), ("what", "if"), ("make", "it")})
+#: Words that refer back to something said before ("can you refund it?", "the same room").
+_ANAPHORA = word_set(
+    "it its it's that this these those them they their there he she him her one ones same instead "
+    "too else another again"
+)
+
+
+def follow_up_cue(text: str) -> bool:
+    """Whether ``text`` reads like an English follow-up: it opens with a conjunction, a
+    preposition or "what about" (an elliptical fragment), or it refers back ("it", "that",
+    "one", "same"...). A self-contained question ("who painted the Mona Lisa?") has none.
+
+    Example:
+        >>> follow_up_cue("and for two adults?"), follow_up_cue("who wrote Hamlet?")
+        (True, False)
+    """
+    words = _WORD.findall(text.lower())
+    if not words:
+        return False
+    if words[0] in _OPENERS or tuple(words[:2]) in _OPENER_PAIRS:
+        return True
+    return any(word in _ANAPHORA for word in words)
 
 
 def user_text(turn: object) -> str | None:

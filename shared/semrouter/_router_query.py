@@ -18,6 +18,7 @@ from ._exceptions import (
     InvalidQueryError,
     QueryTypeError,
 )
+from ._language import flag_unread
 from ._router_base import RouterBase
 from ._routes import RouteMatch, check_text
 from ._scorer import candidates_wanted, score_and_decide, with_blanks
@@ -148,6 +149,7 @@ class Querying(RouterBase):
                 matrix, items = self._vector_query(vectors, texts)
             encoded = time.perf_counter()
             found = self._run(matrix, limit, apply_threshold, one, items)
+            found = flag_unread(found, items, self.encoder.languages)  # _language.py
             encode_s = encoded - started if vectors is None else 0.0  # given: not encoded
             self._observe(span, found, one, items, encode_s, encoded, matrix)
             return found
@@ -171,6 +173,7 @@ class Querying(RouterBase):
                 matrix, items = self._vector_query(vectors, texts)
             encoded = time.perf_counter()
             found = await self._arun(matrix, limit, apply_threshold, one, items)
+            found = flag_unread(found, items, self.encoder.languages)  # _language.py
             encode_s = encoded - started if vectors is None else 0.0  # given: not encoded
             self._observe(span, found, one, items, encode_s, encoded, matrix)
             return found

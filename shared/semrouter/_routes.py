@@ -27,7 +27,7 @@ from ._exceptions import ConfigurationError
 __all__ = ["AbstainReason", "Route", "RouteMatch", "check_text", "validate_routes"]
 
 #: Why a match has no route (:attr:`RouteMatch.reason`).
-AbstainReason = Literal["below_threshold", "blank", "no_routes"]
+AbstainReason = Literal["below_threshold", "blank", "no_routes", "unsupported_language"]
 
 #: Route metadata travels in every point's payload: keep it small.
 MAX_METADATA_CHARS = 64 * 1024
@@ -135,8 +135,16 @@ class RouteMatch(BaseModel):
     route missed (``score`` is that route's score). ``reason`` says why a match has no route:
     ``"below_threshold"`` (the best route scored under ``threshold``), ``"blank"`` (the
     request was empty or white space: :meth:`~semrouter.SemanticRouter.route_many` answers it
-    without failing the batch) or ``"no_routes"`` (no route was scored: the router holds
-    none); ``None`` on a match with a route.
+    without failing the batch), ``"no_routes"`` (no route was scored: the router holds
+    none) or ``"unsupported_language"`` (below threshold, and the request seems written in a
+    language the encoder does not read: ``language`` says which; ``pip install
+    'semrouter[multilingual]'`` brings :class:`~semrouter.encoders.MultilingualEncoder`);
+    ``None`` on a match with a route.
+
+    ``language`` is set with ``reason="unsupported_language"`` only: a BCP 47 tag (``"es"``,
+    ``"fr"``, ``"und-Cyrl"`` when only the script is known), guessed from the request's
+    script and function words for encoders that declare their
+    :attr:`~semrouter.encoders.Encoder.languages`.
 
     Example:
         >>> RouteMatch(name=None, score=0.21, threshold=0.3, reason="below_threshold").reason
@@ -151,6 +159,7 @@ class RouteMatch(BaseModel):
     utterance: str | None = None
     threshold: float | None = None
     reason: AbstainReason | None = None
+    language: str | None = None
 
     def __bool__(self) -> bool:
         return self.name is not None

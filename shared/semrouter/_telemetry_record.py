@@ -79,10 +79,12 @@ def _record(
     base = call.labels()
     decisions = [_decision(m) for m in matches]
     if telemetry.decisions is not None:
-        for name, score, _, _ in decisions:
+        for match, (name, score, _, _) in zip(matches, decisions):
             labels = {**base, "semrouter.outcome": "routed" if name is not None else "abstained"}
             if name is not None:
                 labels["semrouter.route"] = name
+            elif isinstance(match, RouteMatch) and match.reason:  # why it abstained
+                labels["semrouter.reason"] = match.reason
             telemetry.decisions.add(1, labels)
             if score is not None:
                 telemetry.scores.record(score, labels)

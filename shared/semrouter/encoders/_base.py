@@ -53,6 +53,10 @@ class Encoder(ABC):
     #: gets a threshold learnt from the route set's utterances (see :attr:`threshold_declared`)
     #: and this 0.5 only where nothing was learnt.
     default_threshold: float = 0.5
+    #: The languages the model reads (ISO 639-1 codes), or ``None``: many, or not declared.
+    #: When set, a request that abstains and seems written in another language gets
+    #: ``reason="unsupported_language"`` (``semrouter._language``: a cheap guess, no model).
+    languages: frozenset[str] | None = None
     #: How many texts one call to :meth:`_encode_batch` receives at most.
     batch_size: int = 64
     #: The ``type`` key written to config files; ``None`` for encoders that cannot be rebuilt

@@ -116,6 +116,8 @@ class LocalEncoder(Encoder):
             _check_file(model_file, "model_path")
             _check_file(tokenizer_file, "tokenizer_path")
         self.model_id = model_id or MODEL_ID
+        # The packaged MiniLM was trained on English only; a custom model declares nothing.
+        self.languages = None if custom else frozenset({"en"})
         self._custom_paths = (str(model_file), str(tokenizer_file)) if custom else None
         self.max_tokens = max_tokens
         self._threads = threads

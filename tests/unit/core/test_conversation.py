@@ -24,7 +24,7 @@ from semrouter import (
     SemRouterError,
     Turn,
 )
-from semrouter._conversation import fold, user_text
+from semrouter._conversation import fold, follow_up_cue, user_text
 
 ROUTES = [
     Route("flights", ["book a flight to paris", "find flights to rome", "cheap plane tickets"]),
@@ -114,6 +114,54 @@ def test_fold_decay_weighs_the_context() -> None:
     assert weights == {0: 0.75, 1: 0.25}
 
 
+def test_fold_cue_margin_lets_a_cued_turn_join() -> None:
+    # 0.1 for the context route: below 0.3 - join_margin (0.14), above 0.3 - cue_margin (0.25).
+    rows = [row(0.7, 0.1, 0.0), row(0.1, 0.12, 0.15)]
+    options = OPTIONS.model_copy(update={"cue_margin": 0.25})
+    assert fold(rows, THRESHOLDS, options, None, [False, False])[0] is None
+    context, weights = fold(rows, THRESHOLDS, options, None, [False, True])
+    assert context is not None and weights == {0: 0.5, 1: 0.5}
+    np.testing.assert_allclose(context, [0.4, 0.11, 0.075])
+    # cues=None: no turn has one; a cue_margin below join_margin changes nothing.
+    assert fold(rows, THRESHOLDS, options, None, None)[0] is None
+    smaller = OPTIONS.model_copy(update={"cue_margin": 0.05})
+    assert fold(rows, THRESHOLDS, smaller, None, [False, True])[0] is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "and the cheapest one?",
+        "what about Saturday instead?",
+        "How about tonight",
+        "for two adults and a child",
+        "with breakfast included",
+        "can you refund it?",
+        "the same room please",
+        "make it two rooms",
+        "which gate?",
+    ],
+)
+def test_follow_up_cue_finds_follow_ups(text: str) -> None:
+    assert follow_up_cue(text) is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "who painted the Mona Lisa?",
+        "what is the capital of Norway?",
+        "how many legs does a spider have?",
+        "tell me a joke",
+        "why is the sky blue?",
+        "",
+        "42",
+    ],
+)
+def test_follow_up_cue_leaves_self_contained_requests(text: str) -> None:
+    assert follow_up_cue(text) is False
+
+
 # -- the router, end to end on the fake encoder --------------------------------------------------
 def test_follow_up_keeps_the_route_the_last_turn_alone_misses(
     conversation: ConversationRouter,
@@ -157,16 +205,27 @@ def test_out_of_scope_turn_is_not_pulled_into_the_context(
     conversation: ConversationRouter,
 ) -> None:
     turns = ["book a flight to paris", "who painted the mona lisa"]
-    # By default it joins the context, but the blend stays below the threshold.
+    # No follow-up cue and far below the flights threshold: routed alone, as the last message.
     match = conversation.route(turns)
-    assert match.name is None
-    assert match.context is True
-    assert match.score < 0.3
-    # With a join margin it does not even join: it is routed alone.
-    alone = conversation.replace(join_margin=0.14).route(turns)
-    assert alone.name is None
-    assert alone.context is False
-    assert [t.index for t in alone.turns] == [1]
+    assert (match.name, match.context, match.reason) == (None, False, "below_threshold")
+    assert [t.index for t in match.turns] == [1]
+    # Were every unclear turn to join (the 0.x default), it would join the context.
+    joined = conversation.replace(join_margin=2.0).route(turns)
+    assert joined.context is True
+    assert [t.index for t in joined.turns] == [0, 1]
+
+
+def test_a_follow_up_cue_lets_a_weak_turn_join(conversation: ConversationRouter) -> None:
+    # The same weak turn joins with a cue ("instead") and is routed alone without one.
+    with_cue = ["book a flight to paris", "paris on tuesday instead"]
+    without = ["book a flight to paris", "paris on tuesday"]
+    assert conversation.route_last(with_cue).name is None
+    cued = conversation.route(with_cue)
+    assert cued.context is True and cued.name == "flights"
+    bare = conversation.route(without)
+    assert bare.context is False and bare.name is None
+    # With no margin for cues, the cue does not help.
+    assert conversation.replace(cue_margin=0.0).route(with_cue).context is False
 
 
 def test_single_turn_equals_the_router(
@@ -226,7 +285,7 @@ def test_replace_shares_the_cache(
     conversation.route(turns)
     fake_encoder.reset_counts()
     other = conversation.replace(decay=2.0)
-    assert other.options.decay == 2.0 and conversation.options.decay == 0.5
+    assert other.options.decay == 2.0 and conversation.options.decay == 1.0
     other.route(turns)
     assert fake_encoder.encoded_texts == 0
 
@@ -377,7 +436,7 @@ def test_shared_routers_share_one_cache_that_goes_with_the_router(
     first.route(["book a flight to paris"])
     fake_encoder.reset_counts()
     other = ConversationRouter.shared(router, ConversationOptions(window=1))
-    assert other.options.window == 1 and first.options.window == 2
+    assert other.options.window == 1 and first.options.window == 3
     other.route(["book a flight to paris"])
     assert fake_encoder.encoded_texts == 0
     assert ConversationRouter.shared(router).cached_turns == 1
@@ -399,4 +458,4 @@ def test_readme_conversations_example_runs_as_printed() -> None:
     from tests.unit.core.test_readme import section_output
 
     output = section_output("## Conversations")
-    assert output.splitlines() == ["None", "flights [(0, 0.33), (2, 0.67)]"]
+    assert output.splitlines() == ["None", "flights [(0, 0.5), (2, 0.5)]"]

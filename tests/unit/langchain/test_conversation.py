@@ -102,7 +102,7 @@ def test_async_and_switch(conversation: ConversationRouter, fake_encoder: FakeEn
     match = asyncio.run(aroute_conversation(conversation, switch))
     assert match.name == "weather"
     assert match.context is False
-    assert fake_encoder.encoded_texts == 2  # window=2: the first user turn is not looked at
+    assert fake_encoder.encoded_texts == 3  # window=3: the three user turns, each once
 
 
 # -- wired into the adapters ---------------------------------------------------------------------
@@ -168,7 +168,9 @@ def test_tool_selector_keeps_the_tools_of_the_request_a_follow_up_follows(
         "messages": [
             HumanMessage("book a flight to paris"),
             AIMessage("Which day?"),
-            HumanMessage("tomorrow instead"),
+            # Alone it is nearer the weather (the fake encoder's words: "for"); with its cue
+            # ("for") and its flights score within cue_margin, it follows the flight request.
+            HumanMessage("for cheap"),
         ]
     }
     with_conversation = SemRouterToolSelector.from_tools(tools, encoder=fake_encoder, max_tools=1)
@@ -208,7 +210,9 @@ def test_decision_model_answers_a_follow_up_as_the_request_it_follows(
         "messages": [
             HumanMessage("book a flight to paris"),
             AIMessage("Which day?"),
-            HumanMessage("tomorrow instead"),
+            # Alone it is nearer the weather (the fake encoder's words: "for"); with its cue
+            # ("for") and its flights score within cue_margin, it follows the flight request.
+            HumanMessage("for cheap"),
         ]
     }
     with_conversation = SemRouterDecisionModel(encoder=fake_encoder)
