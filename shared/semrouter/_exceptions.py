@@ -8,6 +8,7 @@
     ├── RouteNotFoundError        (KeyError)     remove/update/get of an unknown route
     ├── RouteSetNotFoundError     (LookupError)  open() of a place that holds no route set
     ├── RouteSetConflictError     (RuntimeError) another writer changed the route set first
+    ├── GateRefusedError          (RuntimeError) fit(gate=...) routes a gold set worse
     ├── NoRouteMatchedError       (LookupError)  a caller demanded a match and got none
     ├── MissingDependencyError    (ImportError)  an optional extra is not installed
     ├── EncoderError              (RuntimeError) the encoder failed (model load, API error)
@@ -34,13 +35,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._gate import GateReport
 
 __all__ = [
     "BackendError",
     "BackendUnavailableError",
     "ConfigurationError",
     "EncoderError",
+    "GateRefusedError",
     "IndexMismatchError",
     "InvalidQueryError",
     "MissingDependencyError",
@@ -92,6 +97,16 @@ class RouteSetConflictError(SemRouterError, RuntimeError):
     """Another writer changed the stored route set while a change meant for the version it
     started from was written (``set_routes``, ``sync="replace"``/``"check"``); nothing of the
     change was kept. Read the new route set and apply it again."""
+
+
+class GateRefusedError(SemRouterError, RuntimeError):
+    """``fit(..., gate=(texts, labels))``: the fitted router routes the gold texts significantly
+    worse than the one in service, so nothing was stored. ``report`` (a
+    :class:`~semrouter.GateReport`) says what got worse."""
+
+    def __init__(self, message: str, report: GateReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class NoRouteMatchedError(SemRouterError, LookupError):

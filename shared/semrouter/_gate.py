@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ._router import SemanticRouter
     from ._routes import RouteMatch
 
-__all__ = ["GateExample", "GateReport", "GateRoute", "gate"]
+__all__ = ["GateExample", "GateReport", "GateRoute", "check_gold", "compare", "gate"]
 
 
 class GateRoute(BaseModel):
@@ -140,19 +140,38 @@ def gate(
         >>> report = gate(old_router, new_router, texts, labels)  # doctest: +SKIP
         >>> report.passed, report.worse_routes  # doctest: +SKIP
     """
-    from .training._evaluation import mcnemar_z, significantly_better
-
     texts, labels = list(texts), list(labels)
+    check_gold(texts, labels, set(baseline.route_names) | set(candidate.route_names))
+    old, new = _route_both(baseline, candidate, texts)
+    return compare(texts, labels, old, new, z=z, max_examples=max_examples)
+
+
+def check_gold(texts: Sequence[str], labels: Sequence[str | None], known: set[str]) -> None:
+    """Refuse a gold set the gate cannot read: unequal lengths, nothing, or labels naming
+    routes that no router compared holds (a typo)."""
     if len(texts) != len(labels) or not texts:
         raise ConfigurationError(
             f"the gate needs as many labels as texts, and some: {len(texts)} texts, "
             f"{len(labels)} labels"
         )
-    known = set(baseline.route_names) | set(candidate.route_names)
     unknown = sorted({x for x in labels if x is not None and x not in known})
     if unknown:
         raise ConfigurationError(f"labels name routes neither router holds: {unknown[:5]}")
-    old, new = _route_both(baseline, candidate, texts)
+
+
+def compare(
+    texts: Sequence[str],
+    labels: Sequence[str | None],
+    old: Sequence[RouteMatch],
+    new: Sequence[RouteMatch],
+    *,
+    z: float = 2.0,
+    max_examples: int = 20,
+) -> GateReport:
+    """The gate's verdict on two routings of the same gold texts (``old``: the baseline's
+    matches, ``new``: the candidate's), by McNemar's test on the rows where they differ."""
+    from .training._evaluation import mcnemar_z, significantly_better
+
     gold = np.array([x if x is not None else "" for x in labels], dtype=object)
     old_names = np.array([m.name or "" for m in old], dtype=object)
     new_names = np.array([m.name or "" for m in new], dtype=object)

@@ -11,20 +11,23 @@ import numpy as np
 
 from ._exceptions import (
     ConfigurationError,
+    GateRefusedError,
     IndexMismatchError,
     RouteNotFoundError,
 )
+from ._gate import GateReport, check_gold, compare
 from ._router_base import RouterBase
 from ._router_query import _query_matrix
-from ._routes import Route
+from ._routes import Route, RouteMatch
 from ._routeset import (
     Calibration,
+    RouteSet,
     adopt_calibration,
 )
 from ._routestore import (
     StoredRouteSet,
 )
-from ._scorer import route_similarities
+from ._scorer import candidates_wanted, route_similarities, score_and_decide
 from .encoders import Encoder, Vectors
 
 if TYPE_CHECKING:
@@ -78,6 +81,8 @@ class Fitting(RouterBase):
         l2: float = 1e-5,
         seed: int = 0,
         folds: int = 5,
+        gate: tuple[Sequence[str], Sequence[str | None]] | None = None,
+        gate_z: float = 2.0,
         progress: Progress | None = None,
     ) -> EvaluationReport:
         """Learn routing from labelled texts; returns the report on the held-out texts.
@@ -111,6 +116,11 @@ class Fitting(RouterBase):
             folds: cross-fitting folds; ``0`` or ``1``: the held-out texts only choose the
                 thresholds and never train the head (needs 10 held-out texts per fold, else
                 that is what happens).
+            gate: gold ``(texts, labels)`` the fitted router must not route significantly
+                worse than the one in service (McNemar's z below ``-gate_z``, as
+                :func:`~semrouter.gate`); if it does, :class:`~semrouter.GateRefusedError`
+                is raised with the :class:`~semrouter.GateReport` and nothing is stored.
+            gate_z: how significant a loss on ``gate`` must be to refuse the fit.
             progress: called as ``progress(done, total)`` while texts are encoded.
         """
         from .training._fitting import FitSettings, FitSource, fit_router
@@ -146,8 +156,46 @@ class Fitting(RouterBase):
                 ),
                 progress=progress,
             )
+            if gate is not None:
+                verdict = self._gate(calibration, gate, gate_z)
+                if not verdict.passed:
+                    raise GateRefusedError(
+                        "fit() refused by its gate: the fitted router routes the gold texts "
+                        f"worse ({verdict.candidate_accuracy:.1%} against "
+                        f"{verdict.baseline_accuracy:.1%}, McNemar z = {verdict.z:+.2f}); "
+                        "nothing was stored. See the error's .report",
+                        verdict,
+                    )
             self._store_calibration(calibration)
         return report
+
+    def _gate(
+        self,
+        calibration: Calibration | None,
+        gold: tuple[Sequence[str], Sequence[str | None]],
+        z: float,
+    ) -> GateReport:
+        """Route the gold texts with the route set served now and with the same routes under
+        ``calibration`` (one encoding), and compare them as :func:`~semrouter.gate` does."""
+        texts, labels = list(gold[0]), list(gold[1])
+        state = self._state
+        check_gold(texts, labels, set(state.names))
+        vectors = _query_matrix(self.encoder.encode(self._check(texts)), self.encoder)
+        candidate = self._build(list(state.routes), state.snapshot, calibration=calibration)
+        old, new = (self._decide(s, vectors, texts) for s in (state, candidate))
+        return compare(texts, labels, old, new, z=z)
+
+    def _decide(self, state: RouteSet, vectors: Vectors, texts: list[str]) -> list[RouteMatch]:
+        """One match per query under ``state`` (published or not)."""
+        index = self._open_index()
+        found = index.search(state.snapshot, vectors, candidates_wanted(state, 1))
+        lexical = None
+        if state.fusion is not None:
+            lexical = index.lexical(state.snapshot, texts, len(state.names))
+        decided = score_and_decide(
+            state, vectors, found, lexical, limit=1, apply_threshold=True, keep_empty=True
+        )
+        return [matches[0] for matches in decided]
 
     def evaluate(
         self,

@@ -145,6 +145,38 @@ class Following(RouterBase):
         return self._open_collection().tenants()
 
     # -- publishing -----------------------------------------------------------------------------
+    def _build(
+        self,
+        routes: Sequence[Route],
+        snapshot: Snapshot,
+        *,
+        options: RouterOptions | None = None,
+        calibration: Calibration | None = UNSET,
+        learned: Learned | None = UNSET,
+        identity: RouteSetId | None = UNSET,
+    ) -> RouteSet:
+        """The next route set, unpublished (what is not given is kept from the route set served
+        now): :meth:`_publish` serves it, ``fit(gate=...)`` routes with it first."""
+        previous: RouteSet | None = getattr(self, "_state", None)
+        if calibration is UNSET:
+            calibration = previous.calibration if previous is not None else None
+        if learned is UNSET:
+            learned = previous.learned if previous is not None else None
+        if identity is UNSET:
+            identity = previous.identity if previous is not None else None
+        options = options or self._options
+        return build_route_set(
+            routes,
+            snapshot,
+            options,
+            default_threshold=self.encoder.default_threshold,
+            calibration=calibration,
+            digest=routes_digest(routes),
+            learned=learned if options.learn else None,
+            default_declared=self.encoder.threshold_declared,
+            identity=identity,
+        )
+
     def _publish(
         self,
         routes: Sequence[Route],
@@ -155,25 +187,14 @@ class Following(RouterBase):
         learned: Learned | None = UNSET,
         identity: RouteSetId | None = UNSET,
     ) -> None:
-        """Build the next route set and publish it in one assignment (what is not given is
-        kept from the route set served now)."""
+        """Build the next route set and publish it in one assignment."""
         previous: RouteSet | None = getattr(self, "_state", None)
-        if calibration is UNSET:
-            calibration = previous.calibration if previous is not None else None
-        if learned is UNSET:
-            learned = previous.learned if previous is not None else None
-        if identity is UNSET:
-            identity = previous.identity if previous is not None else None
-        options = options or self._options
-        state = build_route_set(
+        state = self._build(
             routes,
             snapshot,
-            options,
-            default_threshold=self.encoder.default_threshold,
+            options=options,
             calibration=calibration,
-            digest=routes_digest(routes),
-            learned=learned if options.learn else None,
-            default_declared=self.encoder.threshold_declared,
+            learned=learned,
             identity=identity,
         )
         if state.stale and not self._warned_stale and previous is not None:

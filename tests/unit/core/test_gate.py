@@ -12,6 +12,7 @@ import pytest
 from semrouter import (
     ConfigurationError,
     FakeEncoder,
+    GateRefusedError,
     GateReport,
     Route,
     SemanticRouter,
@@ -163,3 +164,43 @@ def test_cli_gate_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFi
     assert "--candidate" in capsys.readouterr().err
     assert main(["eval", str(gold)]) == 2
     assert "needs a router file" in capsys.readouterr().err
+
+
+# -- fit(gate=...): a fit that routes the gold set worse is refused and stores nothing ----------
+POISON = [(t, None) for t, label in GOLD if label == "flights"] * 6 + [
+    (t, label) for t, label in GOLD if label not in (None, "flights")
+] * 3
+
+
+def test_fit_refused_by_its_gate_stores_nothing() -> None:
+    with _router() as router:
+        revision, before = router.revision, router.route_many(TEXTS)
+        with pytest.raises(GateRefusedError) as refused:
+            router.fit(*zip(*POISON), gate=(TEXTS * 2, LABELS * 2), folds=0, seed=1)
+        report = refused.value.report
+        assert isinstance(report, GateReport) and not report.passed
+        assert "flights" in {r.route for r in report.worse_routes}
+        assert router.calibration is None and router.revision == revision
+        assert [m.name for m in router.route_many(TEXTS)] == [m.name for m in before]
+        # The same fit without a gate is stored, and does route the gold set worse.
+        router.fit(*zip(*POISON), folds=0, seed=1)
+        assert router.calibration is not None and router.revision == revision + 1
+        assert not gate_accuracy_kept(router, report.baseline_accuracy)
+
+
+def test_fit_that_routes_the_gold_set_as_well_passes_its_gate() -> None:
+    with _router() as router:
+        router.fit(TEXTS * 3, LABELS * 3, gate=(TEXTS, LABELS), folds=0, seed=1)
+        assert router.calibration is not None
+
+
+def test_fit_gate_labels_are_checked() -> None:
+    with _router() as router:
+        with pytest.raises(ConfigurationError, match="neither router"):
+            router.fit(TEXTS * 3, LABELS * 3, gate=(TEXTS, ["flihgts"] * len(TEXTS)))
+        assert router.calibration is None
+
+
+def gate_accuracy_kept(router: SemanticRouter, accuracy: float) -> bool:
+    right = [m.name == label for m, label in zip(router.route_many(TEXTS), LABELS)]
+    return sum(right) / len(right) >= accuracy
