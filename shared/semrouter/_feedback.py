@@ -10,7 +10,9 @@ process and replica shares it and a redeploy keeps it:
   and ``set_routes()`` (the routes declared in code hold the utterances; examples are added
   to them). Each route keeps its latest :data:`MAX_EXAMPLES` examples;
 - a request that belonged to no route becomes a **negative** (its latest :data:`MAX_NEGATIVES`
-  are kept), for ``fit()``'s out-of-scope labels and for review.
+  are kept): ``fit()`` adds the negatives to its labelled texts with a ``None`` label, so the
+  thresholds it chooses turn them away. Self-training (no labels) does not use them: it learns
+  from the routes' utterances alone.
 
 Examples are listed by ``router.examples()`` and removed by ``router.remove_examples()``.
 """

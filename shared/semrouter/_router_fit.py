@@ -100,7 +100,9 @@ class Fitting(RouterBase):
         (``router.configure(threshold=None)`` to use them; ``-1`` never abstains).
 
         Args:
-            texts: example queries (may be empty when ``validation`` is given).
+            texts: example queries (may be empty when ``validation`` is given). The
+                negatives stored by :meth:`feedback` (requests that belonged to no route) are
+                added with a ``None`` label.
             labels: the route each should reach, or ``None``.
             validation: explicit held-out ``(texts, labels)`` instead of a split.
             holdout: share of ``texts`` held out when ``validation`` is not given.
@@ -127,6 +129,7 @@ class Fitting(RouterBase):
 
         if isinstance(folds, bool) or not isinstance(folds, int) or not 0 <= folds <= 20:
             raise ConfigurationError(f"folds must be an int from 0 to 20; got {folds!r}")
+        texts, labels = self._with_negatives(texts, labels)
         with self._lock:
             state = self._state
             index = self._writable().index
@@ -168,6 +171,21 @@ class Fitting(RouterBase):
                     )
             self._store_calibration(calibration)
         return report
+
+    def _with_negatives(
+        self, texts: Sequence[str], labels: Sequence[str | None]
+    ) -> tuple[Sequence[str], Sequence[str | None]]:
+        """``texts`` and ``labels`` plus the stored negatives (requests fed back as belonging
+        to no route, :meth:`feedback`) not among them, labelled ``None``: what the application
+        said belongs nowhere raises the thresholds ``fit()`` chooses. (Confirmed examples are
+        route utterances already.)"""
+        if isinstance(texts, str) or isinstance(labels, str) or len(texts) != len(labels):
+            return texts, labels  # fit_router says what is wrong with them
+        given = set(texts)
+        negatives = [text for text in self._stored_now().negatives if text not in given]
+        if not negatives:
+            return texts, labels
+        return [*texts, *negatives], [*labels, *([None] * len(negatives))]
 
     def _gate(
         self,

@@ -117,3 +117,24 @@ def test_many_requests_are_fed_back_in_one_revision() -> None:
         assert router.negatives == ["tell me a joke"]
         with pytest.raises(RouteNotFoundError):
             router.feedback_many(["x y"], ["nope"])
+
+
+def test_fit_learns_from_the_stored_negatives(monkeypatch: pytest.MonkeyPatch) -> None:
+    from semrouter.training import _fitting
+
+    seen: list[tuple[list[str], list[str | None]]] = []
+    real = _fitting.fit_router
+
+    def spy(source: object, texts: list[str], labels: list[str | None], **kw: object) -> object:
+        seen.append((list(texts), list(labels)))
+        return real(source, texts, labels, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_fitting, "fit_router", spy)
+    texts = ["money back please", "refund it", "parcel is late", "delivery tracking"] * 3
+    labels: list[str | None] = ["refunds", "refunds", "shipping", "shipping"] * 3
+    with SemanticRouter(ROUTES, encoder=FakeEncoder()) as router:
+        router.feedback_many(["tell me a joke", "refund it"], [None, None])
+        router.fit(texts, labels, folds=0)
+    # The stored negative the labelled texts do not hold is added as "no route"; one they
+    # label themselves is left as they say.
+    assert seen == [([*texts, "tell me a joke"], [*labels, None])]
