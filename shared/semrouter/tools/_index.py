@@ -219,7 +219,7 @@ class ToolIndex:
         whether anything changed."""
         with self._lock:
             self._schedule_refresh()
-            found = self._store.follow(self._stored.identity)
+            found = self._store.follow(self._stored)
             if found is None:
                 return False
             self._publish(found)
@@ -239,7 +239,7 @@ class ToolIndex:
 
     def _commit(self, change: Any, **kwargs: Any) -> None:
         with self._lock:
-            found = self._store.commit(change, **kwargs)
+            found = self._store.commit(change, served=self._stored, **kwargs)
             if found is None:
                 self.refresh()  # nothing to write: serve the latest stored set
             else:
@@ -342,7 +342,10 @@ class ToolIndex:
         calling it), stored with the tools: every index on the same collection learns it.
 
         ``vector``: the request's vector if the caller has it (nothing is then encoded);
-        otherwise it is taken from the request cache or encoded. Deduplicated by text (and
+        otherwise it is taken from the request cache or encoded. A request that is ranked
+        sentence by sentence (``split_requests``) keeps the sentence that ranks the tool
+        best, with its vector from the request cache: in "book a flight. Then mail Anna",
+        only the first sentence is an example of the flight tool. Deduplicated by text (and
         against the tool's own texts) and capped at ``options.max_examples`` per tool (the
         oldest go first). Returns whether the example was new.
         """
@@ -374,12 +377,17 @@ class ToolIndex:
                 text = request.strip() if isinstance(request, str) else None
                 if not text:
                     raise InvalidQueryError("an example must be a non-empty str")
-                own = {t for _, t in self._specs[name].texts()}
+                row = vectors[position] if vectors is not None else given.get(text)
+                parts = _request_texts(text, self._options)
+                if len(parts) > 1:  # several requests in one: keep the one that found the tool
+                    rows = self._request_vectors(parts)
+                    found = self.rank_vectors(rows, parts, 1, tools={name})[0].text
+                    text, row = found, rows[parts.index(found)]
+                own = self._stored.texts[name]
                 if not cap or text in own or text in self._stored.learnt.get(name, ()):
                     continue
                 if (name, text) in pairs:
                     continue
-                row = vectors[position] if vectors is not None else given.get(text)
                 given[text] = self._example_vector(text, row)
                 pairs.append((name, text))
             if pairs:

@@ -123,6 +123,7 @@ class StoredTools:
     examples learnt from calls, in stored order."""
 
     specs: dict[str, ToolSpec]
+    texts: dict[str, dict[str, TextKind]]  # each tool's own texts and their kinds
     learnt: dict[str, tuple[str, ...]]
     vectors: Vectors
     kinds: tuple[TextKind, ...]
@@ -131,17 +132,25 @@ class StoredTools:
 
     @classmethod
     def empty(cls, dimension: int) -> StoredTools:
-        return cls({}, {}, np.zeros((0, dimension), np.float32), (), (), None)
+        return cls({}, {}, {}, np.zeros((0, dimension), np.float32), (), (), None)
 
     @classmethod
-    def of(cls, version: Version, dimension: int) -> StoredTools:
+    def of(cls, version: Version, dimension: int, last: StoredTools | None = None) -> StoredTools:
+        """The rows of ``version``; the ``last`` version's specs are reused for the routes
+        whose spec did not change (a change of examples at 4,000 tools rebuilds no text)."""
         specs: dict[str, ToolSpec] = {}
+        texts: dict[str, dict[str, TextKind]] = {}
         learnt: dict[str, tuple[str, ...]] = {}
         kinds: list[TextKind] = []
         owners: list[int] = []
         for position, route in enumerate(version.routes):
-            spec = specs[route.name] = spec_of(route)
-            kind_of = {text: kind for kind, text in spec.texts()}
+            spec = last.specs.get(route.name) if last is not None else None
+            if spec is not None and last is not None and _holds(route, spec):
+                kind_of = last.texts[route.name]
+            else:
+                spec = spec_of(route)
+                kind_of = {text: kind for kind, text in spec.texts()}
+            specs[route.name], texts[route.name] = spec, kind_of
             extra = [text for text in route.utterances if text not in kind_of]
             if extra:
                 learnt[route.name] = tuple(extra)
@@ -152,13 +161,23 @@ class StoredTools:
             vectors = np.zeros((0, dimension), np.float32)
         if len(vectors) != len(kinds):  # the snapshot's rows are the routes' utterances
             raise ConfigurationError(f"{len(vectors)} stored vectors for {len(kinds)} tool texts")
-        return cls(specs, learnt, vectors, tuple(kinds), tuple(owners), version.identity)
+        return cls(specs, texts, learnt, vectors, tuple(kinds), tuple(owners), version.identity)
 
     def pairs(self) -> set[tuple[str, str]]:
         """(tool, text) of every stored point: what needs no vector."""
-        out = {(name, text) for name, spec in self.specs.items() for _, text in spec.texts()}
+        out = {(name, text) for name, own in self.texts.items() for text in own}
         out.update((name, text) for name, texts in self.learnt.items() for text in texts)
         return out
+
+
+def _holds(route: Route, spec: ToolSpec) -> bool:
+    """Whether ``route`` stores ``spec`` (cheap: no text of the spec is rebuilt)."""
+    meta = route.metadata
+    return (
+        route.description == (spec.description or None)
+        and meta.get("arguments") == spec.arguments
+        and meta.get("examples") == list(spec.examples)
+    )
 
 
 class ToolStore:
@@ -209,15 +228,16 @@ class ToolStore:
             )
         return collection
 
-    def follow(self, served: RouteSetId | None) -> StoredTools | None:
+    def follow(self, served: StoredTools | None) -> StoredTools | None:
         """The stored tool set if it is not the ``served`` one, else ``None``."""
-        version = self._open().follow(served, _OPTIONS)
-        return None if version is None else StoredTools.of(version, self.encoder.dimension)
+        version = self._open().follow(served.identity if served else None, _OPTIONS)
+        return None if version is None else StoredTools.of(version, self.encoder.dimension, served)
 
     def commit(
         self,
         change: Change | None,
         *,
+        served: StoredTools | None = None,
         edit: Callable[[Feedback], Feedback] | None = None,
         vectors: Mapping[str, Vectors] | None = None,
     ) -> StoredTools | None:
@@ -226,7 +246,7 @@ class ToolStore:
         version = self._writable().commit(
             change or _unchanged, _OPTIONS, learn=None, edit=edit, vectors=vectors
         )
-        return None if version is None else StoredTools.of(version, self.encoder.dimension)
+        return None if version is None else StoredTools.of(version, self.encoder.dimension, served)
 
     def close(self) -> None:
         collection, self._collection = self._collection, None

@@ -167,3 +167,16 @@ def test_a_closed_index_ranks_but_does_not_change(encoder: FakeEncoder) -> None:
     with pytest.raises(RouterClosedError):
         index.observe("bookFlight", "fly me to Rome")
     index.close()  # idempotent
+
+
+def test_a_request_of_several_sentences_keeps_the_one_that_found_the_tool(
+    encoder: FakeEncoder, opened: list[ToolIndex]
+) -> None:
+    index = open_index(opened, encoder)
+    request = "Book a flight ticket to Oslo. Then send an email message to Anna."
+    index.rank(request)  # ranked sentence by sentence: both vectors are cached
+    encoder.reset_counts()
+    assert index.observe_many([request, request], ["bookFlight", "send-email"]) == 2
+    assert encoder.encoded_texts == 0
+    assert index.examples("bookFlight") == ["Book a flight ticket to Oslo."]
+    assert index.examples("send-email") == ["Then send an email message to Anna."]
