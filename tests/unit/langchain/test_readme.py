@@ -26,4 +26,7 @@ def test_langchain_section() -> None:
         "general answer",
         "LCEL: compose runnables with |",
         "offered: ['get_weather', 'search']",
+        "1 get_weather",
+        "2 send_email",
+        "['will I need an umbrella in Berlin?']",
     ]
