@@ -191,3 +191,10 @@ def test_the_decision_metric_says_why_it_abstained(router: SemanticRouter) -> No
         ("abstained", "below_threshold"): 1,
         ("routed", None): 1,
     }
+
+
+def test_readme_example_prints_what_it_says(local_encoder: Encoder) -> None:
+    from tests.unit.core.test_readme import section_output
+
+    output = section_output("**When the encoder cannot read the request.**")
+    assert output.split() == ["None", "unsupported_language", "es"]
