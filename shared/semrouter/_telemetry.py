@@ -189,17 +189,8 @@ class _NoSpan:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def observe(
-        self,
-        matches: Sequence[Match],
-        *,
-        candidates: int = 0,
-        encode_s: float = 0.0,
-        search_s: float = 0.0,
-        texts: Sequence[str] | None = None,
-        record_text: bool = False,
-        error: BaseException | None = None,
-    ) -> None:
+    def observe(self, *args: Any, **kwargs: Any) -> None:
+        """Takes what :meth:`_Span.observe` takes, and records nothing."""
         return None
 
 
