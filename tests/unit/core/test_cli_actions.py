@@ -98,6 +98,7 @@ def test_route_prints_one_json_object_per_text_for_every_limit(
             "utterance",
             "threshold",
             "reason",
+            "language",
             "routes",
         }
         assert len(record["routes"]) <= int(limit or 1)
@@ -105,7 +106,14 @@ def test_route_prints_one_json_object_per_text_for_every_limit(
             assert record["routes"] == []
         else:
             assert record["routes"][0]["name"] == record["name"]
-            assert set(record["routes"][0]) == {"name", "score", "utterance", "threshold", "reason"}
+            assert set(record["routes"][0]) == {
+                "name",
+                "score",
+                "utterance",
+                "threshold",
+                "reason",
+                "language",
+            }
     assert [r["name"] for r in records] == ["flights", None, "weather"]
     # the same compact spacing whatever --limit (it used to switch to json.dumps' default)
     assert all(line == json.dumps(json.loads(line), separators=(",", ":")) for line in lines)
