@@ -74,9 +74,8 @@ _JITTER = random.Random(0)  # back-off jitter only: decides nothing about routin
 
 #: A change: from the stored route set (``None``: none yet) to ``(routes, calibration)``, or
 #: ``None`` when it changes nothing.
-Change = Callable[
-    [StoredRouteSet | None], "tuple[list[Route], Calibration | None] | None"
-]
+Proposal = tuple[list[Route], "Calibration | None"]
+Change = Callable[[StoredRouteSet | None], "Proposal | None"]
 #: Learns from a route set's utterances before it is written (``None``: not now).
 Learner = Callable[[Sequence[Route], Snapshot, "Learned | None"], "Learned | None"]
 
@@ -148,10 +147,16 @@ class RouteCollection:
         if stored is None and (store.read_only or require):
             raise RouteSetNotFoundError(self._nothing_stored())
         if not store.read_only:
-            committed = self.commit(change, options, learn=learn, on_conflict=on_conflict)
+            seen = [stored]
+
+            def watched(current: StoredRouteSet | None) -> Proposal | None:
+                seen[0] = current  # the set commit() read last: what to serve if unchanged
+                return change(current)
+
+            committed = self.commit(watched, options, learn=learn, on_conflict=on_conflict)
             if committed is not None:
                 return committed
-            stored = self._stored()
+            stored = seen[0]
         elif stored is not None and change(stored) is not None:
             logger.warning(
                 "%s is read-only here: serving its stored routes, not the declared ones "

@@ -336,3 +336,23 @@ def test_an_old_qdrant_client_without_conditional_updates_still_writes(
         a.add(EXTRA)
         b.remove("bye")  # starts from a's change
         assert a.refresh() and a.route_names == ["greet", "weather"] and a.revision == 3
+
+
+@pytest.mark.parametrize("kind", ["edge", "client"])
+def test_a_writer_reopening_unchanged_routes_reads_the_head_twice(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import semrouter._collection as collection
+
+    where = _where(kind, tmp_path)
+    SemanticRouter(ROUTES, encoder=FakeEncoder(), **where).close()  # type: ignore[arg-type]
+    reads = []
+    real = collection.read_route_set
+    monkeypatch.setattr(
+        collection, "read_route_set", lambda *a, **k: reads.append(1) or real(*a, **k)
+    )
+    with SemanticRouter(ROUTES, encoder=FakeEncoder(), **where) as router:  # type: ignore[arg-type]
+        assert router.revision == 1 and [r.name for r in router.routes] == ["greet", "bye"]
+    # once to see what is there, once inside commit() (which finds nothing to change): the
+    # version served is that one, not a third read of every route
+    assert len(reads) == 2
