@@ -38,7 +38,7 @@ class Candidates:
     exhaustive: bool
 
 
-__all__ = ["PRUNE_FROM", "Pruning", "exact_search", "make_pruning"]
+__all__ = ["PRUNE_FROM", "Pruning", "exact_search", "make_pruning", "one_blas_thread"]
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -248,6 +248,15 @@ class _OneBlasThread:
 _one_blas_thread = _OneBlasThread()
 _THREADED_PRODUCT = 1 << 22
 _blas: Any = None
+
+
+def one_blas_thread() -> Any:
+    """A scope whose matrix products run on one BLAS thread, the calling one (self-training:
+    ``_router_teach.py``). The count is process-wide: a search that starts inside it keeps one
+    thread until the scope ends (the same re-entrant scope, so neither undoes the other)."""
+    with _one_blas_thread:
+        found = bool(_one_blas_thread._calls)
+    return _one_blas_thread if found else _single_blas_thread()
 
 
 def _single_blas_thread() -> Any:

@@ -207,8 +207,20 @@ def lbfgs(
     max_iter: int,
     tol: float,
     memory: int = 10,
+    pause: Callable[[], None] | None = None,
 ) -> FloatArray:
-    """Minimise a smooth convex ``fun(x) -> (f, g)`` with L-BFGS and a backtracking search."""
+    """Minimise a smooth convex ``fun(x) -> (f, g)`` with L-BFGS and a backtracking search.
+
+    ``pause``, when given, is called after each evaluation of ``fun`` (where a background
+    run may yield the cores to serving); it cannot change the result."""
+    if pause is not None:
+        inner = fun
+
+        def fun(theta: FloatArray) -> tuple[float, FloatArray]:
+            value = inner(theta)
+            pause()
+            return value
+
     f, g = fun(x)
     history: list[tuple[FloatArray, FloatArray, float]] = []
     for _ in range(max_iter):

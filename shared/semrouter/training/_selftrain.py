@@ -87,6 +87,7 @@ def train_route_head(
     l2: float = DEFAULT_L2,
     max_iter: int = DEFAULT_MAX_ITER,
     fingerprint: str | None = None,
+    pause: Callable[[], None] | None = None,
 ) -> LogisticHead:
     """A softmax head over the routes, trained on the route utterances alone.
 
@@ -99,6 +100,9 @@ def train_route_head(
         l2: weight of the ``0.5 * ||W||²`` penalty beside the mean cross-entropy.
         max_iter: L-BFGS iterations at most.
         fingerprint: the encoder fingerprint, stored with the head.
+        pause: called after each loss evaluation (~0.25 s at 100k utterances on one BLAS
+            thread): a background run yields the cores there (``_router_teach.py``). The head
+            does not depend on it.
 
     Returns:
         A :class:`LogisticHead` without a none class.
@@ -116,7 +120,7 @@ def train_route_head(
         start = _warm_start(previous, route_names, d)
     else:
         start = _centroid_start(data, labels, n_routes)
-    theta = lbfgs(_softmax_loss(data, labels, n_routes, l2), start, max_iter, 1e-6)
+    theta = lbfgs(_softmax_loss(data, labels, n_routes, l2), start, max_iter, 1e-6, pause=pause)
     return LogisticHead(
         theta[: d * n_routes].reshape(d, n_routes),
         theta[d * n_routes :],
@@ -166,8 +170,10 @@ def self_train(
     previous: SelfTraining | None = None,
     fingerprint: str | None = None,
     own: FloatArray | None = None,
+    pause: Callable[[], None] | None = None,
 ) -> SelfTraining:
-    """Head and threshold for one route set: what the scorer runs at sync time.
+    """Head and threshold for one route set: what the scorer runs at sync time (``pause``: see
+    :func:`train_route_head`).
 
     Example:
         >>> X = np.eye(3, dtype=np.float32)[[0, 0, 1, 1, 2, 2]]
@@ -181,6 +187,7 @@ def self_train(
         route_names,
         previous=None if previous is None else previous.head,
         fingerprint=fingerprint,
+        pause=pause,
     )
     if own is None:  # a caller that needs them too passes them in (computed once)
         own = own_route_scores(

@@ -151,3 +151,75 @@ def test_closing_waits_for_a_background_learning_run() -> None:
     assert running is not None
     router.close()  # must not pull the store from under the learning thread
     assert not running.is_alive() and router.closed
+
+
+def test_a_pause_in_training_leaves_the_head_unchanged() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 16)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    rows = np.repeat(np.arange(4), 30)
+    names = ["a", "b", "c", "d"]
+    calls: list[int] = []
+    plain = selftrain.train_route_head(X, rows, names)
+    paused = selftrain.train_route_head(X, rows, names, pause=lambda: calls.append(1))
+    assert len(calls) >= 2  # once after each loss evaluation
+    assert np.array_equal(plain.weights, paused.weights)
+    assert np.array_equal(plain.bias, paused.bias)
+
+
+def test_background_learning_pauses_and_learns_the_inline_head(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from semrouter import _router_teach
+    from semrouter._router_teach import _LEARN_INLINE
+
+    paces: list[Any] = []
+    real = _router_teach._Pace
+
+    def counted() -> Any:
+        pace = real()
+        paces.append(pace)
+        return pace
+
+    monkeypatch.setattr(_router_teach, "_Pace", counted)
+    per_route = _LEARN_INLINE // len(TOPICS) + 10
+    router = SemanticRouter(routes(per_route), encoder=FakeEncoder())
+    assert router._learning is not None
+    assert router.learn() is False  # it waits for the background run, which learnt
+    assert len(paces) == 1  # the background run paced itself; the inline one below does not
+    background = router._state.learned
+    assert background is not None
+    inline = router._training(router._state.routes, router._state.snapshot, None)
+    assert len(paces) == 1
+    assert np.array_equal(inline.training.head.weights, background.training.head.weights)
+    router.close()
+
+
+def test_the_pace_rests_while_the_process_works_and_not_while_it_is_idle() -> None:
+    import threading
+    import time
+
+    from semrouter._router_teach import _Pace
+
+    def step(pace: _Pace, seconds: float) -> float:
+        pace.mark = time.perf_counter() - seconds  # as if training had just worked `seconds`
+        started = time.perf_counter()
+        pace()
+        return time.perf_counter() - started
+
+    pace = _Pace(share=0.25)
+    assert step(pace, 0.1) < 0.05  # nobody else works: no rest (0.3 s owed)
+    stop = threading.Event()
+
+    def spin() -> None:  # another thread of the process busy (serving)
+        while not stop.is_set():
+            sum(range(1000))
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        rested = step(pace, 0.1)
+    finally:
+        stop.set()
+        worker.join()
+    assert rested >= 0.25  # three times the work: ~0.3 s
