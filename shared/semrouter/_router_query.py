@@ -1,14 +1,16 @@
 """Routing: ``route``, ``top_routes`` and their batch, vector and async forms.
 
-Each call goes through :meth:`Querying._call` (or ``_acall``): check and encode the texts,
-search the index of the route set served now, let the scorer decide (``_scorer.py``), offer
-the decisions to the decision log and record a telemetry span.
+Each call is one body, :meth:`Querying._steps`: check and encode the texts, search the index of
+the route set served now, let the scorer decide (``_scorer.py``), offer the decisions to the
+decision log and record a telemetry span. It yields what may wait on I/O (encode, refresh,
+search) as steps, run by :meth:`Querying._call` or awaited by ``_acall``: sync and async share
+everything else.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,10 @@ from ._telemetry import routing_span
 from .encoders import Encoder, Vectors
 
 __all__ = ["Querying"]
+
+#: A step of a routing call that may wait on I/O: ("encode" | "refresh" | "search" | "lexical",
+#: its arguments...).
+_Step = tuple[Any, ...]
 
 
 class Querying(RouterBase):
@@ -129,32 +135,27 @@ class Querying(RouterBase):
             "atop_routes_vectors", texts, vectors, limit, apply_threshold, False
         )
 
-    def _call(
-        self,
-        kind: str,
-        texts: Sequence[str] | None,
-        vectors: Vectors | None,
-        limit: int,
-        apply_threshold: bool,
-        one: bool,
-    ) -> list[list[RouteMatch]]:
-        """One routing call: encode (unless ``vectors`` are given), search, decide, and record
-        it in a telemetry span (``_telemetry.py``: nothing when OpenTelemetry is unused)."""
-        with routing_span(kind, tenant=self.tenant) as span:
-            started = time.perf_counter()
-            if vectors is None:
-                items: list[str] | None = self._check(texts or ())
-                matrix = self.encoder.encode(items) if items else _no_vectors(self.encoder)
-            else:
-                matrix, items = self._vector_query(vectors, texts)
-            encoded = time.perf_counter()
-            found = self._run(matrix, limit, apply_threshold, one, items)
-            found = flag_unread(found, items, self.encoder.languages)  # _language.py
-            encode_s = encoded - started if vectors is None else 0.0  # given: not encoded
-            self._observe(span, found, one, items, encode_s, encoded, matrix)
-            return found
+    def _call(self, *call: Any) -> list[list[RouteMatch]]:
+        """One routing call (:meth:`_steps`), its encoding and searching done here."""
+        run = _Run(self._steps(*call))
+        while (step := run.next_step()) is not None:
+            try:
+                run.answer, run.error = self._do(step), None
+            except Exception as exc:  # raised inside the call, where its span records it
+                run.answer, run.error = None, exc
+        return run.result
 
-    async def _acall(
+    async def _acall(self, *call: Any) -> list[list[RouteMatch]]:
+        """Asynchronous :meth:`_call`: the encoder's async path, Qdrant awaited."""
+        run = _Run(self._steps(*call))
+        while (step := run.next_step()) is not None:
+            try:
+                run.answer, run.error = await self._ado(step), None
+            except Exception as exc:
+                run.answer, run.error = None, exc
+        return run.result
+
+    def _steps(
         self,
         kind: str,
         texts: Sequence[str] | None,
@@ -162,21 +163,61 @@ class Querying(RouterBase):
         limit: int,
         apply_threshold: bool,
         one: bool,
-    ) -> list[list[RouteMatch]]:
-        """Asynchronous :meth:`_call` (the encoder's async path; Qdrant awaited)."""
+    ) -> Generator[_Step, Any, list[list[RouteMatch]]]:
+        """One routing call, for :meth:`_call` and :meth:`_acall` alike: check and encode
+        (unless ``vectors`` are given), search, decide, and record it in a telemetry span
+        (``_telemetry.py``: nothing when OpenTelemetry is unused). What may wait on I/O is
+        yielded as a step for the caller to run (:meth:`_do` or :meth:`_ado`)."""
         with routing_span(kind, tenant=self.tenant) as span:
             started = time.perf_counter()
             if vectors is None:
                 items: list[str] | None = self._check(texts or ())
-                matrix = await self.encoder.aencode(items) if items else _no_vectors(self.encoder)
+                matrix = (yield ("encode", items)) if items else _no_vectors(self.encoder)
             else:
                 matrix, items = self._vector_query(vectors, texts)
             encoded = time.perf_counter()
-            found = await self._arun(matrix, limit, apply_threshold, one, items)
-            found = flag_unread(found, items, self.encoder.languages)  # _language.py
+            if self._refresh_due():
+                yield ("refresh",)
+            state = self._state  # one version for the whole batch
+            found = yield ("search", state.snapshot, matrix, candidates_wanted(state, limit))
+            lexical = None
+            if items and state.fusion is not None:
+                lexical = yield ("lexical", state.snapshot, items, len(state.names))
+            decided = score_and_decide(
+                state,
+                matrix,
+                found,
+                lexical,
+                limit=limit,
+                apply_threshold=apply_threshold,
+                keep_empty=one,
+            )
+            flag_unread(decided, items, self.encoder.languages)  # abstentions it cannot read
             encode_s = encoded - started if vectors is None else 0.0  # given: not encoded
-            self._observe(span, found, one, items, encode_s, encoded, matrix)
-            return found
+            self._observe(span, decided, one, items, encode_s, encoded, matrix)
+            return decided
+
+    def _do(self, step: _Step) -> Any:
+        """Run one step of :meth:`_steps`."""
+        kind, *args = step
+        if kind == "encode":
+            return self.encoder.encode(*args)
+        if kind == "refresh":
+            return self.refresh()
+        if kind == "search":
+            return self._open_index().search(*args)
+        return self._open_index().lexical(*args)
+
+    async def _ado(self, step: _Step) -> Any:
+        """Run one step of :meth:`_steps`, awaiting the encoder and Qdrant."""
+        kind, *args = step
+        if kind == "encode":
+            return await self.encoder.aencode(*args)
+        if kind == "refresh":
+            return await self.arefresh()
+        if kind == "search":
+            return await self._open_index().asearch(*args)
+        return await self._open_index().alexical(*args)
 
     def _observe(
         self,
@@ -210,58 +251,6 @@ class Querying(RouterBase):
             raise QueryTypeError(f"got {len(matrix)} query vectors but {len(items)} texts")
         return matrix, items
 
-    def _run(
-        self,
-        vectors: Vectors,
-        limit: int,
-        apply_threshold: bool,
-        keep_empty: bool,
-        texts: list[str] | None = None,
-    ) -> list[list[RouteMatch]]:
-        if self._refresh_due():
-            self.refresh()
-        state = self._state  # one version for the whole batch
-        index = self._open_index()
-        found = index.search(state.snapshot, vectors, candidates_wanted(state, limit))
-        lexical = None
-        if texts and state.fusion is not None:
-            lexical = index.lexical(state.snapshot, texts, len(state.names))
-        return score_and_decide(
-            state,
-            vectors,
-            found,
-            lexical,
-            limit=limit,
-            apply_threshold=apply_threshold,
-            keep_empty=keep_empty,
-        )
-
-    async def _arun(
-        self,
-        vectors: Vectors,
-        limit: int,
-        apply_threshold: bool,
-        keep_empty: bool,
-        texts: list[str] | None = None,
-    ) -> list[list[RouteMatch]]:
-        if self._refresh_due():
-            await self.arefresh()
-        state = self._state
-        index = self._open_index()
-        found = await index.asearch(state.snapshot, vectors, candidates_wanted(state, limit))
-        lexical = None
-        if texts and state.fusion is not None:
-            lexical = await index.alexical(state.snapshot, texts, len(state.names))
-        return score_and_decide(
-            state,
-            vectors,
-            found,
-            lexical,
-            limit=limit,
-            apply_threshold=apply_threshold,
-            keep_empty=keep_empty,
-        )
-
     def _blanks(self, texts: Sequence[str]) -> tuple[list[bool], list[str]]:
         """Which of ``texts`` are blank, and the others (route_many answers blanks itself)."""
         items = self._check(texts, blanks=True)
@@ -284,6 +273,27 @@ class Querying(RouterBase):
                 if problem:
                     raise InvalidQueryError(problem)
         return items
+
+
+class _Run:
+    """A routing call's steps (:meth:`Querying._steps`) and what to send them next: the
+    answer to the last step, or the error it raised (thrown in where the step was asked)."""
+
+    def __init__(self, steps: Generator[_Step, Any, list[list[RouteMatch]]]) -> None:
+        self.steps = steps
+        self.answer: Any = None
+        self.error: Exception | None = None
+        self.result: list[list[RouteMatch]] = []
+
+    def next_step(self) -> _Step | None:
+        """The next step to run, or ``None`` when the call is done (its value in ``result``)."""
+        try:
+            if self.error is not None:
+                return self.steps.throw(self.error)
+            return self.steps.send(self.answer)
+        except StopIteration as done:
+            self.result = done.value
+            return None
 
 
 def _check_limit(limit: int) -> None:
