@@ -151,7 +151,7 @@ class Editing(RouterBase):
                 state.options.exact_limit,
             ):
                 snapshot = index.follow(list(state.routes), options)
-            self._publish(list(state.routes), snapshot, options=options)
+            self._publish(self._build(list(state.routes), snapshot, options=options))
             self._learn()
             return options
 

@@ -189,7 +189,7 @@ class Teaching(RouterBase):
                 if self._closed or current.digest != state.digest:
                     return False  # the routes changed meanwhile: that change learns again
                 self._open_collection().store_learned(learned)  # no new revision
-                self._publish(list(current.routes), current.snapshot, learned=learned)
+                self._publish(self._build(list(current.routes), current.snapshot, learned=learned))
             return True
         except Exception as exc:
             if not background:
@@ -209,7 +209,7 @@ class Teaching(RouterBase):
         learned = collection.learned_for(state.digest)
         if learned is None or not learned.current(state.digest, options):
             return False
-        self._publish(list(state.routes), state.snapshot, learned=learned)
+        self._publish(self._build(list(state.routes), state.snapshot, learned=learned))
         return True
 
     # -- feedback ---------------------------------------------------------------------------

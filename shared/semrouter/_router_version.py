@@ -177,26 +177,9 @@ class Following(RouterBase):
             identity=identity,
         )
 
-    def _publish(
-        self,
-        routes: Sequence[Route],
-        snapshot: Snapshot,
-        *,
-        options: RouterOptions | None = None,
-        calibration: Calibration | None = UNSET,
-        learned: Learned | None = UNSET,
-        identity: RouteSetId | None = UNSET,
-    ) -> None:
-        """Build the next route set and publish it in one assignment."""
+    def _publish(self, state: RouteSet) -> None:
+        """Serve ``state`` (from :meth:`_build`): published in one assignment."""
         previous: RouteSet | None = getattr(self, "_state", None)
-        state = self._build(
-            routes,
-            snapshot,
-            options=options,
-            calibration=calibration,
-            learned=learned,
-            identity=identity,
-        )
         if state.stale and not self._warned_stale and previous is not None:
             self._warned_stale = True
             warnings.warn(
@@ -205,17 +188,19 @@ class Following(RouterBase):
                 StaleCalibrationWarning,
                 stacklevel=4,
             )
-        if state.fusion is not None and snapshot.vectors is not None:
-            snapshot.lexical  # noqa: B018 - built here, not by the first query (60 ms at 15k)
+        if state.fusion is not None and state.snapshot.vectors is not None:
+            state.snapshot.lexical  # noqa: B018 - built here, not by the first query (60 ms at 15k)
         self._options = state.options
         self._state = state
 
     def _publish_version(self, version: Version) -> None:
         """Serve a version of the stored route set (opened, committed, followed, deleted)."""
         self._publish(
-            version.routes,
-            version.snapshot,
-            calibration=version.calibration,
-            learned=version.learned,
-            identity=version.identity,
+            self._build(
+                version.routes,
+                version.snapshot,
+                calibration=version.calibration,
+                learned=version.learned,
+                identity=version.identity,
+            )
         )
