@@ -221,14 +221,42 @@ class LocalEncoder(Encoder):
     def encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
         return self._run(texts)
 
-    def _run(self, texts: list[str]) -> npt.NDArray[np.float32]:
+    def _encode_now(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """Many texts (a tool set, a route set) go to :meth:`encode_batch` in batches of
+        similar token counts; rows come back in the order given.
+
+        A batch is padded to its longest text, so batches taken in the given order waste
+        work: toolret's 16,980 tool texts (2 to 80 tokens) in the given order pad to 2.06 x
+        their tokens, sorted by token count to 1.005 x, and 1,000 tools' texts encode 2.1 x
+        faster on two cores (benchmarks/tool_speed.py). A text's vector does not depend on its
+        batch beyond float rounding (cosine >= 0.9999997 to the unsorted batches'). Costs one
+        more tokenisation.
+        """
+        if len(texts) <= self.batch_size:
+            return super()._encode_now(texts)
+        order = np.argsort(self._token_counts(texts), kind="stable")
+        ranked = super()._encode_now([texts[i] for i in order.tolist()])
+        out = np.empty_like(ranked)
+        out[order] = ranked
+        return out
+
+    def _token_counts(self, texts: list[str]) -> npt.NDArray[np.int64]:
+        counts = np.empty(len(texts), dtype=np.int64)
+        for first in range(0, len(texts), 1024):  # bounds the padded encodings held at once
+            encodings = self._tokenize(texts[first : first + 1024])
+            counts[first : first + len(encodings)] = [sum(e.attention_mask) for e in encodings]
+        return counts
+
+    def _tokenize(self, texts: list[str]) -> list[Any]:
         clipped = [text[:_MAX_CHARS] for text in texts]
         lock = getattr(self, "_tokenizer_lock", None)
         if lock is None:
-            encodings = self._tokenizer.encode_batch(clipped)
-        else:
-            with lock:
-                encodings = self._tokenizer.encode_batch(clipped)
+            return list(self._tokenizer.encode_batch(clipped))
+        with lock:
+            return list(self._tokenizer.encode_batch(clipped))
+
+    def _run(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        encodings = self._tokenize(texts)
         ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
         mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}

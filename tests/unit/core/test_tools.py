@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from semrouter import (
     ConfigurationError,
     EncodeCache,
+    Encoder,
     FakeEncoder,
     InvalidQueryError,
     QueryTypeError,
@@ -16,6 +19,7 @@ from semrouter import (
     ToolOptions,
     ToolSpec,
 )
+from semrouter.encoders import LocalEncoder
 from semrouter.tools import name_words, request_parts
 
 TOOLS = [
@@ -29,6 +33,15 @@ TOOLS = [
     ToolSpec(name="ConvertCurrency", description="Convert money between currencies."),
     ToolSpec(name="play_music", description="Play a song or a playlist."),
 ]
+
+
+class _OneVector(Encoder):
+    """Every text gets the same vector."""
+
+    model_id, dimension = "one-vector", 8
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        return np.ones((len(texts), self.dimension), dtype=np.float32)
 
 
 def make(**options: object) -> tuple[ToolIndex, FakeEncoder]:
@@ -100,6 +113,30 @@ def test_each_distinct_text_is_encoded_once_and_shared_between_indexes() -> None
     assert encoder.encoded_texts == 1  # only the changed description
 
 
+def test_a_tool_set_is_encoded_in_batches_of_similar_length(
+    local_encoder: LocalEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local encoder runs a tool set's texts in batches sorted by token count (little
+    padding) and returns each row in the order given."""
+    texts = [f"tool {i}: " + "word " * ((i * 7) % 40) for i in range(3 * LocalEncoder.batch_size)]
+    batches: list[list[str]] = []
+    run = local_encoder.encode_batch
+
+    def spy(batch: list[str]) -> np.ndarray:
+        batches.append(batch)
+        return run(batch)
+
+    monkeypatch.setattr(local_encoder, "encode_batch", spy)
+    together = local_encoder.encode(texts)
+    assert sum(map(len, batches)) == len(texts)
+    lengths = [[len(t) for t in batch] for batch in batches]
+    assert all(max(a) <= min(b) for a, b in itertools.pairwise(lengths))  # longer each time
+    local_encoder.cache_clear()
+    alone = np.stack([local_encoder.encode([t])[0] for t in texts[:: LocalEncoder.batch_size // 4]])
+    rows = together[:: LocalEncoder.batch_size // 4]
+    assert np.min(np.sum(alone * rows, axis=1)) > 0.9999
+
+
 def test_cache_is_bounded_and_keyed_by_encoder() -> None:
     cache = EncodeCache(max_texts=2)
     small, other = FakeEncoder(dimension=8), FakeEncoder(dimension=16)
@@ -134,6 +171,55 @@ def test_ranks_do_not_depend_on_how_many_are_asked_for(request_text: str) -> Non
     subset = index.rank(request_text, tools=offered)
     assert [m.name for m in subset] == [m.name for m in full if m.name in offered]
     assert [m.score for m in subset] == [m.score for m in full if m.name in offered]
+
+
+def test_each_part_scores_a_tools_best_text() -> None:
+    """Tools with 0 to 3 arguments in mixed order and a description of several sentences: each
+    part's score is the best cosine over that tool's own texts of the part."""
+    tools = [
+        ToolSpec(name="a", description="One thing.", arguments={"x": "the x", "y": "the y"}),
+        ToolSpec(name="b", description="Does b. It also does c. And d too."),
+        ToolSpec(name="c", description="Three.", arguments={"p": "p1", "q": "q1", "r": "r1"}),
+        ToolSpec(name="d", description="One arg.", arguments={"z": "only z"}),
+    ]
+    encoder = FakeEncoder(dimension=32)
+    index = ToolIndex(tools, encoder=encoder, cache=EncodeCache(), lexical_weight=0.0)
+    request = "the request text"
+    query = encoder.encode([request])[0]
+    for match in index.rank(request):
+        spec = next(t for t in tools if t.name == match.name)
+        by_part: dict[str, list[str]] = {}
+        for kind, text in spec.texts():
+            part = "description" if kind == "sentence" else kind
+            by_part.setdefault(part, []).append(text)
+        expected = {
+            part: float(np.max(encoder.encode(texts) @ query)) for part, texts in by_part.items()
+        }
+        assert match.scores.keys() == expected.keys()
+        for part, value in expected.items():
+            assert match.scores[part] == pytest.approx(value, abs=1e-6)
+
+
+def test_a_limited_ranking_is_the_full_rankings_beginning_with_ties() -> None:
+    """Many tools whose texts all have one vector (equal dense scores; BM25 tells some apart):
+    a ranking of ``limit`` tools, of all or of some offered ones, is the full ranking's
+    beginning, ties in the order the tools were given in."""
+    tools = [
+        ToolSpec(name=f"{name}_{copy}", description=f"{name} things, copy {copy % 2}.")
+        for name in ("weather", "music", "email", "money", "flight", "hotel")
+        for copy in range(4)
+    ]
+    index = ToolIndex(tools, encoder=_OneVector(), cache=EncodeCache())
+    full = index.rank("weather things")
+    assert [m.name for m in full[:4]] == [f"weather_{copy}" for copy in range(4)]
+    tied = [m.name for m in full if m.score == full[-1].score]
+    assert len(tied) > 10 and tied == [t.name for t in tools if t.name in tied]
+    offered = [t.name for t in tools[::3]]
+    offered_full = [m.name for m in full if m.name in offered]
+    for limit in (1, 2, 5):
+        assert index.rank("weather things", limit) == full[:limit]
+        limited = index.rank("weather things", limit, tools=offered)
+        assert [m.name for m in limited] == offered_full[:limit]
 
 
 def test_a_request_of_several_sentences_finds_each_tool() -> None:
