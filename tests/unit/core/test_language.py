@@ -196,5 +196,5 @@ def test_the_decision_metric_says_why_it_abstained(router: SemanticRouter) -> No
 def test_readme_example_prints_what_it_says(local_encoder: Encoder) -> None:
     from tests.unit.core.test_readme import section_output
 
-    output = section_output("**When the encoder cannot read the request.**")
+    output = section_output("## When the encoder cannot read the request")
     assert output.split() == ["None", "unsupported_language", "es"]
