@@ -23,16 +23,9 @@ from semrouter import (
     ToolSpec,
 )
 from semrouter.tools import location_from
+from tests.unit.core.test_tools import TOOLS as TOOL_SET
 
-TOOLS = [
-    ToolSpec(
-        name="get_weather",
-        description="Weather forecast for a city: rain, sun and temperature.",
-        arguments={"city": "The city to forecast"},
-    ),
-    ToolSpec(name="bookFlight", description="Book a flight ticket to a destination."),
-    ToolSpec(name="send-email", description="Send an email message to a contact."),
-]
+TOOLS = TOOL_SET[:3]  # get_weather, bookFlight, send-email
 
 
 @pytest.fixture
