@@ -72,8 +72,13 @@ def route_similarities(state: RouteSet, found: Candidates) -> tuple[FloatArray, 
         return sims.reshape(n, n_routes), nearest.reshape(n, n_routes)
     order = np.argsort(keys, kind="stable")  # stable: each key's hits stay best first
     by_key, by_score = keys[order], scores[order]
-    starts = np.flatnonzero(np.r_[True, by_key[1:] != by_key[:-1]])
-    counts = np.diff(np.r_[starts, len(by_key)])
+    first = np.empty(len(by_key), dtype=bool)  # (np.r_ and np.diff cost more than the work)
+    first[0] = True
+    np.not_equal(by_key[1:], by_key[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    counts = np.empty_like(starts)
+    counts[:-1] = starts[1:] - starts[:-1]
+    counts[-1] = len(by_key) - starts[-1]
     group_keys = by_key[starts]
     # Each (query, route) group's best k hits, one column each; the route's hits beyond the
     # candidates count at the floor: 0 after an exhaustive search, else the lowest candidate
@@ -104,7 +109,7 @@ def route_scores(
     if state.head is not None and state.head_columns is not None:
         probabilities = state.head.predict_proba(vectors)[:, state.head_columns]
         weight = state.similarity_weight
-        blended = probabilities + weight * np.nan_to_num(similarities, nan=0.0)
+        blended = probabilities + weight * np.where(np.isnan(similarities), 0.0, similarities)
         return np.asarray(blended / (1.0 + weight), dtype=np.float64), None
     if state.rank_head is not None and state.rank_columns is not None:
         rank = state.rank_head.predict_proba(vectors)[:, state.rank_columns]
@@ -179,7 +184,7 @@ def decide(
             ranked = np.argsort(-rank[row], kind="stable")
             shown = ranked[~np.isnan(values[ranked])]
             table = dict(zip([names[i] for i in shown], values[shown].tolist()))
-            values = np.nan_to_num(values, nan=-1.0)
+            values = np.where(np.isnan(values), -1.0, values)  # (nan_to_num: 10 x slower)
             picked = ranked
             if apply_threshold:
                 failed = np.flatnonzero(values[ranked] < thresholds[ranked])

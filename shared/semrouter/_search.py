@@ -145,16 +145,15 @@ def exact_search(
                     sims = queries @ matrix.T
     else:
         sims = queries @ matrix.T
-    if count > limit:
-        top = np.argpartition(-sims, limit - 1, axis=1)[:, :limit]
-        top_scores = np.take_along_axis(sims, top, axis=1)
-    else:
-        top = np.broadcast_to(np.arange(count), (n, count))
-        top_scores = sims
+    if count <= limit:  # every row, best first
+        rows = np.argsort(-sims, axis=1, kind="stable")
+        return Candidates(rows, np.take_along_axis(sims, rows, axis=1), exhaustive=True)
+    top = np.argpartition(-sims, limit - 1, axis=1)[:, :limit]
+    top_scores = np.take_along_axis(sims, top, axis=1)
     order = np.argsort(-top_scores, axis=1, kind="stable")
     rows = np.take_along_axis(top, order, axis=1)
     scores = np.take_along_axis(top_scores, order, axis=1)
-    return Candidates(rows, scores, exhaustive=count <= limit)
+    return Candidates(rows, scores, exhaustive=False)
 
 
 def _pruned(matrix: FloatArray, queries: FloatArray, limit: int, pruning: Pruning) -> Candidates:
