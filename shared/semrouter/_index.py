@@ -50,6 +50,8 @@ def point_id(route: str, utterance: str, tenant: str = "") -> str:
 
 
 _NAMESPACE_BYTES = NAMESPACE.bytes
+#: Vectors a background learner reads back from Qdrant between two pauses (~0.1 s of work).
+_PACED_READ = 1024
 
 
 def _payload(route: Route, utterance: str, tenant: str) -> dict[str, Any]:
@@ -385,11 +387,25 @@ class RouteIndex:
         # enough hits for each route's best one to be among them, most of the time
         return min(snapshot.size + 1, max(64, 4 * len(snapshot.route_sizes)))
 
-    def vectors_of(self, snapshot: Snapshot) -> npt.NDArray[np.float32]:
-        """Every row's vector, in row order (from memory, or read back from Qdrant)."""
+    def vectors_of(
+        self, snapshot: Snapshot, pause: Callable[[], None] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Every row's vector, in row order (from memory, or read back from Qdrant). With
+        ``pause`` (a background learner's), read in chunks with a pause after each: reading
+        100k vectors back from Qdrant Edge takes ~8 s of the interpreter, which left in one
+        piece made every query 5 x slower meanwhile (benchmarks/results/users_run.txt)."""
         if snapshot.vectors is not None:
             return snapshot.vectors
-        return self.store.retrieve_vectors(list(snapshot.ids))
+        ids = list(snapshot.ids)
+        if pause is None:
+            return self.store.retrieve_vectors(ids)
+        out = np.empty((len(ids), self.encoder.dimension), dtype=np.float32)
+        for start in range(0, len(ids), _PACED_READ):
+            out[start : start + _PACED_READ] = self.store.retrieve_vectors(
+                ids[start : start + _PACED_READ]
+            )
+            pause()
+        return out
 
     def close(self) -> None:
         """Close the store."""

@@ -156,16 +156,19 @@ class Teaching(RouterBase):
 
         options = self._options
         names = tuple(route.name for route in routes)
-        vectors = self._open_collection().index.vectors_of(snapshot)  # once for both
+        vectors = self._open_collection().index.vectors_of(snapshot, pause)  # once for both
         rows = snapshot.row_route
         # One BLAS thread: the same head inline or in the background, on any core count, and
         # the other cores left to serving (at 100k utterances 8.6 s instead of 5.9 s on two).
         with one_blas_thread():
             own = own_route_scores(
-                vectors, rows, len(names), top_k=options.top_k, aggregation=options.aggregation
+                vectors,
+                rows,
+                len(names),
+                top_k=options.top_k,
+                aggregation=options.aggregation,
+                pause=pause,
             )
-            if pause is not None:
-                pause()
             training = self_train(
                 vectors,
                 rows,

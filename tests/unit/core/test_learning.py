@@ -223,3 +223,27 @@ def test_the_pace_rests_while_the_process_works_and_not_while_it_is_idle() -> No
         stop.set()
         worker.join()
     assert rested >= 0.25  # three times the work: ~0.3 s
+
+
+def test_a_background_run_reads_qdrant_vectors_and_scores_routes_between_pauses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Reading 100k vectors back from Qdrant took ~8 s of the interpreter in one piece and made
+    # every query 5 x slower meanwhile: a paced run reads in chunks, pausing after each.
+    from semrouter import _index
+    from semrouter.training._abstention import own_route_scores
+
+    monkeypatch.setattr(_index, "_PACED_READ", 7)
+    router = SemanticRouter(routes(), encoder=FakeEncoder(), search="qdrant", learn=False)
+    snapshot = router._state.snapshot
+    index = router._open_collection().index
+    assert snapshot.vectors is None and snapshot.size == 15 * len(TOPICS)  # read from Qdrant
+    pauses: list[int] = []
+    paced = index.vectors_of(snapshot, lambda: pauses.append(1))
+    assert len(pauses) == -(-snapshot.size // 7)  # one after each chunk
+    assert np.array_equal(paced, index.vectors_of(snapshot))
+    pauses.clear()
+    own = own_route_scores(paced, snapshot.row_route, len(TOPICS), pause=lambda: pauses.append(1))
+    assert len(pauses) == len(TOPICS)  # one after each route
+    assert np.array_equal(own, own_route_scores(paced, snapshot.row_route, len(TOPICS)))
+    router.close()
