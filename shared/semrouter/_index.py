@@ -393,7 +393,7 @@ class RouteIndex:
         """Every row's vector, in row order (from memory, or read back from Qdrant). With
         ``pause`` (a background learner's), read in chunks with a pause after each: reading
         100k vectors back from Qdrant Edge takes ~8 s of the interpreter, which left in one
-        piece made every query 5 x slower meanwhile (benchmarks/results/users_run.txt)."""
+        piece made every query 5 x slower meanwhile (benchmarks/results/learning_load.txt)."""
         if snapshot.vectors is not None:
             return snapshot.vectors
         ids = list(snapshot.ids)
