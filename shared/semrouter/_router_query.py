@@ -9,9 +9,11 @@ everything else.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Generator, Sequence
-from typing import Any
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,8 +26,13 @@ from ._language import flag_unread
 from ._router_base import RouterBase
 from ._routes import RouteMatch, check_text
 from ._scorer import candidates_wanted, score_and_decide, with_blanks
+from ._search import Candidates, serving_blas
+from ._search_batch import Found, SharedSearch, joined
 from ._telemetry import routing_span
 from .encoders import Encoder, Vectors
+
+if TYPE_CHECKING:
+    from ._routeset import Snapshot
 
 __all__ = ["Querying"]
 
@@ -183,15 +190,16 @@ class Querying(RouterBase):
             lexical = None
             if items and state.fusion is not None:
                 lexical = yield ("lexical", state.snapshot, items, len(state.names))
-            decided = score_and_decide(
-                state,
-                matrix,
-                found,
-                lexical,
-                limit=limit,
-                apply_threshold=apply_threshold,
-                keep_empty=one,
-            )
+            with serving_blas(len(matrix)):
+                decided = score_and_decide(
+                    state,
+                    matrix,
+                    found,
+                    lexical,
+                    limit=limit,
+                    apply_threshold=apply_threshold,
+                    keep_empty=one,
+                )
             flag_unread(decided, items, self.encoder.languages)  # abstentions it cannot read
             encode_s = encoded - started if vectors is None else 0.0  # given: not encoded
             self._observe(span, decided, one, items, encode_s, encoded, matrix)
@@ -205,7 +213,8 @@ class Querying(RouterBase):
         if kind == "refresh":
             return self.refresh()
         if kind == "search":
-            return self._open_index().search(*args)
+            shared = self._shared_search(*args)
+            return joined(shared.result()) if shared else self._open_index().search(*args)
         return self._open_index().lexical(*args)
 
     async def _ado(self, step: _Step) -> Any:
@@ -216,8 +225,31 @@ class Querying(RouterBase):
         if kind == "refresh":
             return await self.arefresh()
         if kind == "search":
+            shared = self._shared_search(*args)
+            if shared is not None:
+                return joined(await asyncio.wrap_future(shared))
             return await self._open_index().asearch(*args)
         return await self._open_index().alexical(*args)
+
+    def _shared_search(
+        self, snapshot: Snapshot, matrix: Vectors, candidates: int
+    ) -> Future[list[Found]] | None:
+        """With the encoder coalescing (:attr:`Encoder.coalesce_ms`), a small call's search
+        queued with other callers' (``_search_batch.py``); ``None``: search alone."""
+        wait = self.encoder.coalesce_ms
+        size = self.encoder.batch_size
+        if wait is None or not 0 < len(matrix) < size:
+            return None
+        shared = self.__dict__.get("_shared")
+        if not isinstance(shared, SharedSearch):
+            with self._lock:
+                shared = self.__dict__.get("_shared")
+                if not isinstance(shared, SharedSearch):
+                    shared = self.__dict__["_shared"] = SharedSearch(self._index_search)
+        return shared.submit(snapshot, matrix, candidates, wait_s=wait / 1000.0, max_queries=size)
+
+    def _index_search(self) -> Callable[[Snapshot, Vectors, int], Candidates]:
+        return self._open_index().search
 
     def _observe(
         self,

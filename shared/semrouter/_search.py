@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,15 +39,29 @@ class Candidates:
     exhaustive: bool
 
 
-__all__ = ["PRUNE_FROM", "Pruning", "exact_search", "make_pruning", "one_blas_thread"]
+__all__ = [
+    "PRUNE_FROM",
+    "Pruning",
+    "exact_search",
+    "make_pruning",
+    "one_blas_thread",
+    "serving_blas",
+]
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 
 #: Matrices with at least this many rows get a :class:`Pruning`.
 PRUNE_FROM = 4096
-#: Batches up to this many queries are searched one by one (pruned, one BLAS thread).
-SMALL_BATCH = 16
+#: Batches up to this many queries are searched one by one (pruned); bigger ones with one
+#: product, which from ~4 queries on costs less a query than the pruned loop (0.17 against
+#: 0.52 ms at 16 queries and 10k rows; benchmarks/results/concurrent_callers.txt).
+SMALL_BATCH = 4
+#: Batches up to this many queries run on one BLAS thread (see :class:`_OneBlasThread`): the
+#: batches of coalesced callers and route_many() calls of a page of texts. With all threads,
+#: OpenBLAS's workers spin after each product and take a core from the ONNX encoder that runs
+#: next: 32-query route_many() calls ran at 0.40 of the encoder's batch throughput.
+ONE_THREAD_BATCH = 64
 #: Bound slack for float32 rounding in the products.
 _EPS = 1e-4
 #: Rows used to estimate the principal directions (evenly spaced: deterministic).
@@ -134,11 +149,11 @@ def exact_search(
     if count == 0 or limit <= 0:
         empty = np.zeros((n, 0), np.int64)
         return Candidates(empty, np.zeros((n, 0), np.float32), exhaustive=True)
-    if n <= SMALL_BATCH:
+    if n <= ONE_THREAD_BATCH:
         with _one_blas_thread:
-            if pruning is not None and 2 * limit < count:
+            if n <= SMALL_BATCH and pruning is not None and 2 * limit < count:
                 return _pruned(matrix, queries, limit, pruning)
-            if _one_blas_thread._calls or count * matrix.shape[1] < _THREADED_PRODUCT:
+            if _one_blas_thread._calls or n * count * matrix.shape[1] < _THREADED_PRODUCT:
                 sims = queries @ matrix.T
             else:
                 with _single_blas_thread():
@@ -192,7 +207,7 @@ def _pruned(matrix: FloatArray, queries: FloatArray, limit: int, pruning: Prunin
 # through threadpoolctl, and only for big products.
 
 
-class _OneBlasThread:
+class _OneBlasThread(AbstractContextManager[None]):
     """A re-entrant, thread-safe "one BLAS thread" scope: the first caller in saves the count,
     the last one out restores it."""
 
@@ -256,6 +271,14 @@ def one_blas_thread() -> Any:
     with _one_blas_thread:
         found = bool(_one_blas_thread._calls)
     return _one_blas_thread if found else _single_blas_thread()
+
+
+def serving_blas(queries: int) -> AbstractContextManager[object]:
+    """The BLAS scope for the numpy work of serving ``queries`` queries (the scorer, the learnt
+    head): one thread up to :data:`ONE_THREAD_BATCH` queries, as the search. A (1, 384) x
+    (384, 100) head product is already above OpenBLAS's threading limit; run threaded, its
+    spinning workers slowed the next encoder call."""
+    return _one_blas_thread if queries <= ONE_THREAD_BATCH else nullcontext()
 
 
 def _single_blas_thread() -> Any:

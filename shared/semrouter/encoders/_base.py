@@ -219,7 +219,7 @@ class Encoder(ABC):
                 cache = self.__dict__["_query_cache"] = QueryCache(self.cache_size)
         return cache
 
-    def _coalescer(self, count: int) -> Coalescer | None:
+    def _coalescer(self, count: int) -> Coalescer[str, Vectors] | None:
         wait = self.__dict__.get("_coalesce_ms")
         if wait is None or count >= self.batch_size:
             return None
@@ -229,7 +229,7 @@ class Encoder(ABC):
         with _serving_lock:
             coalescer = self.__dict__.get("_coalescer_obj")
             if not isinstance(coalescer, Coalescer):
-                coalescer = Coalescer(
+                coalescer = Coalescer[str, Vectors](
                     self._encode_now, wait_s=wait / 1000.0, max_texts=self.batch_size
                 )
                 self.__dict__["_coalescer_obj"] = coalescer

@@ -10,7 +10,15 @@ import time
 import numpy as np
 import pytest
 
-from semrouter import ConfigurationError, EncoderError, FakeEncoder, Route, SemanticRouter
+from semrouter import (
+    ConfigurationError,
+    EncoderError,
+    FakeEncoder,
+    IndexMismatchError,
+    Route,
+    RouteMatch,
+    SemanticRouter,
+)
 from tests.support.threads import in_threads
 
 
@@ -165,8 +173,122 @@ def test_routers_coalesce_concurrent_aroute_calls(seed_routes: list[Route]) -> N
     async def main() -> list[object]:
         return list(await asyncio.gather(*(router.aroute(q) for q in queries)))
 
-    assert asyncio.run(main()) == expected
+    got = asyncio.run(main())
+    for match, alone in zip(got, expected, strict=True):
+        assert_same_match(match, alone)
     assert len(encoder.batches) < len(queries)
+    router.close()
+
+
+def assert_same_match(match: RouteMatch, alone: RouteMatch) -> None:
+    """A match from a shared batch equals the one routed alone, up to float32 rounding (a
+    batched product sums in another order)."""
+    assert (match.name, match.utterance, match.reason) == (
+        alone.name,
+        alone.utterance,
+        alone.reason,
+    )
+    assert match.score == pytest.approx(alone.score, abs=1e-6)
+    assert match.scores.keys() == alone.scores.keys()
+    for name, score in alone.scores.items():
+        assert match.scores[name] == pytest.approx(score, abs=1e-6)
+
+
+class CountingSearch:
+    """Wraps the router's index search: how many queries each search call got, and from
+    which thread."""
+
+    def __init__(self, router: SemanticRouter, *, fail: bool = False) -> None:
+        self.index = router._open_index()
+        self.inner = self.index.search
+        self.fail = fail
+        self.sizes: list[int] = []
+        self.threads: set[int] = set()
+        self.index.search = self  # type: ignore[method-assign]
+
+    def __call__(self, snapshot: object, vectors: np.ndarray, candidates: int) -> object:
+        self.sizes.append(len(vectors))
+        self.threads.add(threading.get_ident())
+        if self.fail:
+            raise IndexMismatchError("the collection changed under the search")
+        return self.inner(snapshot, vectors, candidates)  # type: ignore[arg-type]
+
+
+QUERIES = [f"how are you today {i}" for i in range(12)] + [
+    "the president will save us",
+    "what do you think of the election?",
+    "lovely weather today",
+    "who will win the vote?",
+]
+
+
+def test_concurrent_route_calls_share_one_search(seed_routes: list[Route]) -> None:
+    encoder = Recording(delay=0.01)
+    router = SemanticRouter(seed_routes, encoder=encoder)
+    alone = {q: router.route(q) for q in QUERIES}
+    encoder.coalesce_ms = 5
+    searches = CountingSearch(router)
+    got: dict[str, RouteMatch] = {}
+    assert in_threads(lambda i: got.__setitem__(QUERIES[i], router.route(QUERIES[i])), 16) == []
+    for query in QUERIES:
+        assert_same_match(got[query], alone[query])
+    assert sum(searches.sizes) == len(QUERIES)  # every query searched once
+    assert len(searches.sizes) < len(QUERIES) and max(searches.sizes) > 1  # together
+    assert len(searches.threads) == 1  # by the router's worker, not the callers
+    router.close()
+
+
+def test_route_and_top_routes_together_get_their_own_answers(seed_routes: list[Route]) -> None:
+    encoder = Recording(delay=0.01)
+    router = SemanticRouter(seed_routes, encoder=encoder)
+    ranked = [router.top_routes(q, 2, apply_threshold=False) for q in QUERIES]
+    routed = [router.route(q) for q in QUERIES]
+    encoder.coalesce_ms = 5
+    searches = CountingSearch(router)
+    got: dict[int, list[RouteMatch]] = {}
+
+    def call(i: int) -> None:  # even callers route(), odd ones top_routes(): other candidates
+        query = QUERIES[i]
+        got[i] = (
+            [router.route(query)]
+            if i % 2 == 0
+            else router.top_routes(query, 2, apply_threshold=False)
+        )
+
+    assert in_threads(call, len(QUERIES)) == []
+    for i, answer in got.items():
+        if i % 2 == 0:
+            assert_same_match(answer[0], routed[i])
+        else:
+            assert [m.name for m in answer] == [m.name for m in ranked[i]]
+            for match, single in zip(answer, ranked[i], strict=True):
+                assert match.score == pytest.approx(single.score, abs=1e-6)
+    assert sum(searches.sizes) == len(QUERIES) and len(searches.threads) == 1
+    router.close()
+
+
+def test_a_failed_shared_search_fails_each_caller_and_the_next_call_works(
+    seed_routes: list[Route],
+) -> None:
+    encoder = Recording(delay=0.01)
+    router = SemanticRouter(seed_routes, encoder=encoder)
+    encoder.coalesce_ms = 5
+    searches = CountingSearch(router, fail=True)
+    errors = in_threads(lambda i: router.route(QUERIES[i]), 8)
+    assert len(errors) == 8 and all(isinstance(e, IndexMismatchError) for e in errors)
+    searches.fail = False
+    assert router.route("the president will save us").name == "politics"
+    router.close()
+
+
+def test_without_coalescing_each_caller_searches_in_its_own_thread(
+    seed_routes: list[Route],
+) -> None:
+    encoder = Recording(delay=0.01)
+    router = SemanticRouter(seed_routes, encoder=encoder)
+    searches = CountingSearch(router)
+    assert in_threads(lambda i: router.route(QUERIES[i]), 8) == []
+    assert searches.sizes == [1] * 8 and len(searches.threads) == 8
     router.close()
 
 

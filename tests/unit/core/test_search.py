@@ -73,3 +73,37 @@ def test_a_reused_projection_equals_a_fresh_one_on_the_kept_rows() -> None:
         pruned = exact_search(changed, queries[i : i + 1], 16, reused)
         full = exact_search(changed, queries[i : i + 1], 16)
         assert set(pruned.rows[0]) == set(full.rows[0])
+
+
+def test_scoring_a_small_call_runs_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scorer (a learnt head's product is above OpenBLAS's threading limit) runs on one
+    BLAS thread for a small call, as the search does; a big batch keeps the caller's threads."""
+    from threadpoolctl import threadpool_info
+
+    import semrouter._router_query as querying
+    from semrouter import FakeEncoder, Route, SemanticRouter
+    from semrouter._search import ONE_THREAD_BATCH, _one_blas_thread
+
+    def counts() -> set[int]:
+        return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+    if not _one_blas_thread._find() or max(counts(), default=1) < 2:
+        pytest.skip("needs OpenBLAS with more than one thread")
+    seen: list[set[int]] = []
+    score = querying.score_and_decide
+
+    def recording(*args: object, **kwargs: object) -> object:
+        seen.append(counts())
+        return score(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(querying, "score_and_decide", recording)
+    router = SemanticRouter(
+        [Route("a", ["alpha one", "alpha two"]), Route("b", ["beta one", "beta two"])],
+        encoder=FakeEncoder(dimension=16),
+    )
+    before = counts()
+    router.route("alpha three")
+    router.route_many([f"beta {i}" for i in range(ONE_THREAD_BATCH + 1)])
+    router.close()
+    assert seen == [{1}, before]
+    assert counts() == before
