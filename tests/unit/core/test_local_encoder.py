@@ -50,3 +50,30 @@ def test_seed_example_routes(local_encoder: LocalEncoder, seed_routes: list[Rout
     assert router.route("What have you been upto?").name == "chitchat"
     assert router.route("don't you love politics?").name == "politics"
     assert router.route("What is the melting point of tungsten?").name is None
+
+
+def test_a_batch_of_mixed_lengths_runs_in_sub_batches_with_the_same_vectors(
+    local_encoder: LocalEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short = [f"hi {i}" for i in range(12)]
+    long = [
+        f"please tell me everything about my account balance and card number {i}" * 3
+        for i in range(4)
+    ]
+    texts = [t for pair in zip(short[:4], long) for t in pair] + short[4:]  # mixed order
+    alone = np.stack([local_encoder.encode([text])[0] for text in texts])
+    widths: list[int] = []
+    pooled = local_encoder._pooled
+
+    def recording(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        widths.append(ids.shape[1])
+        return pooled(ids, mask)
+
+    monkeypatch.setattr(local_encoder, "_pooled", recording)
+    together = local_encoder.encode_batch(texts)
+    together /= np.linalg.norm(together, axis=1, keepdims=True)
+    assert np.min(np.sum(together * alone, axis=1)) > 0.99999  # each row is its own text's
+    assert len(widths) == 2 and widths[0] < widths[1]  # short ones apart, cut to their width
+    widths.clear()
+    local_encoder.encode_batch(short + short)  # similar lengths: little padding, one run
+    assert len(widths) == 1
