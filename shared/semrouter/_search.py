@@ -54,8 +54,9 @@ IntArray = npt.NDArray[np.int64]
 #: Matrices with at least this many rows get a :class:`Pruning`.
 PRUNE_FROM = 4096
 #: Batches up to this many queries are searched one by one (pruned); bigger ones with one
-#: product, which from ~4 queries on costs less a query than the pruned loop (0.17 against
-#: 0.52 ms at 16 queries and 10k rows; benchmarks/results/concurrent_callers.txt).
+#: product, which from a few queries on costs less a query than the pruned loop's per-query
+#: numpy calls (route_many() pages of 32 and coalesced callers' batches:
+#: benchmarks/results/concurrent_callers_ab.txt).
 SMALL_BATCH = 4
 #: Batches up to this many queries run on one BLAS thread (see :class:`_OneBlasThread`): the
 #: batches of coalesced callers and route_many() calls of a page of texts. With all threads,

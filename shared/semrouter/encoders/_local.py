@@ -266,8 +266,9 @@ class LocalEncoder(Encoder):
         A batch whose padding would be over :data:`_SPLIT_WASTE` x its tokens (a batch of
         requests in arrival order, as coalescing or a ``route_many()`` page forms: 32 CLINC150
         queries pad to ~1.5 x) runs as sub-batches of :data:`_SPLIT_SIZE` texts of similar
-        length instead, each cut to its own longest text: 32-text batches encode ~1.15 x
-        faster (benchmarks/results/concurrent_callers.txt). Sorted batches run whole.
+        length instead, each cut to its own longest text: 32-text calls of CLINC150 queries
+        encode ~1.2 x faster (benchmarks/results/concurrent_callers_ab.txt). Sorted batches
+        run whole.
         """
         encodings = self._tokenize(texts)
         ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
