@@ -52,6 +52,22 @@ async def test_route_sync_and_async_on_a_server(collection: str, search: str) ->
     router.close()
 
 
+def test_coalesced_callers_share_one_server_search(collection: str) -> None:
+    """With coalescing on, concurrent route() calls are searched as one batch query on the
+    server (search="qdrant"), each caller getting the answer it gets alone."""
+    router = _open(collection, ROUTES, search="qdrant")
+    queries = [f"{text} please {i}" for i in range(4) for text in ROUTES[0].utterances]
+    queries += [f"{text} please {i}" for i in range(4) for text in ROUTES[1].utterances]
+    alone = {q: router.route(q).name for q in queries}
+    router.encoder.coalesce_ms = 5
+    got: dict[str, str | None] = {}
+    assert (
+        in_threads(lambda i: got.__setitem__(queries[i], router.route(queries[i]).name), 16) == []
+    )
+    assert got == alone
+    router.close()
+
+
 def test_reopen_encodes_nothing_and_refuses_another_encoder(collection: str) -> None:
     _open(collection, ROUTES).close()
     encoder = FakeEncoder()

@@ -222,9 +222,10 @@ QUERIES = [f"how are you today {i}" for i in range(12)] + [
 ]
 
 
-def test_concurrent_route_calls_share_one_search(seed_routes: list[Route]) -> None:
+@pytest.mark.parametrize("search", ["exact", "qdrant"])
+def test_concurrent_route_calls_share_one_search(seed_routes: list[Route], search: str) -> None:
     encoder = Recording(delay=0.01)
-    router = SemanticRouter(seed_routes, encoder=encoder)
+    router = SemanticRouter(seed_routes, encoder=encoder, search=search)  # type: ignore[arg-type]
     alone = {q: router.route(q) for q in QUERIES}
     encoder.coalesce_ms = 5
     searches = CountingSearch(router)
