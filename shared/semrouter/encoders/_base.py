@@ -192,7 +192,9 @@ class Encoder(ABC):
         A request that finds the encoder idle is encoded at once (a lone caller does not wait);
         while batches are running, requests queue and the next batch starts when
         :attr:`batch_size` texts are queued or ``coalesce_ms`` after the first. Only calls of
-        fewer than :attr:`batch_size` texts are coalesced.
+        fewer than :attr:`batch_size` texts are coalesced. A router whose encoder coalesces
+        also searches those callers' queries as one batch (one matrix product, or one Qdrant
+        batch query); each call is still scored, logged and traced on its own.
         """
         return self.__dict__.get("_coalesce_ms")
 
