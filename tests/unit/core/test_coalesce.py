@@ -163,8 +163,7 @@ def test_a_cancelled_async_caller_does_not_hurt_the_others() -> None:
 
 
 def test_routers_coalesce_concurrent_aroute_calls(seed_routes: list[Route]) -> None:
-    encoder = Recording(delay=0.01)
-    router = SemanticRouter(seed_routes, encoder=encoder)
+    encoder, router = slow_router(seed_routes)
     queries = [f"how are you today {i}" for i in range(10)] + ["the president will save us"]
     expected = [router.route(q) for q in queries]
     encoder.coalesce_ms = 3
@@ -214,6 +213,12 @@ class CountingSearch:
         return self.inner(snapshot, vectors, candidates)  # type: ignore[arg-type]
 
 
+def slow_router(routes: list[Route], **options: object) -> tuple[Recording, SemanticRouter]:
+    """A router whose encoder takes 10 ms a batch, so concurrent callers overlap."""
+    encoder = Recording(delay=0.01)
+    return encoder, SemanticRouter(routes, encoder=encoder, **options)  # type: ignore[arg-type]
+
+
 QUERIES = [f"how are you today {i}" for i in range(12)] + [
     "the president will save us",
     "what do you think of the election?",
@@ -224,8 +229,7 @@ QUERIES = [f"how are you today {i}" for i in range(12)] + [
 
 @pytest.mark.parametrize("search", ["exact", "qdrant"])
 def test_concurrent_route_calls_share_one_search(seed_routes: list[Route], search: str) -> None:
-    encoder = Recording(delay=0.01)
-    router = SemanticRouter(seed_routes, encoder=encoder, search=search)  # type: ignore[arg-type]
+    encoder, router = slow_router(seed_routes, search=search)
     alone = {q: router.route(q) for q in QUERIES}
     encoder.coalesce_ms = 5
     searches = CountingSearch(router)
@@ -240,8 +244,7 @@ def test_concurrent_route_calls_share_one_search(seed_routes: list[Route], searc
 
 
 def test_route_and_top_routes_together_get_their_own_answers(seed_routes: list[Route]) -> None:
-    encoder = Recording(delay=0.01)
-    router = SemanticRouter(seed_routes, encoder=encoder)
+    encoder, router = slow_router(seed_routes)
     ranked = [router.top_routes(q, 2, apply_threshold=False) for q in QUERIES]
     routed = [router.route(q) for q in QUERIES]
     encoder.coalesce_ms = 5
@@ -271,8 +274,7 @@ def test_route_and_top_routes_together_get_their_own_answers(seed_routes: list[R
 def test_a_failed_shared_search_fails_each_caller_and_the_next_call_works(
     seed_routes: list[Route],
 ) -> None:
-    encoder = Recording(delay=0.01)
-    router = SemanticRouter(seed_routes, encoder=encoder)
+    encoder, router = slow_router(seed_routes)
     encoder.coalesce_ms = 5
     searches = CountingSearch(router, fail=True)
     errors = in_threads(lambda i: router.route(QUERIES[i]), 8)
@@ -285,8 +287,7 @@ def test_a_failed_shared_search_fails_each_caller_and_the_next_call_works(
 def test_without_coalescing_each_caller_searches_in_its_own_thread(
     seed_routes: list[Route],
 ) -> None:
-    encoder = Recording(delay=0.01)
-    router = SemanticRouter(seed_routes, encoder=encoder)
+    _, router = slow_router(seed_routes)
     searches = CountingSearch(router)
     assert in_threads(lambda i: router.route(QUERIES[i]), 8) == []
     assert searches.sizes == [1] * 8 and len(searches.threads) == 8
