@@ -240,13 +240,15 @@ class Querying(RouterBase):
         size = self.encoder.batch_size
         if wait is None or not 0 < len(matrix) < size:
             return None
+        wait_s = wait / 1000.0
         shared = self.__dict__.get("_shared")
         if not isinstance(shared, SharedSearch):
             with self._lock:
                 shared = self.__dict__.get("_shared")
                 if not isinstance(shared, SharedSearch):
-                    shared = self.__dict__["_shared"] = SharedSearch(self._index_search)
-        return shared.submit(snapshot, matrix, candidates, wait_s=wait / 1000.0, max_queries=size)
+                    shared = SharedSearch(self._index_search, wait_s=wait_s, max_queries=size)
+                    self.__dict__["_shared"] = shared
+        return shared.submit(snapshot, matrix, candidates, wait_s=wait_s, max_queries=size)
 
     def _index_search(self) -> Callable[[Snapshot, Vectors, int], Candidates]:
         return self._open_index().search

@@ -61,7 +61,8 @@ SMALL_BATCH = 4
 #: Batches up to this many queries run on one BLAS thread (see :class:`_OneBlasThread`): the
 #: batches of coalesced callers and route_many() calls of a page of texts. With all threads,
 #: OpenBLAS's workers spin after each product and take a core from the ONNX encoder that runs
-#: next: 32-query route_many() calls ran at 0.40 of the encoder's batch throughput.
+#: next: route_many() calls of 32 texts ran at 0.34-0.35 of the encoder's batch throughput
+#: (benchmarks/results/concurrent_callers_ab.txt, base runs).
 ONE_THREAD_BATCH = 64
 #: Bound slack for float32 rounding in the products.
 _EPS = 1e-4

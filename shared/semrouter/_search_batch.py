@@ -3,8 +3,8 @@
 With :attr:`Encoder.coalesce_ms <semrouter.encoders.Encoder.coalesce_ms>` set, concurrent
 ``route()`` callers (threads, or tasks awaiting ``aroute()``) are encoded as one batch; without
 this module each caller would still search alone, one matrix product (or one Qdrant query)
-each: at 10k utterances ~1 ms a query, which capped 32 coalesced callers at 0.72 of the
-encoder's batch throughput (benchmarks/results/concurrent_callers.txt). Here the callers'
+each, beside the model's next batch (benchmarks/results/concurrent_callers_ab.txt has the
+before and after at 32 callers). Here the callers'
 query vectors are queued on the same :class:`~semrouter.encoders._coalesce.Coalescer` and
 searched together: one product for the batch in process, one batch query in Qdrant.
 
@@ -16,7 +16,6 @@ decides, logs and traces its own call.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import cast
@@ -26,11 +25,11 @@ import numpy.typing as npt
 
 from ._routeset import Snapshot
 from ._search import Candidates
+from .encoders import Vectors
 from .encoders._coalesce import Coalescer
 
 __all__ = ["Found", "SharedSearch", "joined"]
 
-Vectors = npt.NDArray[np.float32]
 #: One query: the snapshot and candidate count it is searched with, and its vector.
 _Query = tuple[Snapshot, int, Vectors]
 #: One query's answer: its candidate rows, their scores, and whether every row was compared.
@@ -42,13 +41,15 @@ class SharedSearch:
     """Searches queries of concurrent callers together, one worker thread per router.
 
     Args:
-        search: the index's search (``RouteIndex.search``), called by the worker only.
+        search: returns the index's search (``RouteIndex.search``), called by the worker only.
+        wait_s, max_queries: the coalescing wait and batch size (the encoder's).
     """
 
-    def __init__(self, search: Callable[[], Search]) -> None:
+    def __init__(self, search: Callable[[], Search], *, wait_s: float, max_queries: int) -> None:
         self._search = search
-        self._coalescer: Coalescer[_Query, list[Found]] | None = None
-        self._lock = threading.Lock()
+        self._coalescer: Coalescer[_Query, list[Found]] = Coalescer(
+            self._run, wait_s=wait_s, max_texts=max_queries, take=_part
+        )
 
     def submit(
         self,
@@ -60,14 +61,10 @@ class SharedSearch:
         max_queries: int,
     ) -> Future[list[Found]]:
         """Queue the rows of ``vectors``; the future gets their answers (:func:`joined` makes
-        them :class:`Candidates`), or the exception the search raised."""
-        with self._lock:
-            coalescer = self._coalescer
-            if coalescer is None:
-                coalescer = self._coalescer = Coalescer(
-                    self._run, wait_s=wait_s, max_texts=max_queries, take=_part
-                )
-            coalescer.wait_s, coalescer.max_texts = wait_s, max(1, max_queries)
+        them :class:`Candidates`), or the exception the search raised. ``wait_s`` and
+        ``max_queries`` follow the encoder's settings, which may change between calls."""
+        coalescer = self._coalescer
+        coalescer.wait_s, coalescer.max_texts = wait_s, max(1, max_queries)
         return coalescer.submit([(snapshot, candidates, row) for row in vectors])
 
     def _run(self, queries: list[_Query]) -> list[Found]:

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from .._exceptions import EncoderError, QueryTypeError
 from ._cache import CacheInfo, QueryCache, check_cache_size
-from ._coalesce import Coalescer, check_coalesce_ms
+from ._coalesce import Coalescer, check_coalesce_ms, copy_rows
 
 __all__ = ["CacheInfo", "Encoder", "Vectors"]
 
@@ -231,8 +231,11 @@ class Encoder(ABC):
         with _serving_lock:
             coalescer = self.__dict__.get("_coalescer_obj")
             if not isinstance(coalescer, Coalescer):
-                coalescer = Coalescer[str, Vectors](
-                    self._encode_now, wait_s=wait / 1000.0, max_texts=self.batch_size
+                coalescer = Coalescer(
+                    self._encode_now,
+                    wait_s=wait / 1000.0,
+                    max_texts=self.batch_size,
+                    take=copy_rows,
                 )
                 self.__dict__["_coalescer_obj"] = coalescer
         return coalescer

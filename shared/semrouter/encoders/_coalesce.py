@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from .._exceptions import ConfigurationError
 
-__all__ = ["Coalescer", "check_coalesce_ms"]
+__all__ = ["Coalescer", "check_coalesce_ms", "copy_rows"]
 
 Vectors = npt.NDArray[np.float32]
 #: What a request is made of (texts) and what a batch's run returns (their rows).
@@ -60,7 +60,8 @@ class _Job(Generic[T, R]):
         self.future: Future[R] = Future()
 
 
-def _rows(vectors: Vectors, start: int, stop: int) -> Vectors:
+def copy_rows(vectors: Vectors, start: int, stop: int) -> Vectors:
+    """The encoder's ``take``: a request gets a copy of its rows of the batch's array."""
     part: Vectors = vectors[start:stop].copy()
     return part
 
@@ -74,8 +75,7 @@ class Coalescer(Generic[T, R]):
         wait_s: the longest the worker waits for more requests once one is queued under load.
         max_texts: start the batch at once when this many items are queued.
         take: a request's part of a shared batch's result (``take(result, start, stop)``, the
-            rows of its texts); by default ``run`` returns an array and a request gets a copy
-            of its rows.
+            rows of its texts; the encoder's is :func:`copy_rows`).
     """
 
     def __init__(
@@ -84,7 +84,7 @@ class Coalescer(Generic[T, R]):
         *,
         wait_s: float,
         max_texts: int,
-        take: Callable[[R, int, int], R] = _rows,  # type: ignore[assignment]
+        take: Callable[[R, int, int], R],
     ) -> None:
         self._run = run
         self._take = take

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._exceptions import ConfigurationError, EncoderError, missing_dependency
-from ._base import Encoder
+from ._base import Encoder, Vectors
 
 __all__ = ["LocalEncoder"]
 
@@ -42,7 +42,6 @@ _MAX_CHARS = _MAX_TOKENS * 32
 # similar length (LocalEncoder._run).
 _SPLIT_WASTE = 1.25
 _SPLIT_SIZE = 8
-Vectors = npt.NDArray[np.float32]
 
 
 class LocalEncoder(Encoder):
