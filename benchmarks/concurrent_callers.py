@@ -34,6 +34,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,25 @@ def async_load(router: SemanticRouter, texts: Any, callers: int, each: int) -> t
     return latencies, asyncio.run(main())
 
 
+def lone_latencies(router: SemanticRouter, texts: Any, count: int = 100) -> list[float]:
+    """``route()`` latencies of ``count`` requests sent one at a time."""
+    latencies = []
+    for _ in range(count):
+        began = time.perf_counter()
+        router.route(next(texts))
+        latencies.append(time.perf_counter() - began)
+    return latencies
+
+
+def texts_per_s(call: Callable[[list[str]], object], texts: Any, page: int) -> float:
+    """Texts a second of ``call`` over the next 320 texts, ``page`` texts a call."""
+    batch = [next(texts) for _ in range(320)]
+    began = time.perf_counter()
+    for start in range(0, len(batch), page):
+        call(batch[start : start + page])
+    return len(batch) / (time.perf_counter() - began)
+
+
 def main() -> None:
     parser = data_parser(__doc__)
     parser.add_argument("--callers", type=int, default=32)
@@ -113,30 +133,13 @@ def main() -> None:
     results: dict[tuple, dict[str, Any]] = {c: {"lat": [], "wall": 0.0, "n": 0} for c in configs}
     for _ in range(args.rounds):
         encoder.coalesce_ms = None
-        for _ in range(100):
-            began = time.perf_counter()
-            router.route(next(texts))
-            lone.append(time.perf_counter() - began)
+        lone += lone_latencies(router, texts)
         encoder.coalesce_ms = waits[1] if len(waits) > 1 else 1.0
-        for _ in range(100):
-            began = time.perf_counter()
-            router.route(next(texts))
-            lone_on.append(time.perf_counter() - began)
+        lone_on += lone_latencies(router, texts)
         encoder.coalesce_ms = None
-        batch = [next(texts) for _ in range(320)]
-        began = time.perf_counter()
-        encoder.encode(batch)
-        batch_rate.append(len(batch) / (time.perf_counter() - began))
-        batch = [next(texts) for _ in range(320)]
-        began = time.perf_counter()
-        for start in range(0, len(batch), 32):
-            encoder.encode(batch[start : start + 32])
-        batch32_rate.append(len(batch) / (time.perf_counter() - began))
-        batch = [next(texts) for _ in range(320)]
-        began = time.perf_counter()
-        for start in range(0, len(batch), 32):
-            router.route_many(batch[start : start + 32])
-        many_rate.append(len(batch) / (time.perf_counter() - began))
+        batch_rate.append(texts_per_s(encoder.encode, texts, page=320))
+        batch32_rate.append(texts_per_s(encoder.encode, texts, page=32))
+        many_rate.append(texts_per_s(router.route_many, texts, page=32))
         for kind, wait in configs:
             encoder.coalesce_ms = wait
             load = threads_load if kind == "threads" else async_load
